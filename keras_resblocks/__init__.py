@@ -1,0 +1,42 @@
+"""keras-resblocks: residual networks for Keras 3, from blocks to pretrained checkpoints."""
+
+__version__ = "0.1.0"
+
+from keras_resblocks.blocks import (
+    DensePlainBlock,
+    DenseResidualBlock,
+    PlainBlock,
+    ResidualBlock,
+)
+from keras_resblocks.config import Architecture
+from keras_resblocks.models import (
+    Plain18,
+    Plain20,
+    Plain32,
+    Plain34,
+    Plain44,
+    Plain56,
+    Plain110,
+    ResNet,
+    ResNet18,
+    ResNet20,
+    ResNet32,
+    ResNet34,
+    ResNet44,
+    ResNet50,
+    ResNet50V2,
+    ResNet56,
+    ResNet101,
+    ResNet101V2,
+    ResNet110,
+    ResNet152,
+    ResNet152V2,
+    ResNet1202,
+    block_specs,
+    cifar_architecture,
+    create_model,
+    feature_extractor,
+    list_models,
+)
+
+from keras_resblocks.port import port_keras_applications

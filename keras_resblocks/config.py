@@ -1,0 +1,172 @@
+"""One small, validated, JSON-able description of a ResNet architecture."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Optional, Tuple
+
+from keras_resblocks.blocks import SHORTCUTS
+
+BLOCKS = ("residual", "plain")
+STEMS = ("cifar", "imagenet")
+DOWNSAMPLE = ("first", "last")
+
+
+def _fail(field, value, expected):
+    raise ValueError(f"`{field}` must be {expected}. Received: {field}={value!r}")
+
+
+def _int_tuple(field, value, minimum=1):
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        _fail(field, value, f"a list of integers >= {minimum}")
+    items = tuple(value)
+    if not items:
+        _fail(field, value, "a non-empty list")
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            _fail(field, value, f"a list of integers >= {minimum}")
+    return items
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """The hyper-parameters of a ResNet body, validated on construction.
+
+    Every field is plain JSON, so ``Architecture.from_dict(json.loads(text))``
+    is the only way a configuration read from disk or the network becomes a
+    model: no Keras deserialization is involved.
+
+    Fields:
+        stage_depths: blocks per stage, e.g. ``(3, 3, 3)`` for ResNet-20.
+        stage_widths: filters of each stage's blocks (before bottleneck expansion).
+        stage_strides: stride of each stage (applied in one block of the stage).
+        block: ``"residual"`` or ``"plain"``.
+        bottleneck: 1x1 -> 3x3 -> 1x1 blocks with ``expansion`` times the width.
+        preact: pre-activation blocks (He et al. 2016); adds a final BN + ReLU.
+        shortcut: ``"auto"``, ``"projection"``, ``"zero_pad"`` or ``"identity"``
+            (see :class:`keras_resblocks.ResidualBlock`).
+        stem: ``"cifar"`` (one 3x3 conv) or ``"imagenet"`` (7x7/2 conv + 3x3/2 max-pool).
+        stem_width: filters of the stem conv.
+        downsample: ``"first"`` (the stride sits in a stage's first block, as in the
+            paper) or ``"last"`` (in its last block, as keras.applications' ResNetV2;
+            there the strided block keeps its width and its shortcut is a
+            parameter-free subsample).
+        stride_in_1x1: put a bottleneck's stride on its first 1x1 conv
+            (keras.applications' ResNet v1) instead of the 3x3 conv.
+        use_bias: biases on convs that a BatchNorm follows (keras.applications v1).
+        bn_momentum, bn_epsilon: BatchNorm settings.
+        zero_init_last: start each residual block's last BN gamma at zero.
+        kernel_l2: L2 penalty on every conv and dense kernel (0 for none; the
+            paper's weight decay of 1e-4 is ``kernel_l2=5e-5``).
+    """
+
+    stage_depths: Tuple[int, ...]
+    stage_widths: Tuple[int, ...]
+    stage_strides: Tuple[int, ...]
+    block: str = "residual"
+    bottleneck: bool = False
+    expansion: int = 4
+    preact: bool = False
+    shortcut: str = "auto"
+    stem: str = "cifar"
+    stem_width: int = 16
+    downsample: str = "first"
+    stride_in_1x1: bool = False
+    use_bias: bool = False
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+    zero_init_last: bool = False
+    kernel_l2: float = 0.0
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        set_("stage_depths", _int_tuple("stage_depths", self.stage_depths))
+        set_("stage_widths", _int_tuple("stage_widths", self.stage_widths))
+        set_("stage_strides", _int_tuple("stage_strides", self.stage_strides))
+        n = len(self.stage_depths)
+        for field in ("stage_widths", "stage_strides"):
+            if len(getattr(self, field)) != n:
+                raise ValueError(
+                    f"`{field}` must have one entry per stage ({n}, like "
+                    f"stage_depths={list(self.stage_depths)}). Received: "
+                    f"{field}={list(getattr(self, field))}"
+                )
+        for field, choices in (
+            ("block", BLOCKS),
+            ("shortcut", SHORTCUTS),
+            ("stem", STEMS),
+            ("downsample", DOWNSAMPLE),
+        ):
+            if getattr(self, field) not in choices:
+                _fail(field, getattr(self, field), f"one of {list(choices)}")
+        for field in ("bottleneck", "preact", "stride_in_1x1", "use_bias", "zero_init_last"):
+            if not isinstance(getattr(self, field), bool):
+                _fail(field, getattr(self, field), "true or false")
+        for field in ("expansion", "stem_width"):
+            v = getattr(self, field)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                _fail(field, v, "a positive integer")
+        if not 0.0 <= float(self.bn_momentum) < 1.0:
+            _fail("bn_momentum", self.bn_momentum, "in [0, 1)")
+        if not float(self.bn_epsilon) > 0:
+            _fail("bn_epsilon", self.bn_epsilon, "positive")
+        if not float(self.kernel_l2) >= 0:
+            _fail("kernel_l2", self.kernel_l2, "zero or positive")
+        if self.block == "plain" and self.zero_init_last:
+            _fail("zero_init_last", True, "false for plain blocks (it would zero their output)")
+        if self.block == "plain" and self.shortcut != "auto":
+            _fail("shortcut", self.shortcut, "'auto' for plain blocks, which have none")
+
+    # -- derived -------------------------------------------------------------------
+    @property
+    def num_blocks(self):
+        return sum(self.stage_depths)
+
+    @property
+    def depth(self):
+        """Weighted layers: convs on the main path plus the classifier."""
+        per_block = 3 if self.bottleneck else 2
+        return 1 + per_block * self.num_blocks + 1
+
+    @property
+    def min_input_size(self):
+        """The smallest spatial input every stride can still divide."""
+        total = 1
+        for s in self.stage_strides:
+            total *= s
+        return total * (4 if self.stem == "imagenet" else 1)
+
+    # -- (de)serialization -----------------------------------------------------------
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        for key in ("stage_depths", "stage_widths", "stage_strides"):
+            d[key] = list(d[key])
+        return d
+
+    def to_json(self, **kwargs):
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Architecture":
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"An architecture must be a JSON object. Received: {type(data).__name__}"
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown architecture field(s) {unknown}; expected some of "
+                f"{sorted(known)}. Received: {data!r}"
+            )
+        return cls(**data)
+
+    @classmethod
+    def coerce(cls, value: Optional["Architecture | dict"]) -> "Architecture":
+        if isinstance(value, cls):
+            return value
+        return cls.from_dict(value)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)

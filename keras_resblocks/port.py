@@ -1,0 +1,111 @@
+"""Port keras.applications ResNets' weights into this package's models."""
+
+from __future__ import annotations
+
+import re
+
+from keras_resblocks.models import create_model
+
+# keras.applications names its layers conv{stage+1}_block{j}_{k}_{conv|bn}, where
+# k=0 is the shortcut, 1..3 the branch and "preact" the V2 pre-activation BN.
+_BLOCK_LAYER = re.compile(r"^conv(\d+)_block(\d+)_(0|1|2|3|preact)_(conv|bn)$")
+_TOP_LEVEL = {"conv1_conv": "stem_conv", "conv1_bn": "stem_bn", "post_bn": "post_bn",
+              "predictions": "predictions"}
+_KERAS_NAMES = {
+    "resnet50": "resnet50", "resnet101": "resnet101", "resnet152": "resnet152",
+    "resnet50v2": "resnet50v2", "resnet101v2": "resnet101v2", "resnet152v2": "resnet152v2",
+}
+
+
+def _target_name(source_name):
+    """(top-level layer, sub-layer or None) in our model for a keras.applications layer."""
+    if source_name in _TOP_LEVEL:
+        return _TOP_LEVEL[source_name], None
+    match = _BLOCK_LAYER.match(source_name)
+    if not match:
+        return None
+    stage, block, k, kind = match.groups()
+    block_name = f"stage{int(stage) - 1}_block{block}"
+    if k == "0":
+        return block_name, f"shortcut_{kind}"
+    if k == "preact":
+        return block_name, "preact_bn"
+    return block_name, f"{kind}{k}"
+
+
+def _sublayer(block, name):
+    for layer in block._flatten_layers(include_self=False):
+        if layer.name == name:
+            return layer
+    raise ValueError(f"Layer {block.name!r} has no sub-layer {name!r}")
+
+
+def port_keras_applications(source, target=None):
+    """Copy a ``keras.applications`` ResNet's weights into this package's twin.
+
+    ``source`` is a ``keras.applications.ResNet50/101/152`` or ``ResNet50V2/
+    101V2/152V2`` model; ``target`` a model of ours with the same architecture
+    (by default the named twin, built with the source's input shape and head).
+    Every weight of ``source`` is copied exactly once, shapes checked first.
+    With internet access, this is how the ImageNet weights of
+    ``keras.applications`` become this package's checkpoints.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_resblocks import port_keras_applications
+    >>> source = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3))
+    >>> ours = port_keras_applications(source)
+    >>> ours.name, ours.count_params() == source.count_params()
+    ('resnet50', True)
+    """
+    if target is None:
+        name = source.name.lower()
+        if name not in _KERAS_NAMES:
+            raise ValueError(
+                "Cannot tell which architecture this keras.applications model is; "
+                f"pass `target`. Expected a model named one of {sorted(_KERAS_NAMES)}. "
+                f"Received: source.name={source.name!r}"
+            )
+        has_top = any(layer.name == "predictions" for layer in source.layers)
+        kwargs = dict(input_shape=tuple(source.input_shape[1:]), include_top=has_top)
+        if has_top:
+            head = source.get_layer("predictions")
+            kwargs.update(num_classes=head.units,
+                          classifier_activation=head.get_config()["activation"])
+        else:
+            kwargs["pooling"] = _source_pooling(source)
+        target = create_model(_KERAS_NAMES[name], **kwargs)
+
+    copied = 0
+    for layer in source.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        where = _target_name(layer.name)
+        if where is None:
+            raise ValueError(f"No counterpart for keras.applications layer {layer.name!r}")
+        top, sub = where
+        dest = target.get_layer(top)
+        if sub is not None:
+            dest = _sublayer(dest, sub)
+        expected = [tuple(w.shape) for w in dest.get_weights()]
+        received = [tuple(w.shape) for w in weights]
+        if expected != received:
+            raise ValueError(
+                f"Shape mismatch porting {layer.name!r} into {dest.path!r}: "
+                f"expected {expected}. Received: {received}"
+            )
+        dest.set_weights(weights)
+        copied += sum(w.size for w in weights)
+    if copied != target.count_params():
+        raise ValueError(
+            f"Ported {copied} of the target's {target.count_params()} weights; the "
+            "architectures differ."
+        )
+    return target
+
+
+def _source_pooling(source):
+    last = source.layers[-1].__class__.__name__
+    return {"GlobalAveragePooling2D": "avg", "GlobalMaxPooling2D": "max"}.get(last)

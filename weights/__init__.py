@@ -1,0 +1,1 @@
+"""Data only: the registry of pretrained checkpoints and the bundled ones."""
