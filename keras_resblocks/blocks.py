@@ -166,7 +166,7 @@ class _Block(keras.layers.Layer):
         self._steps = []  # (linear layers, norm or None) per step
         for i, (units, kernel_size, strides) in enumerate(plan, start=1):
             last = i == len(plan)
-            has_norm = not (self.preact and last)
+            has_norm = self.normalization is not None and not (self.preact and last)
             layers = self._linear(
                 f"{self._linear_name}{i}",
                 units,
@@ -200,10 +200,10 @@ class _Block(keras.layers.Layer):
                 out_channels,
                 1,
                 total_stride,
-                use_bias=self.use_bias or self.preact,
+                use_bias=self.use_bias or self.preact or self.normalization is None,
                 zero_init=False,
             )
-            if not self.preact:
+            if not self.preact and self.normalization is not None:
                 proj = proj + [self._norm(f"shortcut_{self._norm_name}")]
             self.shortcut_layers = proj
         elif kind == "zero_pad" and total_stride > 1:
@@ -529,7 +529,7 @@ class DenseResidualBlock(_DenseBlock):
 
     ``z1 = W1 a + b1; a1 = g(z1); z2 = W2 a1 + b2; out = g(z2 + a)``, with an
     optional normalization after each linear step (``normalization="batch"`` or
-    ``"layer"``) and, when the widths differ, a learned projection ``Ws a`` on
+    ``"layer"``) and, when the widths differ, a learned projection ``Ws a + bs`` on
     the shortcut (``shortcut="auto"``; ``"zero_pad"`` pads the new features with
     zeros instead, ``"identity"`` refuses different widths).
 

@@ -339,7 +339,7 @@ def feature_extractor(model, stages=None):
                 f"Received: stages={list(stages)}"
             )
         outputs = {s: outputs[s] for s in stages}
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+    return keras.Model(model.input, outputs, name=f"{model.name}_features")
 
 
 def list_models():
