@@ -325,7 +325,7 @@ def push_to_hub(
         return plan
 
     from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.utils import HfHubHTTPError
 
     api = HfApi(endpoint=endpoint, token=_resolve_token(token))
     root = pathlib.Path(directory)
@@ -343,8 +343,17 @@ def push_to_hub(
     weights = next(f for f in files if f.name == WEIGHTS_FILE)
     message = commit_message or f"Publish keras-resblocks checkpoint (weights sha256 {weights.sha256[:12]})"
 
-    api.create_repo(repo_id, exist_ok=True, private=private)
-    parent = parent_commit or _branch_head(api, repo_id, revision)
+    try:
+        api.create_repo(repo_id, exist_ok=True, private=private)
+        parent = parent_commit or _branch_head(api, repo_id, revision)
+    except HfHubHTTPError as err:
+        status = getattr(err.response, "status_code", None)
+        if status in (401, 403):
+            raise PublishError(
+                f"The Hub refused this token for {repo_id} (it needs write access to the "
+                f"namespace): {_LOGIN_HINT}. Received: HTTP {status}"
+            ) from err
+        raise
     try:
         info = api.create_commit(
             repo_id,

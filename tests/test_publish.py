@@ -205,6 +205,12 @@ def test_no_token_says_how_to_log_in(hub, checkpoint):
     assert hub.requests == []
 
 
+def test_a_rejected_token_says_how_to_log_in(hub, checkpoint):
+    with pytest.raises(PublishError, match=r"refused this token.*hf auth login.*HTTP 401"):
+        push_to_hub(checkpoint, REPO, token="hf_wrong", endpoint=hub.url)
+    assert REPO not in hub.repos
+
+
 # -- interruptions and races -------------------------------------------------------------
 @pytest.mark.parametrize(
     "failure, message",
