@@ -40,3 +40,4 @@ from keras_resblocks.models import (
 )
 
 from keras_resblocks.port import port_keras_applications
+from keras_resblocks.publish import push_to_hub, validate_checkpoint_dir

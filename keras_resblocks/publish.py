@@ -1,0 +1,527 @@
+"""Publish a checkpoint directory to the Hugging Face Hub, all or nothing.
+
+A checkpoint directory (see ``save_pretrained``) holds exactly the four files
+of its Hub model repo. Publishing checks them, then sends them in a single
+commit whose parent is the branch head read just before: the Hub applies a
+commit entirely or not at all, and a publisher that raced us gets a conflict
+instead of silently interleaving files. ``huggingface_hub`` does all transport.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import pathlib
+import sys
+import tempfile
+from importlib import resources
+from typing import NamedTuple, Optional, Tuple
+
+from keras_resblocks.config import Architecture
+
+CHECKPOINT_FORMAT = "keras-resblocks"
+CHECKPOINT_FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+METADATA_FILE = "metadata.json"
+README_FILE = "README.md"
+CHECKPOINT_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE, README_FILE)
+
+_LOGIN_HINT = (
+    "log in with `hf auth login` (or `huggingface-cli login`), set the HF_TOKEN "
+    "environment variable, or pass token=..."
+)
+
+
+class PublishError(RuntimeError):
+    """Publishing failed; the message says whether the Hub repo may have changed."""
+
+
+class PublishConflictError(PublishError):
+    """The branch moved between reading its head and committing (a racing publisher)."""
+
+
+class CheckpointFile(NamedTuple):
+    """One file of a checkpoint directory, as it will be sent."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Publication:
+    """What ``push_to_hub`` sent (or, for a dry run, would send).
+
+    ``commit_sha`` is ``None`` for a dry run; ``parent_commit`` is the branch
+    head the commit was made on top of.
+    """
+
+    repo_id: str
+    revision: str
+    files: Tuple[CheckpointFile, ...]
+    commit_sha: Optional[str] = None
+    parent_commit: Optional[str] = None
+
+    def describe(self):
+        """Human-readable lines: the target and each file with size and sha256."""
+        verb = "Would commit" if self.commit_sha is None else "Committed"
+        lines = [f"{verb} {len(self.files)} files to {self.repo_id}@{self.revision}:"]
+        width = max(len(f.name) for f in self.files)
+        for f in self.files:
+            lines.append(f"  {f.name:<{width}}  {f.size:>12,d} bytes  sha256 {f.sha256}")
+        if self.commit_sha is not None:
+            lines.append(f"commit {self.commit_sha} (parent {self.parent_commit})")
+        return "\n".join(lines)
+
+
+def _sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_json(path):
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path.name} is not valid JSON ({err}). Received: {path}") from None
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"{path.name} must hold a JSON object. Received: {type(value).__name__}"
+        )
+    return value
+
+
+def _check_config(path):
+    config = _read_json(path)
+    if config.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f'{path.name} must have "format": "{CHECKPOINT_FORMAT}". '
+            f"Received: format={config.get('format')!r}"
+        )
+    if config.get("format_version") != CHECKPOINT_FORMAT_VERSION:
+        raise ValueError(
+            f'{path.name} must have "format_version": {CHECKPOINT_FORMAT_VERSION} '
+            f"(the only version this keras-resblocks knows). "
+            f"Received: format_version={config.get('format_version')!r}"
+        )
+    try:
+        Architecture.from_dict(config.get("architecture"))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path.name} has an invalid `architecture`: {err}") from None
+
+
+def _non_numeric_metric(metrics, prefix=""):
+    """The dotted name of the first metric that is not a finite number, or None."""
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            found = _non_numeric_metric(value, prefix=f"{name}.")
+            if found:
+                return found
+        elif (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            return name
+    return None
+
+
+def _check_metadata(path, weights_sha256):
+    metadata = _read_json(path)
+    recorded = metadata.get("sha256")
+    if recorded != weights_sha256:
+        raise ValueError(
+            f"{WEIGHTS_FILE} does not match the sha256 recorded in {path.name} "
+            f"({recorded!r}): the weights changed after the checkpoint was written. "
+            f"Received: sha256={weights_sha256}"
+        )
+    metrics = metadata.get("metrics")
+    if not isinstance(metrics, dict) or not metrics:
+        raise ValueError(
+            f"{path.name} must record the measured `metrics` as a non-empty JSON "
+            f"object of numbers. Received: metrics={metrics!r}"
+        )
+    bad = _non_numeric_metric(metrics)
+    if bad:
+        raise ValueError(
+            f"Every metric in {path.name} must be a finite number; `{bad}` is not. "
+            f"Received: metrics={metrics!r}"
+        )
+
+
+def _check_weights(path):
+    import numpy as np
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{path.name} is not a readable safetensors file. Received: {err}") from None
+    if not tensors:
+        raise ValueError(f"{path.name} holds no tensors. Received: {path}")
+    for key, tensor in tensors.items():
+        if not np.issubdtype(tensor.dtype, np.floating):
+            continue
+        finite = np.isfinite(tensor)
+        if not finite.all():
+            bad = tensor[~finite]
+            kind = "NaN" if np.isnan(bad).any() else "Inf"
+            raise ValueError(
+                f"Tensor '{key}' in {path.name} contains {kind} "
+                f"({bad.size} of {tensor.size} values are not finite); refusing to "
+                f"publish broken weights. Received: {bad[:3].tolist()}"
+            )
+
+
+def _check_readme(path):
+    from huggingface_hub import ModelCard
+
+    try:
+        card = ModelCard.load(path)
+    except Exception as err:  # the card parser raises several types for bad YAML
+        raise ValueError(f"{path.name} is not a valid model card. Received: {err}") from None
+    if card.data.library_name != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{path.name} front matter must say `library_name: {CHECKPOINT_FORMAT}` so "
+            f"the Hub lists the model under this library. "
+            f"Received: library_name={card.data.library_name!r}"
+        )
+
+
+def validate_checkpoint_dir(directory):
+    """Check a checkpoint directory before it is published; return its files.
+
+    Checks that config.json, model.safetensors, metadata.json and README.md are
+    all there; that config.json is a keras-resblocks config whose
+    architecture :meth:`Architecture.from_dict` accepts; that model.safetensors
+    has the sha256 recorded in metadata.json and no NaN or Inf in any tensor;
+    that metadata.json records numeric metrics; and that README.md is a model
+    card for this library.
+
+    Args:
+        directory: path of the checkpoint directory.
+
+    Returns:
+        A tuple of :class:`CheckpointFile` (name, size in bytes, sha256), one
+        per file, in the order they are sent.
+
+    Raises:
+        ValueError: naming the file (and tensor) at fault.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_resblocks import validate_checkpoint_dir
+    >>> validate_checkpoint_dir(tempfile.mkdtemp())
+    Traceback (most recent call last):
+    ...
+    ValueError: Checkpoint directory ... lacks config.json, model.safetensors, metadata.json, README.md. Received: ...
+    """
+    root = pathlib.Path(directory)
+    if not root.is_dir():
+        raise ValueError(
+            f"`directory` must be a checkpoint directory. Received: directory={str(directory)!r}"
+        )
+    missing = [name for name in CHECKPOINT_FILES if not (root / name).is_file()]
+    if missing:
+        present = sorted(p.name for p in root.iterdir())
+        raise ValueError(
+            f"Checkpoint directory {root} lacks {', '.join(missing)}. Received: files={present}"
+        )
+    files = tuple(
+        CheckpointFile(name, (root / name).stat().st_size, _sha256((root / name).read_bytes()))
+        for name in CHECKPOINT_FILES
+    )
+    _check_config(root / CONFIG_FILE)
+    _check_metadata(root / METADATA_FILE, files[CHECKPOINT_FILES.index(WEIGHTS_FILE)].sha256)
+    _check_weights(root / WEIGHTS_FILE)
+    _check_readme(root / README_FILE)
+    return files
+
+
+def _resolve_token(token):
+    from huggingface_hub import get_token
+
+    token = token or get_token()
+    if not token:
+        raise PublishError(
+            f"Publishing needs a Hugging Face token with write access: {_LOGIN_HINT}. "
+            "Received: no token (argument, HF_TOKEN or saved login)"
+        )
+    return token
+
+
+def _branch_head(api, repo_id, revision):
+    refs = api.list_repo_refs(repo_id)
+    for branch in refs.branches:
+        if branch.name == revision:
+            return branch.target_commit
+    names = sorted(b.name for b in refs.branches)
+    raise PublishError(
+        f"`revision` must be an existing branch of {repo_id} (branches: {names}); create "
+        f"it first with `HfApi().create_branch({repo_id!r}, branch={revision!r})`. "
+        f"Received: revision={revision!r}"
+    )
+
+
+def push_to_hub(
+    directory,
+    repo_id,
+    *,
+    token=None,
+    private=False,
+    revision="main",
+    commit_message=None,
+    parent_commit=None,
+    dry_run=False,
+    endpoint=None,
+):
+    """Publish a checkpoint directory to a Hub model repo in one commit.
+
+    The directory is validated first (:func:`validate_checkpoint_dir`), so
+    broken weights never leave the machine. The repo is created if needed,
+    then all four files go in a single commit on ``revision`` whose parent
+    is the branch head read just before (or ``parent_commit`` when given):
+    the repo either shows the whole new checkpoint or stays as it was, and a
+    concurrent publisher makes this one fail with :class:`PublishConflictError`
+    rather than mixing files.
+
+    Args:
+        directory: checkpoint directory written by ``save_pretrained``.
+        repo_id: ``"owner/name"`` of the model repo.
+        token: Hub token; defaults to ``HF_TOKEN`` or the saved login.
+        private: create the repo as private (ignored if it exists).
+        revision: branch to commit to; it must exist.
+        commit_message: defaults to one naming the weights' sha256.
+        parent_commit: the commit the branch must still point to; defaults to
+            its head when publishing starts.
+        dry_run: validate and return what would be sent, contacting nothing.
+        endpoint: Hub URL; defaults to ``HF_ENDPOINT`` or huggingface.co.
+
+    Returns:
+        A :class:`Publication`; its ``commit_sha`` is the new commit (``None``
+        for a dry run).
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_resblocks import push_to_hub
+    >>> push_to_hub(tempfile.mkdtemp(), "me/resnet20-cifar10", dry_run=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: Checkpoint directory ... lacks config.json, ... Received: files=[]
+    """
+    files = validate_checkpoint_dir(directory)
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ValueError(f"`repo_id` must be 'owner/name'. Received: repo_id={repo_id!r}")
+    plan = Publication(repo_id=repo_id, revision=revision, files=files)
+    if dry_run:
+        return plan
+
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.utils import HfHubHTTPError
+
+    api = HfApi(endpoint=endpoint, token=_resolve_token(token))
+    root = pathlib.Path(directory)
+    operations = []
+    for f in files:
+        # Send the very bytes that were hashed, so a file rewritten after
+        # validation cannot slip through.
+        data = (root / f.name).read_bytes()
+        if _sha256(data) != f.sha256:
+            raise PublishError(
+                f"{f.name} changed while publishing; nothing was committed. "
+                f"Received: sha256={_sha256(data)}"
+            )
+        operations.append(CommitOperationAdd(path_in_repo=f.name, path_or_fileobj=data))
+    weights = next(f for f in files if f.name == WEIGHTS_FILE)
+    message = commit_message or f"Publish keras-resblocks checkpoint (weights sha256 {weights.sha256[:12]})"
+
+    try:
+        api.create_repo(repo_id, exist_ok=True, private=private)
+        parent = parent_commit or _branch_head(api, repo_id, revision)
+    except HfHubHTTPError as err:
+        status = getattr(err.response, "status_code", None)
+        if status in (401, 403):
+            raise PublishError(
+                f"The Hub refused this token for {repo_id} (it needs write access to the "
+                f"namespace): {_LOGIN_HINT}. Received: HTTP {status}"
+            ) from err
+        raise
+    try:
+        info = api.create_commit(
+            repo_id,
+            operations,
+            commit_message=message,
+            revision=revision,
+            parent_commit=parent,
+        )
+    except HfHubHTTPError as err:
+        status = getattr(err.response, "status_code", None)
+        if status in (409, 412):
+            raise PublishConflictError(
+                f"{repo_id}@{revision} moved past {parent} while publishing (another "
+                f"publisher committed first); nothing of this checkpoint was committed. "
+                f"Check the repo, then publish again. Received: HTTP {status}"
+            ) from err
+        raise PublishError(
+            f"The Hub rejected the commit to {repo_id}@{revision}; a commit is all or "
+            f"nothing, so the branch is still at {parent}. Received: {_one_line(err)}"
+        ) from err
+    except Exception as err:  # transport errors; their type depends on the HTTP client
+        raise PublishError(
+            f"The commit to {repo_id}@{revision} was interrupted; the Hub applies a "
+            f"commit whole or not at all, so the branch is either still at {parent} or "
+            f"holds this entire checkpoint. Received: {_one_line(err)}"
+        ) from err
+    return dataclasses.replace(plan, commit_sha=info.oid, parent_commit=parent)
+
+
+def _one_line(err):
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def default_registry_path():
+    """The package's ``weights/registry.json`` (the source file in an editable install)."""
+    return pathlib.Path(str(resources.files("keras_resblocks.weights") / "registry.json"))
+
+
+def record_publication(publication, name, registry_path=None):
+    """Pin a published checkpoint in the registry: ``checkpoints[name]["hub"]``.
+
+    Sets ``{"repo_id": ..., "revision": <commit sha>}`` on the entry ``name``
+    (creating it if needed), leaves every other entry and field untouched, and
+    replaces the file atomically so a crash never leaves half a registry.
+
+    Args:
+        publication: the :class:`Publication` returned by :func:`push_to_hub`.
+        name: checkpoint name, e.g. ``"resnet20_cifar10"``.
+        registry_path: defaults to the package's ``weights/registry.json``.
+
+    Returns:
+        The path of the registry written.
+
+    Example:
+
+    >>> import json, pathlib, tempfile
+    >>> from keras_resblocks.publish import Publication, record_publication
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "registry.json"
+    >>> _ = path.write_text('{"checkpoints": {"other": {"dataset": "x"}}}')
+    >>> done = Publication("me/resnet20", "main", files=(), commit_sha="ab" * 20)
+    >>> _ = record_publication(done, "resnet20_cifar10", path)
+    >>> json.loads(path.read_text())["checkpoints"]["resnet20_cifar10"]["hub"]["repo_id"]
+    'me/resnet20'
+    """
+    if publication.commit_sha is None:
+        raise ValueError(
+            "Only a completed publication can be recorded, not a dry run. "
+            f"Received: commit_sha=None for {publication.repo_id}"
+        )
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"`name` must be a non-empty checkpoint name. Received: name={name!r}")
+    path = pathlib.Path(registry_path) if registry_path is not None else default_registry_path()
+    registry = _read_json(path) if path.exists() else {"checkpoints": {}}
+    checkpoints = registry.setdefault("checkpoints", {})
+    entry = checkpoints.setdefault(name, {})
+    entry["hub"] = {"repo_id": publication.repo_id, "revision": publication.commit_sha}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(registry, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def add_publish_arguments(parser):
+    """Add the ``publish`` options to an argparse parser (shared with the CLI).
+
+    Example:
+
+    >>> import argparse
+    >>> from keras_resblocks.publish import add_publish_arguments
+    >>> parser = add_publish_arguments(argparse.ArgumentParser())
+    >>> args = parser.parse_args(["ckpt", "--repo-id", "me/resnet20", "--dry-run"])
+    >>> args.directory, args.repo_id, args.revision, args.dry_run
+    ('ckpt', 'me/resnet20', 'main', True)
+    """
+    parser.add_argument("directory", help="checkpoint directory written by save_pretrained")
+    parser.add_argument("--repo-id", required=True, help="Hub model repo, owner/name")
+    parser.add_argument(
+        "--registry-name",
+        help="also pin the published commit under this name in the registry "
+        "(e.g. resnet20_cifar10)",
+    )
+    parser.add_argument(
+        "--registry",
+        help="registry file to update (default: the package's weights/registry.json)",
+    )
+    parser.add_argument("--private", action="store_true", help="create the repo as private")
+    parser.add_argument("--revision", default="main", help="branch to commit to (default: main)")
+    parser.add_argument("--commit-message", help="commit summary")
+    parser.add_argument(
+        "--parent-commit", help="fail unless the branch still points to this commit"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="validate and list the files; send nothing"
+    )
+    parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the saved login)")
+    parser.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or huggingface.co)")
+    return parser
+
+
+def run_publish(args):
+    """Carry out parsed ``publish`` arguments; print the result; return the exit code."""
+    try:
+        publication = push_to_hub(
+            args.directory,
+            args.repo_id,
+            token=args.token,
+            private=args.private,
+            revision=args.revision,
+            commit_message=args.commit_message,
+            parent_commit=args.parent_commit,
+            dry_run=args.dry_run,
+            endpoint=args.endpoint,
+        )
+        if args.dry_run:
+            print(publication.describe() + "\n(dry run: nothing was sent)")
+            return 0
+        print(publication.describe(), file=sys.stderr)
+        if args.registry_name:
+            path = record_publication(publication, args.registry_name, args.registry)
+            print(f"pinned {args.registry_name} -> {publication.commit_sha} in {path}", file=sys.stderr)
+    except (ValueError, PublishError, OSError) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return 1
+    # stdout carries only the sha, so scripts can capture it.
+    print(publication.commit_sha)
+    return 0
+
+
+def main(argv=None):
+    """The ``publish`` program: ``publish DIR --repo-id owner/name [...]``.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_resblocks.publish import main
+    >>> main([tempfile.mkdtemp(), "--repo-id", "me/resnet20", "--dry-run"])
+    1
+    """
+    parser = argparse.ArgumentParser(
+        prog="publish",
+        description="Validate a keras-resblocks checkpoint directory and publish it to "
+        "the Hugging Face Hub in one commit.",
+    )
+    add_publish_arguments(parser)
+    return run_publish(parser.parse_args(argv))

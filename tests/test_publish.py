@@ -1,0 +1,269 @@
+"""Publishing: the real huggingface_hub client against a loopback Hub (tests/_upload_server.py)."""
+
+import hashlib
+import json
+import pathlib
+import runpy
+import sys
+
+from huggingface_hub import constants as hub_constants
+import keras
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+import keras_resblocks
+from _upload_server import TOKEN, FakeHub
+from keras_resblocks import Architecture, ResNet, push_to_hub, validate_checkpoint_dir
+from keras_resblocks.publish import (
+    CHECKPOINT_FILES,
+    PublishConflictError,
+    PublishError,
+    main,
+    record_publication,
+)
+
+REPO = "alice/resnet-tiny"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+# -- checkpoints -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_model():
+    arch = Architecture(stage_depths=(1,), stage_widths=(4,), stage_strides=(1,), stem_width=4)
+    return ResNet(arch, num_classes=3, input_shape=(8, 8, 3))
+
+
+def write_checkpoint(directory, model, metrics=None):
+    """The four files of a checkpoint, per the format contract in notes/COMMON.md."""
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
+    save_file(weights, str(directory / "model.safetensors"))
+    config = {
+        "format": "keras-resblocks",
+        "format_version": 1,
+        "architecture": model.architecture.to_dict(),
+        "model": {"include_top": True, "num_classes": 3, "pooling": None,
+                  "classifier_activation": "softmax", "input_shape": [8, 8, 3]},
+        "preprocessing": None,
+        "labels": ["a", "b", "c"],
+    }
+    (directory / "config.json").write_text(json.dumps(config, indent=2))
+    _write_metadata(directory, metrics={"top1": 0.5} if metrics is None else metrics)
+    (directory / "README.md").write_text(
+        "---\nlibrary_name: keras-resblocks\nlicense: apache-2.0\ntags:\n- image-classification\n"
+        "---\n\n# resnet-tiny\n\ntop1 0.5 (synthetic)\n"
+    )
+    return directory
+
+
+def _write_metadata(directory, **fields):
+    sha = hashlib.sha256((directory / "model.safetensors").read_bytes()).hexdigest()
+    metadata = {"sha256": sha, "package_version": keras_resblocks.__version__,
+                "keras_version": keras.__version__, "backend": keras.backend.backend(),
+                "dataset": "synthetic", "recipe": None, **fields}
+    (directory / "metadata.json").write_text(json.dumps(metadata, indent=2))
+
+
+def _rewrite_weights(directory, change):
+    """Edit the weights and keep metadata's sha256 consistent, so only `change` is wrong."""
+    tensors = load_file(str(directory / "model.safetensors"))
+    change(tensors)
+    save_file(tensors, str(directory / "model.safetensors"))
+    _write_metadata(directory, metrics={"top1": 0.5})
+
+
+def _contents(directory):
+    return {name: (directory / name).read_bytes() for name in CHECKPOINT_FILES}
+
+
+@pytest.fixture
+def checkpoint(tmp_path, tiny_model):
+    return write_checkpoint(tmp_path / "ckpt", tiny_model)
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    # No real token or Hub may leak into a test: no env token, no saved login,
+    # and the default endpoint points at a closed port unless a test says otherwise.
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(hub_constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.setattr(hub_constants, "ENDPOINT", "http://127.0.0.1:9")
+    with FakeHub() as server:
+        yield server
+
+
+def _publish(hub, directory, **kwargs):
+    return push_to_hub(directory, REPO, token=TOKEN, endpoint=hub.url, **kwargs)
+
+
+# -- publishing --------------------------------------------------------------------------
+def test_publish_is_one_commit_of_the_exact_files_and_pins_the_registry(hub, checkpoint, tmp_path):
+    publication = _publish(hub, checkpoint)
+
+    assert publication.commit_sha == hub.head(REPO)
+    commits = [p for p in hub.paths_requested("POST") if "/commit/" in p]
+    assert commits == [f"/api/models/{REPO}/commit/main"]
+    commit = hub.repos[REPO].commits[publication.commit_sha]
+    assert commit.changed == _contents(checkpoint)
+    assert commit.parent == publication.parent_commit
+    assert hub.repos[REPO].commits[commit.parent].message == "initial commit"
+    assert [f.name for f in publication.files] == list(CHECKPOINT_FILES)
+
+    registry = tmp_path / "registry.json"
+    other = {"dataset": "cifar10", "hub": {"repo_id": "bob/x", "revision": "f" * 40}}
+    registry.write_text(json.dumps({"checkpoints": {"other": other}}))
+    record_publication(publication, "resnet_tiny", registry)
+    assert json.loads(registry.read_text()) == {
+        "checkpoints": {
+            "other": other,
+            "resnet_tiny": {"hub": {"repo_id": REPO, "revision": publication.commit_sha}},
+        }
+    }
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_cli_publishes_with_env_token_and_endpoint(hub, checkpoint, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setattr(hub_constants, "ENDPOINT", hub.url)  # what HF_ENDPOINT sets
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"checkpoints": {"resnet_tiny": {"dataset": "synthetic"}}}))
+
+    code = main([str(checkpoint), "--repo-id", REPO, "--private",
+                 "--registry-name", "resnet_tiny", "--registry", str(registry)])
+
+    assert code == 0
+    sha = hub.head(REPO)
+    assert capsys.readouterr().out == f"{sha}\n"
+    assert hub.repos[REPO].private
+    assert hub.files(REPO)["model.safetensors"] == (checkpoint / "model.safetensors").read_bytes()
+    entry = json.loads(registry.read_text())["checkpoints"]["resnet_tiny"]
+    assert entry == {"dataset": "synthetic", "hub": {"repo_id": REPO, "revision": sha}}
+
+
+def test_dry_run_lists_the_files_and_sends_nothing(hub, checkpoint, capsys):
+    publication = push_to_hub(checkpoint, REPO, dry_run=True, endpoint=hub.url)
+    assert publication.commit_sha is None
+    for f in publication.files:
+        data = (checkpoint / f.name).read_bytes()
+        assert (f.size, f.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+
+    assert main([str(checkpoint), "--repo-id", REPO, "--dry-run", "--endpoint", hub.url]) == 0
+    out = capsys.readouterr().out
+    assert f"{REPO}@main" in out
+    for f in publication.files:
+        assert f.name in out and f.sha256 in out and f"{f.size:,d} bytes" in out
+    assert hub.requests == []
+
+
+# -- refusals before any request ---------------------------------------------------------
+def _set_nan(tensors):
+    tensors["stem_conv/kernel"][0, 0, 0, 0] = np.nan
+
+
+def _set_inf(tensors):
+    tensors["predictions/bias"][1] = -np.inf
+
+
+def _edit_json(name, **changes):
+    def edit(directory):
+        data = json.loads((directory / name).read_text())
+        data.update(changes)
+        (directory / name).write_text(json.dumps(data))
+    return edit
+
+
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda d: _rewrite_weights(d, _set_nan), r"'stem_conv/kernel'.*NaN.*Received: \[nan\]"),
+        (lambda d: _rewrite_weights(d, _set_inf), r"'predictions/bias'.*Inf.*Received: \[-inf\]"),
+        (_edit_json("metadata.json", sha256="0" * 64), r"model.safetensors does not match the sha256"),
+        (lambda d: (d / "metadata.json").unlink(), r"lacks metadata.json\. Received: files="),
+        (lambda d: (d / "README.md").unlink(), r"lacks README.md\. Received"),
+        (_edit_json("config.json", format="keras"), r"config.json must have \"format\""),
+        (_edit_json("config.json", architecture={"stage_depths": [1], "bogus": 1}),
+         r"config.json has an invalid `architecture`: Unknown architecture field"),
+        (_edit_json("metadata.json", metrics={"top1": "high"}), r"`top1` is not"),
+        (_edit_json("metadata.json", metrics=None), r"must record the measured `metrics`"),
+    ],
+    ids=["nan", "inf", "sha256", "no-metadata", "no-readme", "format", "architecture",
+         "metric-type", "no-metrics"],
+)
+def test_broken_checkpoints_are_refused_before_any_request(hub, checkpoint, corrupt, message):
+    corrupt(checkpoint)
+    with pytest.raises(ValueError, match=message):
+        _publish(hub, checkpoint)
+    assert hub.requests == []
+
+
+def test_no_token_says_how_to_log_in(hub, checkpoint):
+    with pytest.raises(PublishError, match=r"hf auth login.*HF_TOKEN.*Received: no token"):
+        push_to_hub(checkpoint, REPO, endpoint=hub.url)
+    assert hub.requests == []
+
+
+def test_a_rejected_token_says_how_to_log_in(hub, checkpoint):
+    with pytest.raises(PublishError, match=r"refused this token.*hf auth login.*HTTP 401"):
+        push_to_hub(checkpoint, REPO, token="hf_wrong", endpoint=hub.url)
+    assert REPO not in hub.repos
+
+
+# -- interruptions and races -------------------------------------------------------------
+@pytest.mark.parametrize(
+    "failure, message",
+    [(500, r"rejected the commit.*still at .*Received: .*500"),
+     ("drop", r"was interrupted.*either still at")],
+)
+def test_an_interrupted_publish_leaves_the_previous_commit(hub, checkpoint, failure, message):
+    first = _publish(hub, checkpoint)
+    before = dict(hub.files(REPO))
+    _rewrite_weights(checkpoint, lambda t: t["stem_conv/kernel"].__imul__(2.0))
+
+    hub.fail_next_commit = failure
+    with pytest.raises(PublishError, match=message):
+        _publish(hub, checkpoint)
+
+    assert hub.head(REPO) == first.commit_sha
+    assert hub.files(REPO) == before
+    assert len(hub.repos[REPO].commits) == 2  # the initial commit and `first`
+    # Publishing again completes the update on top of `first`.
+    second = _publish(hub, checkpoint)
+    assert second.parent_commit == first.commit_sha
+    assert hub.files(REPO)["model.safetensors"] == (checkpoint / "model.safetensors").read_bytes()
+
+
+def test_a_racing_publisher_gets_a_conflict(hub, checkpoint):
+    first = _publish(hub, checkpoint)
+
+    hub.fail_next_commit = "race"  # someone commits between our head read and our commit
+    with pytest.raises(PublishConflictError, match=f"moved past {first.commit_sha}.*HTTP 412"):
+        _publish(hub, checkpoint)
+    racing_head = hub.head(REPO)
+    assert hub.repos[REPO].commits[racing_head].message == "racing commit"
+
+    with pytest.raises(PublishConflictError):
+        _publish(hub, checkpoint, parent_commit=first.commit_sha)
+    assert hub.head(REPO) == racing_head
+
+
+def test_validate_returns_files_sizes_and_hashes(checkpoint):
+    files = validate_checkpoint_dir(checkpoint)
+    assert {f.name: f.sha256 for f in files} == {
+        name: hashlib.sha256(data).hexdigest() for name, data in _contents(checkpoint).items()
+    }
+
+
+def test_script_exits_nonzero_with_one_line_error(tmp_path, monkeypatch, capsys):
+    missing = str(tmp_path / "missing")
+    monkeypatch.setattr(sys, "argv", ["publish.py", missing, "--repo-id", REPO, "--dry-run"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(ROOT / "scripts" / "publish.py"), run_name="__main__")
+    assert exit_info.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"error: `directory` must be a checkpoint directory. Received: directory={missing!r}\n"
+    )
