@@ -13,7 +13,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 import keras_resblocks
-from _upload_server import TOKEN, FakeHub
+from tests._upload_server import TOKEN, FakeHub
 from keras_resblocks import Architecture, ResNet, push_to_hub, validate_checkpoint_dir
 from keras_resblocks.publish import (
     CHECKPOINT_FILES,
