@@ -86,9 +86,15 @@ def port_keras_applications(source, target=None):
         if where is None:
             raise ValueError(f"No counterpart for keras.applications layer {layer.name!r}")
         top, sub = where
-        dest = target.get_layer(top)
-        if sub is not None:
-            dest = _sublayer(dest, sub)
+        try:
+            dest = target.get_layer(top)
+            if sub is not None:
+                dest = _sublayer(dest, sub)
+        except ValueError as error:
+            raise ValueError(
+                f"The target has no counterpart of keras.applications layer "
+                f"{layer.name!r} ({error}). Received: target={target.name!r}"
+            ) from None
         expected = [tuple(w.shape) for w in dest.get_weights()]
         received = [tuple(w.shape) for w in weights]
         if expected != received:
