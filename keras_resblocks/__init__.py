@@ -37,6 +37,7 @@ from keras_resblocks.models import (
     create_model,
     feature_extractor,
     list_models,
+    parameter_count,
 )
 
 from keras_resblocks.port import port_keras_applications

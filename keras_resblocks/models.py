@@ -174,6 +174,58 @@ def block_specs(arch):
     return stages
 
 
+def parameter_count(architecture, num_classes=None, include_top=True, channels=3):
+    """Weights of the model an architecture builds (as ``count_params()``), without building it.
+
+    Counts every variable, BatchNorm's moving statistics included, from the same
+    :func:`block_specs` the builder uses; the tests hold it equal to
+    ``count_params()`` of every named model.
+
+    Example:
+
+    >>> from keras_resblocks import create_model, parameter_count
+    >>> arch = create_model("resnet20").architecture
+    >>> parameter_count(arch) == create_model("resnet20").count_params() == 271098
+    True
+    """
+    arch = Architecture.coerce(architecture)
+    bn = 4  # gamma, beta, moving mean, moving variance
+
+    def conv(k, cin, cout, bias):
+        return k * k * cin * cout + (cout if bias else 0)
+
+    total = conv(7 if arch.stem == "imagenet" else 3, channels, arch.stem_width,
+                 arch.use_bias or arch.preact)
+    if not arch.preact:
+        total += bn * arch.stem_width
+    cin = arch.stem_width
+    for stage in block_specs(arch):
+        for spec in stage:
+            f, k = spec["filters"], 3
+            plan = [(f, 1), (f, k), (f * arch.expansion, 1)] if arch.bottleneck else [(f, k), (f, k)]
+            cout = plan[-1][0]
+            if arch.preact:
+                total += bn * cin
+            c = cin
+            for i, (units, size) in enumerate(plan):
+                has_norm = not (arch.preact and i == len(plan) - 1)
+                total += conv(size, c, units, arch.use_bias or not has_norm)
+                total += bn * units if has_norm else 0
+                c = units
+            shortcut = spec.get("shortcut")
+            if shortcut == "projection" or (shortcut == "auto" and (cin != cout or spec["strides"] > 1)):
+                total += conv(1, cin, cout, arch.use_bias or arch.preact)
+                total += 0 if arch.preact else bn * cout
+            cin = cout
+    if arch.preact:
+        total += bn * cin
+    if include_top:
+        if num_classes is None:
+            num_classes = DEFAULT_HEAD[arch.stem]["num_classes"]
+        total += cin * num_classes + num_classes
+    return total
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class ResNet(keras.Model):
     """A ResNet built from :class:`ResidualBlock` or :class:`PlainBlock`.

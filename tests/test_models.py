@@ -96,6 +96,15 @@ def test_weight_paths_are_frozen():
         assert digest == golden["sha256"][name], name
 
 
+@pytest.mark.parametrize("name", sorted(CIFAR + IMAGENET))
+def test_parameter_count_without_building_matches_count_params(name):
+    model = built(name)
+    assert kr.parameter_count(model.architecture) == model.count_params()
+    assert kr.parameter_count(model.architecture, num_classes=3) == (
+        model.count_params() - model.get_layer("predictions").count_params()
+        + model.get_layer("predictions").kernel.shape[0] * 3 + 3)
+
+
 def test_weight_paths_are_unique():
     for name in ["resnet20", "resnet50v2", "plain34"]:
         paths = [w.path for w in create_model(name).weights]
