@@ -40,3 +40,19 @@ from keras_resblocks.models import (
 )
 
 from keras_resblocks.port import port_keras_applications
+from keras_resblocks.checkpoint import (
+    CheckpointError,
+    ChecksumError,
+    LoadReport,
+    MissingFileError,
+    load_checkpoint,
+    save_pretrained,
+)
+from keras_resblocks.hub import (
+    CheckpointNotFoundError,
+    HubUnavailableError,
+    from_pretrained,
+    import_keras_applications,
+    list_pretrained,
+)
+from keras_resblocks.transfer import freeze_backbone
