@@ -174,3 +174,58 @@ class FakeHub:
         if body:
             handler.wfile.write(payload)
         handler.close_connection = True
+
+
+# -- fixtures and helpers shared by the checkpoint and hub tests ------------------------
+import functools  # noqa: E402
+import importlib  # noqa: E402
+
+import pytest  # noqa: E402
+
+TINY = dict(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 2], stem_width=4)
+
+
+def tiny_model(num_classes=3, **kwargs):
+    """A two-stage ResNet small enough to build, save and load in well under a second."""
+    from keras_resblocks import Architecture, ResNet
+
+    arch = Architecture(**dict(TINY, **kwargs))
+    return ResNet(arch, num_classes=num_classes, input_shape=(8, 8, 3))
+
+
+def hf_environment(monkeypatch, **env):
+    """Set Hub environment variables and make huggingface_hub read them now.
+
+    huggingface_hub reads HF_ENDPOINT, HF_HOME, HF_HUB_OFFLINE... once, when
+    ``huggingface_hub.constants`` is imported, so a test that changes them reloads
+    that module (every client function looks them up there at call time).
+    """
+    for key, value in env.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, str(value))
+    import huggingface_hub.constants
+
+    importlib.reload(huggingface_hub.constants)
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch):
+    """A started :class:`FakeHub` that huggingface_hub talks to, with its own HF_HOME."""
+    import huggingface_hub.constants
+
+    hub = FakeHub().start()
+    with monkeypatch.context() as m:
+        hf_environment(
+            m, HF_ENDPOINT=hub.url, HF_HOME=tmp_path / "hf_home", HF_HUB_CACHE=None,
+            HUGGINGFACE_HUB_CACHE=None, HF_HUB_OFFLINE=None, HF_TOKEN=None,
+            HF_HUB_DISABLE_TELEMETRY=1, HF_HUB_DISABLE_PROGRESS_BARS=1,
+        )
+        # hub.set_env(HF_HUB_OFFLINE=1) switches a variable for the rest of the test.
+        hub.set_env = functools.partial(hf_environment, m)
+        try:
+            yield hub
+        finally:
+            hub.stop()
+    importlib.reload(huggingface_hub.constants)  # back to the real environment
