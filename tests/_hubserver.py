@@ -20,6 +20,7 @@ import hashlib
 import http.server
 import json
 import threading
+import time
 from urllib.parse import unquote, urlsplit
 
 
@@ -38,6 +39,9 @@ class FakeHub:
         # (repo_id, path) -> number of bytes actually sent by GET, while the
         # headers keep announcing the full size: a connection cut mid-file.
         self.truncate: dict[tuple[str, str], int] = {}
+        # (repo_id, path) -> seconds a GET of that file waits before answering, so
+        # that concurrent clients overlap.
+        self.delay: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         self._server = None
         self._thread = None
@@ -154,6 +158,7 @@ class FakeHub:
         handler.send_header("Connection", "close")
         handler.end_headers()
         if body:
+            time.sleep(self.delay.get((repo_id, filename), 0))
             handler.wfile.write(sent)
         handler.close_connection = True
 
