@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import safetensors.numpy
-from _hubserver import tiny_model
+from tests._hubserver import tiny_model
 
 from keras_resblocks import (
     CheckpointError,

@@ -10,7 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from _hubserver import fake_hub, tiny_model  # noqa: F401  (fake_hub is a fixture)
+from tests._hubserver import fake_hub, tiny_model  # noqa: F401  (fake_hub is a fixture)
 
 from keras_resblocks import (
     CheckpointError,
