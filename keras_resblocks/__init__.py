@@ -39,6 +39,21 @@ from keras_resblocks.models import (
     list_models,
     parameter_count,
 )
-
 from keras_resblocks.port import port_keras_applications
+from keras_resblocks.checkpoint import (
+    CheckpointError,
+    ChecksumError,
+    LoadReport,
+    MissingFileError,
+    load_checkpoint,
+    save_pretrained,
+)
+from keras_resblocks.hub import (
+    CheckpointNotFoundError,
+    HubUnavailableError,
+    from_pretrained,
+    import_keras_applications,
+    list_pretrained,
+)
 from keras_resblocks.publish import push_to_hub, validate_checkpoint_dir
+from keras_resblocks.transfer import freeze_backbone

@@ -1,0 +1,514 @@
+"""The checkpoint format: a directory laid out exactly like its Hugging Face Hub repo.
+
+A checkpoint holds four files:
+
+- ``config.json``: ``{"format": "keras-resblocks", "format_version": 1,
+  "architecture": <Architecture.to_dict()>, "model": {"include_top", "num_classes",
+  "pooling", "classifier_activation", "input_shape"}, "preprocessing": ..., "labels": ...}``.
+  It is read with this package's own schema only (:meth:`Architecture.from_dict` and a
+  strict check of the other blocks); Keras deserialization, which can import modules
+  and run code, is never used on it.
+- ``model.safetensors``: every model variable (trainable or not), keyed by
+  ``variable.path``. No pickle, HDF5 or ``.keras`` file is ever read.
+- ``metadata.json``: the sha256 of ``model.safetensors``, versions, backend, dataset,
+  recipe and measured metrics.
+- ``README.md``: a Hub model card.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import safetensors.numpy
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from keras_resblocks.config import Architecture
+from keras_resblocks.models import POOLINGS, ResNet
+
+logger = logging.getLogger("keras_resblocks")
+
+FORMAT = "keras-resblocks"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+METADATA_FILE = "metadata.json"
+CARD_FILE = "README.md"
+REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE)
+CHECKPOINT_FILES = REQUIRED_FILES + (CARD_FILE,)
+HEAD_PREFIX = "predictions/"
+
+# Formats we refuse to read: pickle can run arbitrary code on load, and HDF5 /
+# .keras archives carry Keras configs that deserialize into arbitrary layers.
+UNSAFE_SUFFIXES = (".bin", ".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".h5", ".hdf5",
+                   ".keras", ".joblib", ".npy", ".npz", ".msgpack", ".pb")
+
+_CONFIG_KEYS = ("format", "format_version", "architecture", "model", "preprocessing", "labels")
+_MODEL_KEYS = ("include_top", "num_classes", "pooling", "classifier_activation", "input_shape")
+# A name outside this list would reach keras.activations.get(), which resolves
+# registered objects: keep the accepted values to plain, known functions.
+CLASSIFIER_ACTIVATIONS = (None, "softmax", "sigmoid", "linear")
+_RESERVED_METADATA = ("sha256", "package_version", "keras_version", "backend", "dataset",
+                      "recipe", "metrics", "command", "format", "format_version")
+_MAX_LISTED = 5
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing a file, is malformed, or does not fit the model."""
+
+
+class MissingFileError(CheckpointError):
+    """A file a checkpoint needs is not there."""
+
+
+class ChecksumError(CheckpointError):
+    """A weights file's sha256 is not the expected one."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadReport:
+    """What :func:`load_checkpoint` loaded, set on the model as ``model.load_report``.
+
+    ``skipped`` lists the checkpoint weights that were *not* loaded (the classifier,
+    when ``num_classes`` changes or ``include_top=False``); ``reinitialized`` the
+    model weights that kept their fresh initialisation.
+    """
+
+    source: str
+    sha256: str
+    loaded: tuple
+    skipped: tuple = ()
+    reinitialized: tuple = ()
+
+    @property
+    def complete(self):
+        return not self.skipped and not self.reinitialized
+
+
+def sha256_of(path):
+    """The hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _package_version():
+    from keras_resblocks import __version__
+
+    return __version__
+
+
+# -- writing ---------------------------------------------------------------------------
+def save_pretrained(model, directory, *, labels=None, dataset=None, metrics=None, recipe=None,
+                    command=None, license="apache-2.0", **metadata):
+    """Write ``model`` as a checkpoint directory (config, safetensors, metadata, card).
+
+    The directory is first written beside the target under a temporary name and
+    then renamed into place, so a failure midway leaves an existing checkpoint
+    untouched. ``metrics`` (``{"accuracy": 0.91, ...}``) must come with the
+    ``command`` that measured them; both go into the model card and its
+    ``model-index``. ``dataset`` is the Hub dataset id the model was trained and
+    evaluated on (``train_split`` / ``eval_split`` in ``metadata`` name the splits,
+    by default ``"train"`` and ``"test"``). Any further keyword is stored in
+    ``metadata.json``.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_resblocks import Architecture, ResNet, save_pretrained
+    >>> arch = Architecture(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 2])
+    >>> model = ResNet(arch, num_classes=3, input_shape=(8, 8, 3))
+    >>> path = save_pretrained(model, tempfile.mkdtemp() + "/tiny", labels=["a", "b", "c"])
+    >>> sorted(p.name for p in path.iterdir())
+    ['README.md', 'config.json', 'metadata.json', 'model.safetensors']
+    """
+    if not isinstance(model, ResNet):
+        raise ValueError(
+            "`save_pretrained` writes keras_resblocks.ResNet models (their config is an "
+            f"Architecture). Received: model of type {type(model).__name__}"
+        )
+    if metrics and not command:
+        raise ValueError(
+            "Metrics must come with the `command` that measured them, so the model card "
+            f"can say how to reproduce them. Received: metrics={metrics!r}, command={command!r}"
+        )
+    clash = sorted(set(metadata) & set(_RESERVED_METADATA))
+    if clash:
+        raise ValueError(f"Reserved metadata key(s) {clash}. Received: {sorted(metadata)}")
+    config = checkpoint_config(model, labels=labels)
+    tensors = {}
+    for variable in model.variables:
+        if variable.path in tensors:
+            raise ValueError(f"Two variables share the path {variable.path!r}; keys must be unique.")
+        tensors[variable.path] = np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
+
+    target = Path(directory)
+    _check_overwritable(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        _write_json(staging / CONFIG_FILE, config)
+        safetensors.numpy.save_file(tensors, str(staging / WEIGHTS_FILE),
+                                    metadata={"format": FORMAT})
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "sha256": sha256_of(staging / WEIGHTS_FILE),
+            "package_version": _package_version(),
+            "keras_version": keras.__version__,
+            "backend": keras.backend.backend(),
+            "dataset": dataset,
+            "recipe": recipe,
+            "metrics": metrics,
+            "command": command,
+            **metadata,
+        }
+        _write_json(staging / METADATA_FILE, meta)
+        _model_card(model, config, meta, license).save(staging / CARD_FILE)
+        _swap_into_place(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def checkpoint_config(model, labels=None):
+    """The ``config.json`` of a :class:`ResNet`: plain JSON, our schema only."""
+    if labels is not None:
+        labels = [str(label) for label in labels]
+        if model.include_top and len(labels) != model.num_classes:
+            raise ValueError(
+                f"`labels` must name each of the {model.num_classes} classes. "
+                f"Received: {len(labels)} labels"
+            )
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": model.architecture.to_dict(),
+        "model": {
+            "include_top": model.include_top,
+            "num_classes": model.num_classes,
+            "pooling": model.pooling,
+            "classifier_activation": model.classifier_activation,
+            "input_shape": list(model.image_shape),
+        },
+        "preprocessing": model.preprocessing,
+        "labels": labels,
+    }
+
+
+def _write_json(path, data):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=False, allow_nan=False)
+        f.write("\n")
+
+
+def _check_overwritable(target):
+    # Only ever replace something that is itself a checkpoint: never wipe a
+    # user's unrelated directory because its path was mistyped.
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise ValueError(f"`directory` exists and is not a directory. Received: {str(target)!r}")
+    if any(target.iterdir()) and not (target / CONFIG_FILE).is_file():
+        raise ValueError(
+            "`directory` exists, is not empty and is not a keras-resblocks checkpoint "
+            f"(no {CONFIG_FILE}); refusing to replace it. Received: {str(target)!r}"
+        )
+
+
+def _swap_into_place(staging, target):
+    # POSIX cannot rename over a non-empty directory, so the old checkpoint is
+    # first moved aside and only deleted once the new one is in place.
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.replace(target, old / target.name)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        os.replace(old / target.name, target)
+        raise
+    finally:
+        if target.exists():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _model_card(model, config, meta, license):
+    dataset, metrics, command = meta["dataset"], meta["metrics"] or {}, meta["command"]
+    train_split = meta.get("train_split", "train")
+    eval_split = meta.get("eval_split", "test")
+    name = meta.get("model_name", model.name)
+    eval_results = [
+        EvalResult(task_type="image-classification", dataset_type=dataset or "unknown",
+                   dataset_name=dataset or "unknown", dataset_split=eval_split,
+                   metric_type=metric, metric_value=float(value))
+        for metric, value in metrics.items()
+    ]
+    card_data = ModelCardData(
+        library_name="keras-resblocks",
+        license=license,
+        tags=["keras", "resnet", "image-classification", "keras-resblocks"],
+        datasets=[dataset] if dataset else None,
+        pipeline_tag="image-classification",
+        model_name=name,
+        eval_results=eval_results or None,
+    )
+    arch = config["architecture"]
+    lines = [
+        f"# {name}",
+        "",
+        f"A residual network from [keras-resblocks](https://pypi.org/project/keras-resblocks/) "
+        f"({model.architecture.depth} weighted layers, {model.count_params():,} parameters, "
+        f"{arch['block']} blocks, stage depths {arch['stage_depths']}, widths {arch['stage_widths']}).",
+        "",
+        "```python",
+        "from keras_resblocks import from_pretrained",
+        'model = from_pretrained("hf://OWNER/REPO")  # or the local directory',
+        "```",
+        "",
+        "## Data",
+        "",
+        (f"Trained on the `{train_split}` split of `{dataset}` and evaluated on its "
+         f"`{eval_split}` split." if dataset else "Training data: not recorded."),
+        f"Input: {config['model']['input_shape']} images; preprocessing: {config['preprocessing']}.",
+        "",
+        "## Results",
+        "",
+    ]
+    if metrics:
+        lines += ["| metric | value |", "| --- | --- |"]
+        lines += [f"| {metric} | {value} |" for metric, value in metrics.items()]
+        lines += ["", "Measured with:", "", "```bash", command, "```"]
+    else:
+        lines.append("No metrics were measured for this checkpoint.")
+    if meta["recipe"]:
+        lines += ["", "## Training recipe", "", "```json", json.dumps(meta["recipe"], indent=2), "```"]
+    lines += ["", f"Weights sha256: `{meta['sha256']}`; written with keras-resblocks "
+              f"{meta['package_version']}, Keras {meta['keras_version']} ({meta['backend']} backend)."]
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
+
+
+# -- reading ---------------------------------------------------------------------------
+def check_files(directory):
+    """Raise a clear error unless ``directory`` holds the files a checkpoint needs."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise MissingFileError(
+            f"No checkpoint directory at {str(directory)!r}; expected a directory holding "
+            f"{list(CHECKPOINT_FILES)}. Received: {str(directory)!r}"
+        )
+    present = sorted(p.name for p in directory.iterdir())
+    missing = [name for name in REQUIRED_FILES if name not in present]
+    if not missing:
+        return
+    raise missing_files_error(missing, present, where=str(directory))
+
+
+def missing_files_error(missing, present, where):
+    """The error for a checkpoint (local or remote) lacking ``missing`` files."""
+    unsafe = [name for name in present if name.lower().endswith(UNSAFE_SUFFIXES)]
+    if unsafe:
+        return CheckpointError(
+            f"{where} holds {unsafe}, formats keras-resblocks refuses to read (pickle and "
+            f"HDF5/.keras files can run code or rebuild arbitrary layers). A keras-resblocks "
+            f"checkpoint holds {list(CHECKPOINT_FILES)}. Received: files {present}"
+        )
+    return MissingFileError(
+        f"{where} has no {', '.join(missing)}; a keras-resblocks checkpoint holds "
+        f"{list(CHECKPOINT_FILES)}. Received: files {present}"
+    )
+
+
+def read_config(path):
+    """Parse and validate a ``config.json`` with this package's schema only.
+
+    Returns ``(architecture, model_kwargs, labels)``; anything unexpected (another
+    format, unknown keys, a Keras layer config, a non-whitelisted activation) is a
+    :class:`CheckpointError`. No code named in the file is imported or run.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"Cannot read {CONFIG_FILE} as JSON: {error}. Received: {str(path)!r}")
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        found = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise CheckpointError(
+            f"{CONFIG_FILE} is not a keras-resblocks config (expected \"format\": {FORMAT!r} and "
+            f"the keys {list(_CONFIG_KEYS)}). Received: format={found!r}"
+            + (f", keys={sorted(config)}" if isinstance(config, dict) else "")
+        )
+    _check_keys("config", config, _CONFIG_KEYS)
+    if config["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"This version of keras-resblocks reads format_version {FORMAT_VERSION}. "
+            f"Received: format_version={config['format_version']!r}"
+        )
+    try:
+        architecture = Architecture.from_dict(config["architecture"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"Invalid architecture in {CONFIG_FILE}: {error}") from None
+    model = config["model"]
+    if not isinstance(model, dict):
+        raise CheckpointError(f"`model` must be a JSON object. Received: {model!r}")
+    _check_keys("model", model, _MODEL_KEYS)
+    bad = None
+    if not isinstance(model["include_top"], bool):
+        bad = "include_top"
+    elif (isinstance(model["num_classes"], bool) or not isinstance(model["num_classes"], int)
+          or model["num_classes"] <= 0):
+        bad = "num_classes"
+    elif model["pooling"] not in POOLINGS:
+        bad = "pooling"
+    elif model["classifier_activation"] not in CLASSIFIER_ACTIVATIONS:
+        bad = "classifier_activation"
+    elif not isinstance(model["input_shape"], list) or len(model["input_shape"]) != 3 or not all(
+        n is None or (isinstance(n, int) and not isinstance(n, bool) and n > 0)
+        for n in model["input_shape"]
+    ):
+        bad = "input_shape"
+    if bad:
+        raise CheckpointError(f"Invalid `model.{bad}` in {CONFIG_FILE}. Received: {bad}={model[bad]!r}")
+    labels = config["labels"]
+    if labels is not None and not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
+        raise CheckpointError(f"`labels` must be null or a list of strings. Received: labels={labels!r}")
+    preprocessing = config["preprocessing"]
+    if preprocessing is not None and not isinstance(preprocessing, dict):
+        raise CheckpointError(f"`preprocessing` must be null or an object. Received: {preprocessing!r}")
+    kwargs = dict(model, input_shape=tuple(model["input_shape"]), preprocessing=preprocessing)
+    return architecture, kwargs, labels
+
+
+def _check_keys(block, data, expected):
+    unknown = sorted(set(data) - set(expected))
+    missing = [k for k in expected if k not in data]
+    if unknown or missing:
+        raise CheckpointError(
+            f"The `{block}` block of {CONFIG_FILE} must have exactly the keys {list(expected)}"
+            f" (unknown: {unknown}, missing: {missing}). Received: keys={sorted(data)}"
+        )
+
+
+def read_metadata(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            metadata = json.load(f)
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"Cannot read {METADATA_FILE} as JSON: {error}. Received: {str(path)!r}")
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("sha256"), str):
+        raise CheckpointError(f"{METADATA_FILE} must be an object with a \"sha256\" string. "
+                              f"Received: {str(path)!r}")
+    return metadata
+
+
+def verify_sha256(path, expected, hint=""):
+    """Raise :class:`ChecksumError` unless the file's sha256 is ``expected``; return it."""
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ChecksumError(
+            f"sha256 mismatch for {Path(path).name}: expected {expected}, got {actual}. The file "
+            f"is corrupted or was changed after the checkpoint was written.{hint} "
+            f"Received: {str(path)!r}"
+        )
+    return actual
+
+
+def load_checkpoint(directory, *, expected_sha256=None, num_classes=None, include_top=True,
+                    input_shape=None, pooling=None, _hint=""):
+    """Build the :class:`ResNet` a checkpoint directory describes and load its weights.
+
+    The weights' sha256 is checked (against ``expected_sha256`` if given, else the one
+    in ``metadata.json``); names and shapes are all compared before anything is
+    assigned. ``num_classes`` different from the checkpoint's, or
+    ``include_top=False`` (with ``pooling`` for a feature vector), loads everything
+    but the classifier ``predictions/*``: this is logged and recorded in
+    ``model.load_report``. ``input_shape`` changes the input size (the convolutions
+    do not depend on it). ``model.labels`` holds the class names when the head is
+    the checkpoint's.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_resblocks import Architecture, ResNet, save_pretrained, load_checkpoint
+    >>> arch = Architecture(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 2])
+    >>> path = save_pretrained(ResNet(arch, num_classes=3, input_shape=(8, 8, 3)),
+    ...                        tempfile.mkdtemp() + "/tiny")
+    >>> model = load_checkpoint(path, num_classes=5)
+    >>> model.output_shape, model.load_report.skipped
+    ((None, 5), ('predictions/bias', 'predictions/kernel'))
+    """
+    directory = Path(directory)
+    check_files(directory)
+    architecture, kwargs, labels = read_config(directory / CONFIG_FILE)
+    weights_path = directory / WEIGHTS_FILE
+    if expected_sha256 is None:
+        expected_sha256 = read_metadata(directory / METADATA_FILE)["sha256"]
+    sha256 = verify_sha256(weights_path, expected_sha256, _hint)
+
+    saved_classes = kwargs["num_classes"]
+    head_kept = include_top and kwargs["include_top"] and num_classes in (None, saved_classes)
+    kwargs.update(include_top=include_top, pooling=None if include_top else pooling)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    if input_shape is not None:
+        kwargs["input_shape"] = tuple(input_shape)
+    if not head_kept:
+        labels = None
+    model = ResNet(architecture, **kwargs)
+
+    try:
+        tensors = safetensors.numpy.load_file(str(weights_path))
+    except Exception as error:  # safetensors raises its own SafetensorError
+        raise CheckpointError(f"Cannot read {WEIGHTS_FILE}: {error}. Received: {str(weights_path)!r}")
+    variables = {v.path: v for v in model.variables}
+    is_head = lambda name: name.startswith(HEAD_PREFIX)  # noqa: E731
+    skipped = sorted(k for k in tensors if is_head(k)) if not head_kept else []
+    reinitialized = sorted(k for k in variables if is_head(k)) if not head_kept else []
+    wanted = {k: v for k, v in tensors.items() if k not in skipped}
+    expected = {k: v for k, v in variables.items() if k not in reinitialized}
+    problems = [
+        f"{name}: checkpoint {_shape(wanted[name].shape)} vs model {_shape(expected[name].shape)}"
+        for name in expected
+        if name in wanted and tuple(wanted[name].shape) != tuple(expected[name].shape)
+    ]
+    problems += [f"{name}: missing from the checkpoint" for name in expected if name not in wanted]
+    problems += [f"{name}: in the checkpoint, not in the model" for name in wanted if name not in expected]
+    if problems:
+        shown = "; ".join(problems[:_MAX_LISTED])
+        more = f" (and {len(problems) - _MAX_LISTED} more)" if len(problems) > _MAX_LISTED else ""
+        raise CheckpointError(
+            f"The weights in {WEIGHTS_FILE} do not fit the architecture in {CONFIG_FILE}; "
+            f"nothing was loaded. {len(problems)} mismatch(es): {shown}{more}. "
+            f"Received: {str(directory)!r}"
+        )
+    for name, variable in expected.items():
+        variable.assign(wanted[name])
+
+    report = LoadReport(source=str(directory), sha256=sha256, loaded=tuple(sorted(expected)),
+                        skipped=tuple(skipped), reinitialized=tuple(reinitialized))
+    if skipped or reinitialized:
+        why = (f"num_classes={num_classes} differs from the checkpoint's {saved_classes}"
+               if include_top else "include_top=False")
+        logger.warning(
+            "Loaded %d weights from %s; the classifier was not loaded (%s): skipped %s, "
+            "freshly initialised %s.", len(expected), directory, why, list(skipped),
+            list(reinitialized))
+    model.load_report = report
+    model.labels = labels
+    return model
+
+
+def _shape(shape):
+    return "(" + ",".join(str(n) for n in shape) + ")"

@@ -1,0 +1,34 @@
+"""Run the Python code blocks of a Markdown document, so documented examples stay true."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def python_blocks(path):
+    """The ```python fenced blocks of a Markdown file, in order."""
+    return _FENCE.findall(Path(path).read_text(encoding="utf-8"))
+
+
+def run_python_blocks(path, workdir):
+    """Execute every ```python block of ``path`` in one namespace, inside ``workdir``.
+
+    Blocks run in order, as a reader would paste them; the namespace is returned
+    so a test can check what the example computed.
+    """
+    blocks = python_blocks(path)
+    assert blocks, f"{path} has no ```python blocks"
+    namespace = {"__name__": "__main__"}
+    previous = os.getcwd()
+    os.chdir(workdir)
+    try:
+        for index, code in enumerate(blocks, start=1):
+            exec(compile(code, f"{Path(path).name}[block {index}]", "exec"), namespace)
+    finally:
+        os.chdir(previous)
+    return namespace
