@@ -285,6 +285,13 @@ def test_published_name_is_checked_against_the_registry_sha256(private_registry,
     assert from_pretrained("resnet20_published", cache_dir=tmp_path / "cache").load_report.complete
 
 
+# Building ResNet-50 three times is quick on TensorFlow, but on JAX every new weight
+# shape compiles its initializer (about 40 s on the 2-core CI machine): there it is
+# a `large` test. The code path is backend-independent.
+_LARGE_ON_JAX = pytest.mark.large if keras.backend.backend() == "jax" else (lambda test: test)
+
+
+@_LARGE_ON_JAX
 def test_imagenet_name_is_ported_from_keras_applications_once(tmp_path, monkeypatch):
     from keras_resblocks import import_keras_applications
 
