@@ -403,7 +403,7 @@ class ResidualBlock(_ConvBlock):
     >>> import numpy as np, keras
     >>> from keras_resblocks import ResidualBlock
     >>> block = ResidualBlock(16)
-    >>> block(np.zeros((2, 8, 8, 16), "float32")).shape
+    >>> tuple(block(np.zeros((2, 8, 8, 16), "float32")).shape)
     (2, 8, 8, 16)
     >>> ResidualBlock(32, strides=2, shortcut="zero_pad").compute_output_shape((2, 8, 8, 16))
     (2, 4, 4, 32)
@@ -447,7 +447,7 @@ class PlainBlock(_ConvBlock):
 
     >>> import numpy as np
     >>> from keras_resblocks import PlainBlock
-    >>> PlainBlock(8, strides=2)(np.ones((1, 8, 8, 4), "float32")).shape
+    >>> tuple(PlainBlock(8, strides=2)(np.ones((1, 8, 8, 4), "float32")).shape)
     (1, 4, 4, 8)
     """
 
@@ -537,7 +537,7 @@ class DenseResidualBlock(_DenseBlock):
 
     >>> import numpy as np
     >>> from keras_resblocks import DenseResidualBlock
-    >>> DenseResidualBlock(8)(np.ones((4, 8), "float32")).shape
+    >>> tuple(DenseResidualBlock(8)(np.ones((4, 8), "float32")).shape)
     (4, 8)
     """
 
@@ -575,7 +575,7 @@ class DensePlainBlock(_DenseBlock):
 
     >>> import numpy as np
     >>> from keras_resblocks import DensePlainBlock
-    >>> DensePlainBlock(3)(np.ones((2, 5), "float32")).shape
+    >>> tuple(DensePlainBlock(3)(np.ones((2, 5), "float32")).shape)
     (2, 3)
     """
 
