@@ -200,20 +200,20 @@ class EpochRecorder(keras.callbacks.Callback):
     repeats are dropped first, so the file never holds an epoch twice.
     """
 
-    def __init__(self, path, eval_model, eval_sets, batch_size, steps_per_epoch):
+    def __init__(self, path, eval_model, eval_sets, batch_size, initial_epoch, replicas=1):
         super().__init__()
+        self.initial_epoch = initial_epoch
+        self.replicas = replicas
         self.path = pathlib.Path(path)
         self.eval_model = eval_model
         self.eval_sets = eval_sets  # {"val": (x, y), "test": (x, y)}
         self.batch_size = batch_size
-        self.steps_per_epoch = steps_per_epoch
         self.rows = []
         self.train_seconds = []  # this process's epochs, without evaluation
 
     def on_train_begin(self, logs=None):
-        first = getattr(self.model, "_initial_epoch", None) or 0
         rows = read_history(self.path) if self.path.exists() else []
-        self.rows = [r for r in rows if int(r["epoch"]) <= first]
+        self.rows = [r for r in rows if int(r["epoch"]) <= self.initial_epoch]
         self._write()
         self._wall_offset = float(self.rows[-1]["wall_time"]) if self.rows else 0.0
         self._start = time.perf_counter()
@@ -234,10 +234,7 @@ class EpochRecorder(keras.callbacks.Callback):
         for name, (x, y) in self.eval_sets.items():
             error = ""
             if len(x):
-                result = self.eval_model.evaluate(
-                    x, y, batch_size=self.batch_size, verbose=0, return_dict=True
-                )
-                error = 1.0 - float(result["accuracy"])
+                error = 1.0 - evaluate_accuracy(self.eval_model, x, y, self.batch_size, self.replicas)
                 logs[f"{name}_error"] = error
             row[f"{name}_error"] = error
         row["wall_time"] = self._wall_offset + time.perf_counter() - self._start
@@ -252,6 +249,21 @@ class EpochRecorder(keras.callbacks.Callback):
             writer.writeheader()
             writer.writerows(self.rows)
         os.replace(tmp, self.path)
+
+
+def evaluate_accuracy(model, x, y, batch_size, replicas=1):
+    """``model``'s accuracy on ``(x, y)``; with several replicas every batch is
+    padded to the same size (the padding weighs nothing), as data-parallel
+    steps need equal shards."""
+    if replicas == 1:
+        return float(model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)["accuracy"])
+    batch_size = -(-batch_size // replicas) * replicas
+    pad = -len(x) % batch_size
+    weights = np.concatenate([np.ones(len(x), "float32"), np.zeros(pad, "float32")])
+    x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
+    y = np.concatenate([y, np.zeros(pad, y.dtype)])
+    result = model.evaluate(x, y, sample_weight=weights, batch_size=batch_size, verbose=0, return_dict=True)
+    return float(result["accuracy"])
 
 
 def read_history(path):
@@ -532,7 +544,7 @@ def train(
                 learning_rate_schedule(recipe), momentum=recipe.momentum, nesterov=recipe.nesterov
             )
             trainer.compile(optimizer, loss, metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
-            evaluator.compile(loss=loss, metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
+            evaluator.compile(loss=loss, weighted_metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
 
             order = np.concatenate([
                 epoch_order(seed, e, len(data.x_train), steps_per_epoch, recipe.batch_size)
@@ -541,7 +553,7 @@ def train(
             recorder = EpochRecorder(
                 work_dir / HISTORY_FILE, evaluator,
                 {"val": (data.x_val, data.y_val), "test": (data.x_test, data.y_test)},
-                eval_batch_size, steps_per_epoch,
+                eval_batch_size, initial_epoch, scope.devices,
             )
             callbacks = [
                 StopOnNonFiniteLoss(steps_per_epoch),
@@ -560,9 +572,8 @@ def train(
                     callbacks=callbacks, verbose=verbose,
                 )
             elapsed = time.perf_counter() - started
-            clean_train = evaluator.evaluate(
-                data.x_train, data.y_train, batch_size=eval_batch_size, verbose=0,
-                return_dict=True,
+            train_accuracy = evaluate_accuracy(
+                evaluator, data.x_train, data.y_train, eval_batch_size, scope.devices
             )
         keras.config.set_dtype_policy("float32")
         # Trained on logits; published with probabilities (same weights).
@@ -583,7 +594,7 @@ def train(
         len(timed) * steps_per_epoch * recipe.batch_size / sum(timed) if timed else None
     )
     metrics = {
-        "train_accuracy": float(clean_train["accuracy"]),
+        "train_accuracy": train_accuracy,
         "train_accuracy_running": None if not last else 1.0 - last["train_error"],
         "val_accuracy": None if last.get("val_error") is None else 1.0 - last["val_error"],
         "test_accuracy": None if last.get("test_error") is None else 1.0 - last["test_error"],
