@@ -252,11 +252,12 @@ class EpochRecorder(keras.callbacks.Callback):
 
 
 def evaluate_accuracy(model, x, y, batch_size, replicas=1):
-    """``model``'s accuracy on ``(x, y)``; with several replicas every batch is
-    padded to the same size (the padding weighs nothing), as data-parallel
-    steps need equal shards."""
-    if replicas == 1:
-        return float(model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)["accuracy"])
+    """``model``'s accuracy on ``(x, y)``, in batches of one size.
+
+    The last batch is padded with images that weigh nothing, so a compiled
+    evaluation step serves every set (JAX compiles once per shape) and
+    data-parallel steps get equal shards.
+    """
     batch_size = -(-batch_size // replicas) * replicas
     pad = -len(x) % batch_size
     weights = np.concatenate([np.ones(len(x), "float32"), np.zeros(pad, "float32")])
@@ -575,14 +576,11 @@ def train(
             train_accuracy = evaluate_accuracy(
                 evaluator, data.x_train, data.y_train, eval_batch_size, scope.devices
             )
-        keras.config.set_dtype_policy("float32")
-        # Trained on logits; published with probabilities (same weights).
-        final = create_model(
-            model, num_classes=data.num_classes, input_shape=data.image_shape,
-            classifier_activation="softmax", preprocessing=net.preprocessing,
-            kernel_l2=recipe.weight_decay / 2, **overrides,
-        )
-        final.set_weights([ops.convert_to_numpy(w) for w in net.get_weights()])
+        # Trained on logits, published with probabilities: the same weights, so
+        # switch the head's activation instead of building (and on JAX,
+        # compiling the initializers of) a second model.
+        net.get_layer("predictions").activation = keras.activations.get("softmax")
+        net.classifier_activation = "softmax"
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
@@ -620,10 +618,10 @@ def train(
     out = None
     if output is not None:
         out = write_checkpoint(
-            final, output, labels=data.labels, dataset=data.name, metrics=metrics,
+            net, output, labels=data.labels, dataset=data.name, metrics=metrics,
             recipe=recipe.to_dict(), command=command, **run_info,
         )
-    return {"metrics": metrics, "recipe": recipe, "history": history, "model": final,
+    return {"metrics": metrics, "recipe": recipe, "history": history, "model": net,
             "output": out, "run": run_info}
 
 
