@@ -1,0 +1,158 @@
+"""Training curves from history.csv files, and He et al. 2015's figure 6.
+
+Used by ``scripts/plot_degradation.py`` and ``keras-resblocks plot``. matplotlib
+is imported lazily and drawn with the Agg backend, so no display is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def run_label(path):
+    """A run's name from its history file: the folder name, less ``.work``.
+
+    Example:
+
+    >>> from keras_resblocks.plotting import run_label
+    >>> run_label("runs/plain20.work/history.csv"), run_label("resnet56.csv")
+    ('plain20', 'resnet56')
+    """
+    path = pathlib.Path(path)
+    name = path.parent.name if path.name == "history.csv" and path.parent.name else path.stem
+    return name[: -len(".work")] if name.endswith(".work") else name
+
+
+def plot_history(history, ax=None, label=None, color=None):
+    """Draw one run: training error thin and dashed, test error bold, in %
+    against iterations (x 10^4, as in the paper).
+
+    ``history`` is a path to a history.csv or its rows (see
+    :func:`keras_resblocks.training.read_history`). Returns the axes.
+
+    Example:
+
+    >>> from keras_resblocks.plotting import plot_history
+    >>> rows = [{"iterations": 100, "train_error": 0.5, "test_error": 0.6},
+    ...         {"iterations": 200, "train_error": 0.3, "test_error": 0.4}]
+    >>> ax = plot_history(rows, label="resnet20")
+    >>> [line.get_label() for line in ax.get_lines()]
+    ['_resnet20 train', 'resnet20']
+    """
+    from keras_resblocks.training.trainer import read_history
+
+    if not isinstance(history, (list, tuple)):
+        label = label or run_label(history)
+        history = read_history(history)
+    if ax is None:
+        ax = _pyplot().figure().add_subplot()
+    x = [row["iterations"] / 1e4 for row in history]
+    train = [100 * row["train_error"] for row in history]
+    (line,) = ax.plot(x, train, "--", linewidth=0.8, color=color, label=f"_{label} train")
+    test = [(xi, 100 * row["test_error"]) for xi, row in zip(x, history)
+            if row.get("test_error") is not None]
+    if test:
+        ax.plot(*zip(*test), "-", linewidth=2.0, color=line.get_color(), label=label)
+    ax.set_xlabel("iter. (1e4)")
+    ax.set_ylabel("error (%)")
+    return ax
+
+
+def plot_degradation(plain, residual, output=None, ylim=(0, 20)):
+    """The paper's figure 6: plain nets on the left, residual nets on the right.
+
+    ``plain`` and ``residual`` map a label to a history (path or rows), or are
+    lists of history.csv paths (labelled by :func:`run_label`). Writes a PNG
+    to ``output`` if given; returns the figure.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_resblocks.plotting import plot_degradation
+    >>> rows = [{"iterations": 100, "train_error": 0.5, "test_error": 0.6}]
+    >>> fig = plot_degradation({"plain20": rows}, {"resnet20": rows},
+    ...                        output=tempfile.mkdtemp() + "/fig6.png")
+    >>> [ax.get_title() for ax in fig.axes]
+    ['plain', 'ResNet']
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, runs, title in ((axes[0], plain, "plain"), (axes[1], residual, "ResNet")):
+        if not isinstance(runs, dict):
+            runs = {run_label(p): p for p in runs}
+        for label, history in sorted(runs.items(), key=lambda kv: _depth_key(kv[0])):
+            plot_history(history, ax=ax, label=label)
+        ax.set_title(title)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        ax.grid(alpha=0.3)
+        if runs:
+            ax.legend(loc="upper right", fontsize="small")
+    axes[1].set_ylabel("")
+    fig.tight_layout()
+    if output is not None:
+        pathlib.Path(output).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(output, dpi=120)
+    plt.close(fig)
+    return fig
+
+
+def _depth_key(label):
+    digits = "".join(c for c in label if c.isdigit())
+    return (int(digits) if digits else 0, label)
+
+
+def add_plot_arguments(parser):
+    """The options of the degradation plot, for scripts and the ``plot`` CLI command.
+
+    Example:
+
+    >>> import argparse
+    >>> from keras_resblocks.plotting import add_plot_arguments
+    >>> add_plot_arguments(argparse.ArgumentParser()).parse_args(["a.csv"]).output
+    'degradation.png'
+    """
+    parser.add_argument("histories", nargs="*", help="history.csv files; runs whose name starts "
+                        "with 'plain' go left, the others right")
+    parser.add_argument("--plain", nargs="*", default=[], help="history files of plain nets")
+    parser.add_argument("--residual", nargs="*", default=[], help="history files of residual nets")
+    parser.add_argument("--output", default="degradation.png", help="PNG to write")
+    parser.add_argument("--ymax", type=float, default=20.0, help="top of the error axis (%%)")
+    return parser
+
+
+def main(argv=None):
+    """Draw figure 6 from history files; returns the exit status.
+
+    Example:
+
+    >>> from keras_resblocks.plotting import main
+    >>> main([])
+    Traceback (most recent call last):
+    ...
+    SystemExit: 2
+    """
+    parser = add_plot_arguments(argparse.ArgumentParser(
+        prog="plot_degradation", description="He et al. 2015 figure 6 from history.csv files."))
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    plain = list(args.plain) + [p for p in args.histories if run_label(p).startswith("plain")]
+    residual = list(args.residual) + [p for p in args.histories if not run_label(p).startswith("plain")]
+    if not plain and not residual:
+        parser.error("give at least one history.csv")
+    missing = [p for p in plain + residual if not pathlib.Path(p).is_file()]
+    if missing:
+        parser.error(f"history file(s) not found: {missing}")
+    plot_degradation(plain, residual, output=args.output, ylim=(0, args.ymax))
+    print(args.output)
+    return 0

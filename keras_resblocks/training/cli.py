@@ -1,0 +1,159 @@
+"""Command-line wiring of training, shared by ``scripts/train.py`` and ``keras-resblocks train``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+
+from keras_resblocks.training.recipes import PRESETS, Recipe, SCHEDULES, get_recipe
+
+# Recipe fields a flag can override, with how to parse them.
+_RECIPE_FLAGS = {
+    "batch_size": int,
+    "learning_rate": float,
+    "momentum": float,
+    "weight_decay": float,
+    "schedule": str,
+    "iterations": int,
+    "epochs": int,
+    "warmup_iterations": int,
+    "warmup_lr": float,
+    "lr_factor": float,
+    "crop_padding": int,
+    "validation": int,
+}
+
+
+def _int_list(text):
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated iteration counts like 32000,48000. Received: {text!r}"
+        ) from None
+
+
+def _json_object(text):
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"expected a JSON object ({e}). Received: {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object. Received: {text!r}")
+    return value
+
+
+def add_train_arguments(parser):
+    """Add the training options to an ``argparse`` parser (or sub-parser).
+
+    Every recipe field has a flag; an unset flag keeps the preset's value.
+
+    Example:
+
+    >>> import argparse
+    >>> from keras_resblocks.training.cli import add_train_arguments
+    >>> args = add_train_arguments(argparse.ArgumentParser()).parse_args(
+    ...     ["--recipe", "he2015", "--lr-boundaries", "100,200", "--no-flip"])
+    >>> args.recipe, args.lr_boundaries, args.flip, args.batch_size
+    ('he2015', (100, 200), False, None)
+    """
+    data = parser.add_argument_group("data and model")
+    data.add_argument("--model", default="resnet20", help="architecture name (default resnet20)")
+    data.add_argument(
+        "--dataset", default="digits",
+        help="digits (offline default), cifar10, cifar100 (keras.datasets, needs internet), "
+        "or a path to an image folder train/<class>/*, test/<class>/* or a .tar.gz of one",
+    )
+    data.add_argument("--data-cache", default=None,
+                      help="where decoded image folders are cached (default ~/.cache/keras_resblocks)")
+    data.add_argument("--model-overrides", type=_json_object, default=None,
+                      help='JSON of Architecture fields / ResNet arguments, e.g. \'{"shortcut": "projection"}\'')
+
+    rec = parser.add_argument_group("recipe (a preset; any field can be overridden)")
+    rec.add_argument("--recipe", default="quick", choices=sorted(PRESETS),
+                     help="he2015: the paper's 64k-iteration step schedule; cosine: shorter "
+                     "runs by epochs; quick: digits in about a minute (default)")
+    for field, kind in _RECIPE_FLAGS.items():
+        flag = "--" + field.replace("_", "-")
+        if field == "schedule":
+            rec.add_argument(flag, choices=SCHEDULES, default=None)
+        else:
+            rec.add_argument(flag, type=kind, default=None)
+    rec.add_argument("--lr-boundaries", type=_int_list, default=None,
+                     help="iterations where the step schedule multiplies the lr by --lr-factor")
+    rec.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
+    rec.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                     help="random horizontal flips")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--output", default=None, help="checkpoint directory written at the end")
+    run.add_argument("--work-dir", default=None,
+                     help="history.csv and backups (default <output>.work)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue from the backup in the work directory")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--mixed-precision", choices=("float32", "bfloat16"), default="float32")
+    run.add_argument("--distribute", action="store_true",
+                     help="data parallelism over all local devices")
+    run.add_argument("--eval-batch-size", type=int, default=500)
+    run.add_argument("--verbose", default="auto", choices=("auto", "0", "1", "2"),
+                     help="Keras progress output: 1 bar, 2 a line per epoch")
+    return parser
+
+
+def recipe_from_args(args):
+    """The :class:`Recipe` that parsed arguments ask for.
+
+    Example:
+
+    >>> import argparse
+    >>> from keras_resblocks.training.cli import add_train_arguments, recipe_from_args
+    >>> parser = add_train_arguments(argparse.ArgumentParser())
+    >>> recipe_from_args(parser.parse_args(["--recipe", "he2015", "--batch-size", "64"])).batch_size
+    64
+    """
+    overrides = {field: getattr(args, field) for field in _RECIPE_FLAGS}
+    overrides.update(lr_boundaries=args.lr_boundaries, nesterov=args.nesterov, flip=args.flip)
+    return get_recipe(args.recipe, **overrides)
+
+
+def main(argv=None):
+    """Run ``train`` from command-line arguments; returns the exit status.
+
+    Example:
+
+    >>> from keras_resblocks.training.cli import main
+    >>> main(["--recipe", "nope"])
+    Traceback (most recent call last):
+    ...
+    SystemExit: 2
+    """
+    from keras_resblocks.training.data import DatasetError
+    from keras_resblocks.training.trainer import NonFiniteLossError, train
+
+    parser = add_train_arguments(argparse.ArgumentParser(
+        prog="train", description="Train a keras-resblocks model and write a checkpoint."))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    if args.output is None and args.work_dir is None:
+        parser.error("give --output (a checkpoint directory) and/or --work-dir")
+    try:
+        recipe = recipe_from_args(args)
+        verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
+        result = train(
+            model=args.model, dataset=args.dataset, recipe=recipe, output=args.output,
+            work_dir=args.work_dir, resume=args.resume, seed=args.seed,
+            mixed_precision=args.mixed_precision, distribute=args.distribute,
+            data_cache=args.data_cache, eval_batch_size=args.eval_batch_size,
+            model_overrides=args.model_overrides, verbose=verbose,
+            command=" ".join(shlex.quote(a) for a in ["train.py"] + argv),
+        )
+    except (DatasetError, NonFiniteLossError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps({"output": str(result["output"]), "metrics": result["metrics"],
+                      "recipe": dataclasses.asdict(result["recipe"]) if isinstance(result["recipe"], Recipe) else None}))
+    return 0

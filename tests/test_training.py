@@ -1,0 +1,163 @@
+"""Training: end to end on digits, resumption, the NaN guard, schedules, distribution."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_resblocks.training import (
+    NonFiniteLossError,
+    get_recipe,
+    learning_rate_schedule,
+    load_dataset,
+    read_history,
+    train,
+)
+from keras_resblocks.training.cli import main
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TINY = dict(stage_depths=[1, 1, 1], stage_widths=[8, 8, 16], stem_width=8)
+TINY_FLAGS = ["--model-overrides", json.dumps(TINY)]
+
+
+def _load(path):
+    try:
+        from keras_resblocks import from_pretrained
+    except ImportError:  # TODO(issue 3): remove once hub's from_pretrained is merged
+        from keras_resblocks.training.checkpoint_fallback import load_pretrained as from_pretrained
+    return from_pretrained(str(path))
+
+
+def test_two_epochs_on_digits_end_to_end(tmp_path, capsys):
+    out = tmp_path / "resnet-digits"
+    status = main(["--dataset", "digits", "--recipe", "quick", "--epochs", "2", "--output", str(out),
+                   "--verbose", "0", "--seed", "3", *TINY_FLAGS])
+    assert status == 0
+    history = read_history(tmp_path / "resnet-digits.work" / "history.csv")
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert [row["iterations"] for row in history] == [20, 40]  # 1294 // 64 = 20 per epoch
+    assert all(0 <= row[k] <= 1 for row in history for k in ("train_error", "val_error", "test_error"))
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["classifier_activation"] == "softmax"
+    assert config["labels"] == [str(i) for i in range(10)]
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["recipe"]["name"] == "quick" and metadata["recipe"]["epochs"] == 2
+    assert metadata["iterations"] == 40 and metadata["epochs"] == 2
+    assert "--epochs 2" in metadata["command"]
+
+    model = _load(out)
+    data = load_dataset("digits")
+    probabilities = model.predict(data.x_test.astype("float32"), verbose=0)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    accuracy = float((probabilities.argmax(-1) == data.y_test).mean())
+    assert accuracy == pytest.approx(metadata["metrics"]["test_accuracy"], abs=1e-6)
+    assert history[1]["train_loss"] < history[0]["train_loss"]
+
+
+class _Kill(keras.callbacks.Callback):
+    """Stands in for a killed process: dies in the middle of an epoch."""
+
+    def __init__(self, at_iteration):
+        super().__init__()
+        self.at_iteration = at_iteration
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == self.at_iteration:
+            raise KeyboardInterrupt("killed")
+
+
+def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
+    kwargs = dict(model="resnet20", dataset="digits", recipe=get_recipe("quick", epochs=2),
+                  seed=1, model_overrides=TINY, verbose=0)
+    whole = train(work_dir=tmp_path / "whole", **kwargs)
+    with pytest.raises(KeyboardInterrupt):
+        train(work_dir=tmp_path / "split", callbacks=[_Kill(27)], **kwargs)  # epoch 2, batch 7
+    # A run already in the work directory must not be overwritten by accident.
+    with pytest.raises(ValueError, match="resume"):
+        train(work_dir=tmp_path / "split", **kwargs)
+    resumed = train(work_dir=tmp_path / "split", resume=True, **kwargs)
+
+    for a, b in zip(whole["model"].get_weights(), resumed["model"].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    assert len(resumed["history"]) == 2
+    for a, b in zip(whole["history"], resumed["history"]):
+        for key in ("iterations", "train_loss", "train_error", "val_error", "test_error", "lr"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+
+
+def test_nan_loss_stops_naming_the_iteration_and_keeps_the_last_good_backup(tmp_path):
+    # Epoch 1 (iterations 1..20) is sane; from update 20 on the lr is absurd.
+    recipe = get_recipe("quick", epochs=3, schedule="step", lr_boundaries=(20,), lr_factor=1e30)
+    with pytest.raises(NonFiniteLossError, match=r"at iteration (2[1-9]|3\d|40) \(epoch 2"):
+        train("resnet20", "digits", recipe=recipe, work_dir=tmp_path, model_overrides=TINY, verbose=0)
+    backup = tmp_path / "backup"
+    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 1
+    assert [row["epoch"] for row in read_history(tmp_path / "history.csv")] == [1]
+
+    # The command line turns these errors into a message and a non-zero exit.
+    status = main(["--dataset", str(tmp_path / "nowhere"), "--work-dir", str(tmp_path / "cli")])
+    assert status == 1
+
+
+def test_he2015_schedule_at_its_boundaries():
+    lr = learning_rate_schedule(get_recipe("he2015").resolve(depth=110, steps_per_epoch=351))
+    values = {i: round(float(lr(i)), 7) for i in (0, 399, 400, 31999, 32000, 47999, 48000, 63999)}
+    assert values == {0: 0.01, 399: 0.01, 400: 0.1, 31999: 0.1, 32000: 0.01, 47999: 0.01,
+                      48000: 0.001, 63999: 0.001}
+    # The paper warms up only from 110 layers on; the flag forces it either way.
+    assert round(float(learning_rate_schedule(get_recipe("he2015").resolve(56, 351))(0)), 7) == 0.1
+    forced = get_recipe("he2015", warmup_iterations=400).resolve(20, 351)
+    assert round(float(learning_rate_schedule(forced)(399)), 7) == 0.01
+    resolved = get_recipe("he2015").resolve(depth=20, steps_per_epoch=351)
+    assert (resolved.iterations, resolved.epochs) == (64000, 183)
+
+
+def test_recipe_flags_override_the_preset():
+    from keras_resblocks.training.cli import add_train_arguments, recipe_from_args
+    import argparse
+
+    parser = add_train_arguments(argparse.ArgumentParser())
+    recipe = recipe_from_args(parser.parse_args(
+        ["--recipe", "he2015", "--learning-rate", "0.05", "--epochs", "3", "--no-flip",
+         "--warmup-iterations", "0", "--lr-boundaries", "10,20"]))
+    assert (recipe.learning_rate, recipe.epochs, recipe.iterations, recipe.flip,
+            recipe.warmup_iterations, recipe.lr_boundaries) == (0.05, 3, None, False, 0, (10, 20))
+    with pytest.raises(ValueError, match="Received: recipe='paper'"):
+        get_recipe("paper")
+
+
+def test_distributed_training_on_two_virtual_devices(tmp_path):
+    backend = keras.backend.backend()
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    args = ["--recipe", "quick", "--epochs", "1", "--distribute", "--work-dir", str(tmp_path),
+            "--verbose", "0", *TINY_FLAGS]
+    if backend == "jax":
+        env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        code = "import sys; from keras_resblocks.training.cli import main; sys.exit(main(sys.argv[1:]))"
+    elif backend == "tensorflow":
+        code = (
+            "import sys, tensorflow as tf\n"
+            "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+            "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+            "from keras_resblocks.training.cli import main; sys.exit(main(sys.argv[1:]))"
+        )
+    else:
+        pytest.skip(f"no data-parallel path for {backend}")
+    code = (
+        "import sys, keras_resblocks.training.trainer as t\n"
+        "_enter = t._DistributionScope.__enter__\n"
+        "def enter(self):\n"
+        "    out = _enter(self); print('replicas', self.devices, file=sys.stderr); return out\n"
+        "t._DistributionScope.__enter__ = enter\n" + code
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "replicas 2" in proc.stderr
+    assert [row["iterations"] for row in read_history(tmp_path / "history.csv")] == [20]
