@@ -146,13 +146,24 @@ def main(argv=None):
     parser = add_plot_arguments(argparse.ArgumentParser(
         prog="plot_degradation", description="He et al. 2015 figure 6 from history.csv files."))
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return run_plot(args)
+    except ValueError as e:
+        parser.error(str(e))
+
+
+def run_plot(args):
+    """Draw the figure for parsed :func:`add_plot_arguments` options; returns 0.
+
+    Raises ``ValueError`` when no history is given or a file is missing.
+    """
     plain = list(args.plain) + [p for p in args.histories if run_label(p).startswith("plain")]
     residual = list(args.residual) + [p for p in args.histories if not run_label(p).startswith("plain")]
     if not plain and not residual:
-        parser.error("give at least one history.csv")
+        raise ValueError("give at least one history.csv")
     missing = [p for p in plain + residual if not pathlib.Path(p).is_file()]
     if missing:
-        parser.error(f"history file(s) not found: {missing}")
+        raise ValueError(f"history file(s) not found: {missing}")
     plot_degradation(plain, residual, output=args.output, ylim=(0, args.ymax))
     print(args.output)
     return 0

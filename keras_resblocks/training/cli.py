@@ -131,15 +131,23 @@ def main(argv=None):
     ...
     SystemExit: 2
     """
-    from keras_resblocks.training.data import DatasetError
-    from keras_resblocks.training.trainer import NonFiniteLossError, train
-
     parser = add_train_arguments(argparse.ArgumentParser(
         prog="train", description="Train a keras-resblocks model and write a checkpoint."))
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    return run_train(args, command=" ".join(shlex.quote(a) for a in ["train.py"] + argv))
+
+
+def run_train(args, command=None):
+    """Train from parsed :func:`add_train_arguments` options; returns the exit status."""
+    from keras_resblocks.training.data import DatasetError
+    from keras_resblocks.training.trainer import NonFiniteLossError, train
+
     if args.output is None and args.work_dir is None:
-        parser.error("give --output (a checkpoint directory) and/or --work-dir")
+        print("error: give --output (a checkpoint directory) and/or --work-dir", file=sys.stderr)
+        return 2
+    if command is None:
+        command = " ".join(shlex.quote(a) for a in sys.argv)
     try:
         recipe = recipe_from_args(args)
         verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
@@ -149,7 +157,7 @@ def main(argv=None):
             mixed_precision=args.mixed_precision, distribute=args.distribute,
             data_cache=args.data_cache, eval_batch_size=args.eval_batch_size,
             model_overrides=args.model_overrides, verbose=verbose,
-            command=" ".join(shlex.quote(a) for a in ["train.py"] + argv),
+            command=command,
         )
     except (DatasetError, NonFiniteLossError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -251,7 +251,7 @@ class EpochRecorder(keras.callbacks.Callback):
         os.replace(tmp, self.path)
 
 
-def evaluate_accuracy(model, x, y, batch_size, replicas=1):
+def evaluate_accuracy(model, x, y, batch_size, replicas=1, verbose=0):
     """``model``'s accuracy on ``(x, y)``, in batches of one size.
 
     The last batch is padded with images that weigh nothing, so a compiled
@@ -263,7 +263,8 @@ def evaluate_accuracy(model, x, y, batch_size, replicas=1):
     weights = np.concatenate([np.ones(len(x), "float32"), np.zeros(pad, "float32")])
     x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
     y = np.concatenate([y, np.zeros(pad, y.dtype)])
-    result = model.evaluate(x, y, sample_weight=weights, batch_size=batch_size, verbose=0, return_dict=True)
+    result = model.evaluate(x, y, sample_weight=weights, batch_size=batch_size, verbose=verbose,
+                            return_dict=True)
     return float(result["accuracy"])
 
 

@@ -1,0 +1,350 @@
+"""The ``keras-resblocks`` command: list, info, predict, evaluate, train, publish, plot.
+
+Exit codes: 0 success, 1 the work failed (a bad file, a failed check, a failed
+run), 2 bad usage (argparse's own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+class CommandError(Exception):
+    """A failure the command reports in one line, without a traceback."""
+
+
+# -- list --------------------------------------------------------------------------------
+def _architecture_rows():
+    from keras_resblocks import Architecture, list_models, parameter_count
+    from keras_resblocks.registry import ARCHITECTURES
+
+    rows = []
+    for name in list_models():
+        arch = Architecture(**ARCHITECTURES[name])
+        rows.append({
+            "name": name,
+            "kind": "architecture",
+            "family": "CIFAR" if arch.stem == "cifar" else "ImageNet",
+            "block": arch.block + (" preact" if arch.preact else "")
+                     + (" bottleneck" if arch.bottleneck else ""),
+            "depth": arch.depth,
+            "parameters": parameter_count(arch),
+        })
+    return rows
+
+
+def _checkpoint_rows():
+    from keras_resblocks import Architecture, list_pretrained, parameter_count
+    from keras_resblocks.registry import ARCHITECTURES
+
+    rows = []
+    for name, entry in sorted(list_pretrained().items()):
+        arch = Architecture(**ARCHITECTURES[entry["architecture"]])
+        metrics = entry.get("metrics") or {}
+        accuracy = metrics.get("test_accuracy", metrics.get("top1_accuracy"))
+        if entry.get("bundled"):
+            source = "bundled"
+        elif entry.get("hub"):
+            source = f"hf://{entry['hub']['repo_id']}@{entry['hub'].get('revision', 'main')[:12]}"
+        else:
+            source = f"keras.applications.{entry['keras_applications']} (download)"
+        rows.append({
+            "name": name,
+            "kind": "checkpoint",
+            "architecture": entry["architecture"],
+            "parameters": parameter_count(arch),
+            "dataset": entry.get("dataset", ""),
+            "accuracy": accuracy,
+            "source": source,
+        })
+    return rows
+
+
+def _table(rows, columns):
+    def cell(row, column):
+        value = row.get(column)
+        if value is None:
+            return "-"
+        if column == "parameters":
+            return f"{value / 1e6:.2f}M"
+        if column == "accuracy":
+            return f"{100 * value:.2f}%"
+        return str(value)
+
+    cells = [[cell(r, c) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
+              for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def cmd_list(args):
+    architectures = _architecture_rows()
+    checkpoints = _checkpoint_rows()
+    if args.json:
+        print(json.dumps({"architectures": architectures, "checkpoints": checkpoints}, indent=1))
+        return 0
+    print("Architectures (keras_resblocks.create_model(NAME)):")
+    print(_table(architectures, ["name", "family", "block", "depth", "parameters"]))
+    print()
+    print("Pretrained checkpoints (keras_resblocks.from_pretrained(NAME)):")
+    print(_table(checkpoints, ["name", "architecture", "parameters", "dataset", "accuracy",
+                               "source"]))
+    return 0
+
+
+# -- info --------------------------------------------------------------------------------
+def cmd_info(args):
+    import importlib.resources
+    import os
+
+    from keras_resblocks import Architecture, list_models, list_pretrained, parameter_count
+    from keras_resblocks.registry import ARCHITECTURES
+
+    name = args.name
+    if name in list_models():
+        arch = Architecture(**ARCHITECTURES[name])
+        info = {"name": name, "architecture": arch.to_dict(), "depth": arch.depth,
+                "parameters": parameter_count(arch)}
+        if args.json:
+            print(json.dumps(info, indent=1))
+        else:
+            print(f"{name}: {arch.depth} weighted layers, {info['parameters']:,} parameters")
+            print(json.dumps(arch.to_dict(), indent=1))
+            if args.summary:
+                from keras_resblocks import create_model
+
+                create_model(name).summary()
+        return 0
+    pretrained = list_pretrained()
+    if name in pretrained:
+        entry = pretrained[name]
+        card = None
+        if entry.get("bundled"):
+            card_file = importlib.resources.files("keras_resblocks.weights") / entry["bundled"] / "README.md"
+            card = card_file.read_text(encoding="utf-8")
+        if args.json:
+            print(json.dumps(dict(entry, name=name), indent=1))
+        else:
+            print(card if card else json.dumps(dict(entry, name=name), indent=1))
+        return 0
+    if os.path.isdir(name):
+        card_path = os.path.join(name, "README.md")
+        if not os.path.isfile(card_path):
+            raise CommandError(f"{name}: no README.md (model card) in this directory")
+        if args.json:
+            with open(os.path.join(name, "metadata.json"), encoding="utf-8") as f:
+                print(f.read())
+        else:
+            with open(card_path, encoding="utf-8") as f:
+                print(f.read())
+        return 0
+    raise CommandError(
+        f"unknown name {name!r}: not an architecture (keras-resblocks list), a pretrained "
+        "checkpoint, or a checkpoint directory"
+    )
+
+
+# -- predict -----------------------------------------------------------------------------
+def load_image(path, size=None):
+    """An image file as a uint8 RGB array, resized to ``size`` ((height, width)) if given.
+
+    Any format Pillow reads; grey, palette and RGBA images are converted to RGB.
+
+    Example:
+
+    >>> import tempfile, numpy as np
+    >>> from PIL import Image
+    >>> from keras_resblocks.cli import load_image
+    >>> path = tempfile.mkdtemp() + "/grey.png"
+    >>> Image.fromarray(np.zeros((10, 20), "uint8")).save(path)
+    >>> load_image(path, size=(32, 32)).shape
+    (32, 32, 3)
+    """
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            if size is not None and all(size) and image.size != (size[1], size[0]):
+                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            return np.asarray(image, dtype="uint8")
+    except FileNotFoundError:
+        raise CommandError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CommandError(f"{path}: is a directory, not an image") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise CommandError(f"{path}: not a readable image ({type(e).__name__})") from None
+
+
+def _load_model(name):
+    from keras_resblocks import from_pretrained
+
+    return from_pretrained(name)
+
+
+def cmd_predict(args):
+    import numpy as np
+
+    model = _load_model(args.name)
+    size = model.image_shape[:2]
+    labels = getattr(model, "labels", None) or [str(i) for i in range(model.num_classes)]
+    images, names, failed = [], [], 0
+    for path in args.images:
+        try:
+            images.append(load_image(path, size))
+            names.append(path)
+        except CommandError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+    results = []
+    if images:
+        probabilities = np.asarray(model.predict(np.stack(images).astype("float32"),
+                                                 batch_size=args.batch_size, verbose=0))
+        if model.classifier_activation != "softmax":
+            exp = np.exp(probabilities - probabilities.max(-1, keepdims=True))
+            probabilities = exp / exp.sum(-1, keepdims=True)
+        k = min(args.top_k, probabilities.shape[-1])
+        for path, p in zip(names, probabilities):
+            top = np.argsort(-p)[:k]
+            results.append({"file": path, "top": [
+                {"label": labels[i], "index": int(i), "probability": float(p[i])} for i in top]})
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        for r in results:
+            best = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top"])
+            print(f"{r['file']}: {best}")
+    return 1 if failed else 0
+
+
+# -- evaluate ----------------------------------------------------------------------------
+def cmd_evaluate(args):
+    from keras_resblocks.training.data import load_dataset
+    from keras_resblocks.training.trainer import evaluate_accuracy
+
+    source = args.data or args.dataset
+    if source is None:
+        raise CommandError("give --data DIR (an image folder) or --dataset NAME")
+    model = _load_model(args.name)
+    data = load_dataset(source, validation=0)
+    x, y = (data.x_test, data.y_test) if args.split == "test" else (data.x_train, data.y_train)
+    if tuple(x.shape[1:]) != tuple(model.image_shape) and None not in model.image_shape:
+        raise CommandError(
+            f"{source}: images are {tuple(x.shape[1:])} but {args.name} takes "
+            f"{tuple(model.image_shape)}"
+        )
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    accuracy = evaluate_accuracy(model, x, y, args.batch_size, verbose=0 if args.json else 1)
+    result = {"model": args.name, "data": str(source), "split": args.split,
+              "images": int(len(x)), "accuracy": accuracy}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.name} on {source} ({args.split}, {len(x)} images): "
+              f"top-1 accuracy {100 * accuracy:.2f}%")
+    return 0
+
+
+# -- train / publish / plot: the programs of their own modules, same options -------------
+def cmd_train(args):
+    from keras_resblocks.training.cli import run_train
+
+    return run_train(args)
+
+
+def cmd_publish(args):
+    from keras_resblocks.publish import run_publish
+
+    return run_publish(args)
+
+
+def cmd_plot(args):
+    from keras_resblocks.plotting import run_plot
+
+    return run_plot(args)
+
+
+def build_parser():
+    """The ``keras-resblocks`` argument parser (one sub-command per job).
+
+    Example:
+
+    >>> from keras_resblocks.cli import build_parser
+    >>> build_parser().parse_args(["predict", "resnet20_cifar10", "cat.png", "--top-k", "3"]).top_k
+    3
+    """
+    from keras_resblocks import __version__
+    from keras_resblocks.plotting import add_plot_arguments
+    from keras_resblocks.publish import add_publish_arguments
+    from keras_resblocks.training.cli import add_train_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="keras-resblocks",
+        description="Residual networks for Keras 3: architectures, pretrained checkpoints, "
+                    "training and publishing.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="architectures and pretrained checkpoints")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="the card of a checkpoint or the summary of an architecture")
+    p.add_argument("name", help="architecture, pretrained name or checkpoint directory")
+    p.add_argument("--summary", action="store_true", help="also print the Keras layer summary")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("predict", help="top-k labels for image files")
+    p.add_argument("name", help="pretrained name, hf://owner/repo[@rev] or checkpoint directory")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any Pillow format)")
+    p.add_argument("--top-k", type=int, default=5, help="labels per image (default 5)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="top-1 accuracy on an image folder or a dataset")
+    p.add_argument("name", help="pretrained name, hf://owner/repo[@rev] or checkpoint directory")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--data", help="image folder (train/<class>/, test/<class>/) or .tar.gz")
+    group.add_argument("--dataset", help="digits, cifar10 or cifar100")
+    p.add_argument("--split", choices=["test", "train"], default="test")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train", help="train a model and write a checkpoint (scripts/train.py)")
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("publish", help="publish a checkpoint to the Hub (scripts/publish.py)")
+    add_publish_arguments(p)
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("plot", help="training curves from history files to a PNG")
+    add_plot_arguments(p)
+    p.set_defaults(func=cmd_plot)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``keras-resblocks`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CommandError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError, ConnectionError) as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The keras-resblocks command, run in-process through its entry point."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_resblocks import Architecture, ResNet, save_pretrained
+from keras_resblocks.cli import main
+
+TINY = Architecture(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 2])
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    model = ResNet(TINY, num_classes=3, input_shape=(16, 16, 3),
+                   preprocessing={"scale": 1 / 255, "mean": [0.5] * 3, "std": [0.25] * 3})
+    return save_pretrained(model, tmp_path_factory.mktemp("ckpt") / "tiny",
+                           labels=["cat", "dog", "fish"], dataset="generated",
+                           metrics={"test_accuracy": 0.5}, command="made by tests/test_cli.py")
+
+
+def test_list_json_has_architectures_and_checkpoints(capsys):
+    assert main(["list", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    rows = {r["name"]: r for r in listing["architectures"]}
+    assert rows["resnet50"]["parameters"] == 25_636_712
+    assert rows["resnet20"]["depth"] == 20
+    assert "resnet50_imagenet" in {r["name"] for r in listing["checkpoints"]}
+
+
+def test_info_of_an_architecture_and_a_checkpoint(capsys, checkpoint):
+    assert main(["info", "resnet56", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["architecture"]["stage_depths"] == [9, 9, 9]
+    assert main(["info", str(checkpoint)]) == 0
+    assert "library_name: keras-resblocks" in capsys.readouterr().out
+    assert main(["info", "no-such-thing"]) == 1
+    assert "unknown name 'no-such-thing'" in capsys.readouterr().err
+
+
+def test_predict_answers_good_files_and_names_bad_ones(capsys, checkpoint, tmp_path):
+    grey = tmp_path / "grey.png"
+    Image.fromarray(np.full((40, 30), 200, "uint8")).save(grey)
+    rgba = tmp_path / "rgba.png"
+    Image.fromarray(np.zeros((8, 8, 4), "uint8")).save(rgba)
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not an image")
+    code = main(["predict", str(checkpoint), str(grey), str(rgba), str(broken),
+                 str(tmp_path / "missing.png"), "--top-k", "2", "--json"])
+    out = capsys.readouterr()
+    assert code == 1
+    results = json.loads(out.out)
+    assert [r["file"] for r in results] == [str(grey), str(rgba)]
+    for r in results:
+        assert len(r["top"]) == 2 and {t["label"] for t in r["top"]} <= {"cat", "dog", "fish"}
+        assert r["top"][0]["probability"] >= r["top"][1]["probability"]
+    assert f"error: {broken}: not a readable image" in out.err
+    assert "missing.png: no such file" in out.err
+    assert "Traceback" not in out.err
+
+
+def test_usage_errors_exit_2():
+    with pytest.raises(SystemExit) as info:
+        main(["predict"])
+    assert info.value.code == 2
+
+
+def test_plot_writes_a_png(tmp_path, capsys):
+    def write_history(path, error):
+        path.parent.mkdir(parents=True)
+        rows = [f"{e},{100 * e},{error / e},{error / e + 0.05}" for e in range(1, 4)]
+        path.write_text("epoch,iterations,train_error,test_error\n" + "\n".join(rows) + "\n")
+
+    plain, residual = tmp_path / "plain20" / "history.csv", tmp_path / "resnet20" / "history.csv"
+    write_history(plain, error=0.2)
+    write_history(residual, error=0.1)
+    out = tmp_path / "fig.png"
+    assert main(["plot", str(plain), str(residual), "--output", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plot", str(tmp_path / "nope.csv")]) == 1
+    assert "not found" in capsys.readouterr().err
