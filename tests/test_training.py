@@ -35,12 +35,13 @@ def _load(path):
 
 def test_two_epochs_on_digits_end_to_end(tmp_path, capsys):
     out = tmp_path / "resnet-digits"
-    status = main(["--dataset", "digits", "--recipe", "quick", "--epochs", "2", "--output", str(out),
+    # 30 iterations: one full epoch of 20 and a partial second one.
+    status = main(["--dataset", "digits", "--recipe", "quick", "--iterations", "30", "--output", str(out),
                    "--verbose", "0", "--seed", "3", *TINY_FLAGS])
     assert status == 0
     history = read_history(tmp_path / "resnet-digits.work" / "history.csv")
     assert [row["epoch"] for row in history] == [1, 2]
-    assert [row["iterations"] for row in history] == [20, 40]  # 1294 // 64 = 20 per epoch
+    assert [row["iterations"] for row in history] == [20, 30]  # 1294 // 64 = 20 per epoch
     assert all(0 <= row[k] <= 1 for row in history for k in ("train_error", "val_error", "test_error"))
 
     config = json.loads((out / "config.json").read_text())
@@ -48,8 +49,8 @@ def test_two_epochs_on_digits_end_to_end(tmp_path, capsys):
     assert config["labels"] == [str(i) for i in range(10)]
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["recipe"]["name"] == "quick" and metadata["recipe"]["epochs"] == 2
-    assert metadata["iterations"] == 40 and metadata["epochs"] == 2
-    assert "--epochs 2" in metadata["command"]
+    assert metadata["iterations"] == 30 and metadata["epochs"] == 2
+    assert "--iterations 30" in metadata["command"]
 
     model = _load(out)
     data = load_dataset("digits")

@@ -76,10 +76,11 @@ def save_pretrained(model, directory, *, labels=None, dataset=None, metrics=None
 
     Example:
 
-    >>> import tempfile, json
-    >>> from keras_resblocks import ResNet20
-    >>> from keras_resblocks.training.checkpoint_fallback import save_pretrained
-    >>> path = save_pretrained(ResNet20(), tempfile.mkdtemp() + "/resnet20")
+    >>> import tempfile
+    >>> from keras_resblocks import Architecture, ResNet
+    >>> arch = Architecture(stage_depths=[1], stage_widths=[4], stage_strides=[1], stem_width=4)
+    >>> model = ResNet(arch, num_classes=2, input_shape=(8, 8, 3))
+    >>> path = save_pretrained(model, tempfile.mkdtemp() + "/tiny")
     >>> sorted(p.name for p in path.iterdir())
     ['README.md', 'config.json', 'metadata.json', 'model.safetensors']
     """
@@ -129,11 +130,12 @@ def load_pretrained(directory):
     Example:
 
     >>> import tempfile
-    >>> from keras_resblocks import ResNet20
+    >>> from keras_resblocks import Architecture, ResNet
     >>> from keras_resblocks.training.checkpoint_fallback import load_pretrained, save_pretrained
-    >>> model = load_pretrained(save_pretrained(ResNet20(), tempfile.mkdtemp() + "/m"))
-    >>> model.output_shape
-    (None, 10)
+    >>> arch = Architecture(stage_depths=[1], stage_widths=[4], stage_strides=[1], stem_width=4)
+    >>> saved = save_pretrained(ResNet(arch, num_classes=2, input_shape=(8, 8, 3)), tempfile.mkdtemp() + "/m")
+    >>> load_pretrained(saved).output_shape
+    (None, 2)
     """
     from safetensors.numpy import load_file
 

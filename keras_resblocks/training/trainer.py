@@ -179,14 +179,23 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 
 class StopAtIteration(keras.callbacks.Callback):
-    """Ends training after exactly ``iterations`` optimizer updates."""
+    """Ends training after exactly ``iterations`` optimizer updates.
 
-    def __init__(self, iterations):
+    It counts batches itself: on JAX, touching ``self.model`` in a batch
+    callback would pull the whole training state back to the model every step.
+    """
+
+    def __init__(self, iterations, steps_per_epoch):
         super().__init__()
         self.iterations = iterations
+        self.steps_per_epoch = steps_per_epoch
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) >= self.iterations:
+        if self._epoch * self.steps_per_epoch + batch + 1 >= self.iterations:
             self.model.stop_training = True
 
 
@@ -472,16 +481,14 @@ def train(
     Returns a dict with ``metrics``, ``recipe`` (resolved), ``history`` (rows),
     ``model`` (the trained model, softmax head) and ``output``.
 
-    Example (a tiny net, one epoch on digits):
+    Example (``tests/test_training.py`` runs real trainings; a bad argument
+    fails before any work):
 
-    >>> import tempfile
-    >>> from keras_resblocks.training import get_recipe, train
-    >>> result = train(
-    ...     "resnet20", "digits", recipe=get_recipe("quick", epochs=1),
-    ...     work_dir=tempfile.mkdtemp(), verbose=0,
-    ...     model_overrides=dict(stage_depths=[1, 1, 1], stage_widths=[4, 4, 8], stem_width=4))
-    >>> result["run"]["iterations"], sorted(result["history"][0])[:3]
-    (20, ['epoch', 'iterations', 'lr'])
+    >>> from keras_resblocks.training import train
+    >>> train("resnet20", "digits", recipe="paper", work_dir="/tmp/unused")
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown recipe; choose one of ['cosine', 'he2015', 'quick']. Received: recipe='paper'
     """
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if not isinstance(recipe, Recipe):
@@ -559,7 +566,7 @@ def train(
             )
             callbacks = [
                 StopOnNonFiniteLoss(steps_per_epoch),
-                StopAtIteration(recipe.iterations),
+                StopAtIteration(recipe.iterations, steps_per_epoch),
                 recorder,
                 keras.callbacks.BackupAndRestore(
                     str(backup_dir), save_freq="epoch", delete_checkpoint=False
