@@ -115,9 +115,11 @@ def copy_weights(source, target):
             f"{sorted(set(target_vars) - set(mapped))}"
         )
     for path, variable in mapped.items():
+        # Through numpy: on JAX, sharing one buffer between two models breaks when a
+        # compiled step donates (frees) it.
         if tuple(variable.shape) != tuple(target_vars[path].shape):
             raise ValueError(
                 f"Shape mismatch for {path}. Received: {tuple(variable.shape)} vs "
                 f"{tuple(target_vars[path].shape)}"
             )
-        target_vars[path].assign(variable.value)
+        target_vars[path].assign(keras.ops.convert_to_numpy(variable.value))

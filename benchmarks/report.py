@@ -52,8 +52,8 @@ def to_markdown(results, heading_level=3):
     for name, section in results["sections"].items():
         out.append(f"{h}# {name}")
         out.append("")
-        if section["status"] == "skipped":
-            out += [f"**skipped:** {section['reason']}", ""]
+        if section["status"] != "ok":
+            out += [f"**{section['status']}:** {section['reason']}", ""]
             continue
         for table_name, t in section["tables"].items():
             out += [f"*{table_name}*", "", table(t["columns"], t["rows"]), ""]

@@ -98,21 +98,37 @@ def _depth(name):
     return int(name.lstrip("resnetplain"))
 
 
+_PAIRS = {}
+
+
 def build_pair(name):
-    """The package's model and its hand-written twin, with identical weights."""
+    """The package's model and its hand-written twin, with identical weights, compiled.
+
+    Built once per (name, dtype policy) and shared by the sections, so a run compiles
+    each step function once.
+    """
+    import keras
+
     from keras_resblocks import create_model
 
-    package = create_model(name)
-    handwritten = cifar_resnet(_depth(name), residual=name.startswith("resnet"))
-    copy_weights(package, handwritten)
-    return package, handwritten
+    key = (name, keras.config.dtype_policy().name)
+    if key not in _PAIRS:
+        package = create_model(name)
+        handwritten = cifar_resnet(_depth(name), residual=name.startswith("resnet"))
+        copy_weights(package, handwritten)
+        _compile(package)
+        _compile(handwritten)
+        _PAIRS[key] = package, handwritten
+    return _PAIRS[key]
 
 
-def check_equivalent(package, handwritten, rng):
+def check_equivalent(package, handwritten, rng, batch, training_mode=True):
     """Assert the twins compute the same function; returns the evidence.
 
     BatchNorm statistics and affine parameters are randomized first (fresh ones are
-    0/1, which would hide a mix-up), then copied over.
+    0/1, which would hide a mix-up), then copied over. Inference is compared through
+    ``predict_on_batch`` at ``batch`` (the compiled function the timings use);
+    ``training_mode`` also compares an eager training-mode call (batch statistics).
     """
     for v in package.weights:
         leaf = v.path.rsplit("/", 1)[-1]
@@ -126,11 +142,14 @@ def check_equivalent(package, handwritten, rng):
         raise AssertionError(
             f"{package.name}: {package.count_params()} vs {handwritten.count_params()} params"
         )
-    x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
-    diffs = {}
-    for training in (False, True):
-        a = np.asarray(package(x, training=training))
-        b = np.asarray(handwritten(x, training=training))
+    x = rng.uniform(-1, 1, (batch, 32, 32, 3)).astype("float32")
+    outputs = {False: (package.predict_on_batch(x), handwritten.predict_on_batch(x))}
+    if training_mode:
+        x = x[:4]
+        outputs[True] = (package(x, training=True), handwritten(x, training=True))
+    diffs = {True: None}
+    for training, (a, b) in outputs.items():
+        a, b = np.asarray(a), np.asarray(b)
         diffs[training] = float(np.max(np.abs(a - b)))
         if not np.allclose(a, b, atol=1e-5, rtol=1e-4):
             raise AssertionError(
@@ -164,13 +183,13 @@ def run_layers(settings):
     b = settings.batch
     cases = [("predict_on_batch", 1), ("predict_on_batch", b), ("eager call", 1),
              ("train_on_batch", b)]
+    if settings.quick:
+        cases = [("predict_on_batch", b), ("train_on_batch", b)]
     rows, equivalence, skipped = [], [], []
     for name in settings.layer_models:
-        keras.backend.clear_session()
         package, handwritten = build_pair(name)
-        equivalence.append({"model": name, **check_equivalent(package, handwritten, rng)})
-        _compile(package)
-        _compile(handwritten)
+        equivalence.append({"model": name, **check_equivalent(
+            package, handwritten, rng, b, training_mode=not settings.quick)})
         for kind, batch in cases:
             x = _images(rng, batch)
             y = rng.integers(0, 10, batch)
@@ -247,13 +266,10 @@ class NumpyPipeline:
 
 
 def flops_table(settings):
-    import keras
-
     from keras_resblocks import create_model
 
     rows = []
     for name in settings.flops_models:
-        keras.backend.clear_session()
         macs = flops_lib.forward_macs(create_model(name))
         hand_macs = flops_lib.forward_macs(cifar_resnet(_depth(name)))
         if macs != hand_macs:
@@ -279,12 +295,9 @@ def _throughput_rows(settings, rng, gpu):
     rows, skipped = [], []
     for dtype in settings.dtypes:
         for name in settings.training_models:
-            keras.backend.clear_session()
             keras.config.set_dtype_policy("mixed_bfloat16" if dtype == "bfloat16" else "float32")
             try:
                 package, handwritten = build_pair(name)
-                _compile(package)
-                _compile(handwritten)
 
                 def step(model, pipeline):
                     return lambda: model.train_on_batch(*pipeline.next())
@@ -393,7 +406,6 @@ def run_loading(settings):
 
     import keras_resblocks
 
-    keras.backend.clear_session()
     model = keras_resblocks.create_model("resnet20")
     tmp = Path(tempfile.mkdtemp(prefix="bench-loading-"))
     contenders = {"keras.saving.load_model (.keras)": ("keras", tmp / "resnet20.keras")}
