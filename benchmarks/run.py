@@ -99,11 +99,15 @@ def main(argv=None):
                         help="run only these sections (repeatable; default: all)")
     parser.add_argument("--with-110", action="store_true",
                         help="add ResNet-110 to the layers and training sections")
+    parser.add_argument("--batch", action="append", type=int, metavar="N",
+                        help="training-section batch size (repeatable; default 128 and "
+                             "512 on a GPU, 128 on a CPU, 8 with --quick)")
     parser.add_argument("--data", help="CIFAR-10 JPEG archive for time to accuracy")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
 
-    settings = Settings.make(args.quick, with_110=args.with_110, data=args.data)
+    settings = Settings.make(args.quick, with_110=args.with_110, data=args.data,
+                             training_batches=args.batch)
     start = time.perf_counter()
     results = {"meta": environment(argv), "sections": {}}
     for name in args.section or list(SECTIONS):
