@@ -1,13 +1,18 @@
 """Markdown tables from a results JSON written by ``benchmarks/run.py --json``.
 
-``python benchmarks/report.py results.json [more.json ...]`` prints them.
+    python benchmarks/report.py results.json            # print them
+    python benchmarks/report.py results.json --into docs/benchmarks.md --marker cpu-tensorflow
+
+``--into`` replaces what lies between ``<!-- results:MARKER -->`` and
+``<!-- /results:MARKER -->`` in a document, so published tables are never typed by hand.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
-import sys
+from pathlib import Path
 
 
 def _cell(value):
@@ -65,7 +70,29 @@ def to_markdown(results, heading_level=3):
     return "\n".join(out)
 
 
+def splice(document, marker, markdown):
+    """``document`` with the text between the ``marker`` comments replaced."""
+    start, end = f"<!-- results:{marker} -->", f"<!-- /results:{marker} -->"
+    if start not in document or end not in document:
+        raise ValueError(f"The document has no {start} ... {end} block. Received: marker={marker!r}")
+    head, rest = document.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{markdown}\n{end}{tail}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Markdown tables from results JSON.")
+    parser.add_argument("results")
+    parser.add_argument("--into", help="a markdown document to splice the tables into")
+    parser.add_argument("--marker", help="the results block of --into to replace")
+    args = parser.parse_args(argv)
+    markdown = to_markdown(json.loads(Path(args.results).read_text()))
+    if args.into:
+        doc = Path(args.into)
+        doc.write_text(splice(doc.read_text(), args.marker, markdown))
+    else:
+        print(markdown)
+
+
 if __name__ == "__main__":
-    for path in sys.argv[1:]:
-        with open(path) as f:
-            print(to_markdown(json.load(f)))
+    main()

@@ -96,3 +96,13 @@ def test_quick_run_reports_every_section(tmp_path, capsys):
     assert {r["benchmark"] for r in rows} >= {"predict_on_batch", "train_on_batch"}
     markdown = to_markdown(results)
     assert "| resnet20 |" in markdown and "skipped" in markdown
+
+
+def test_report_splices_tables_between_markers():
+    from benchmarks.report import splice, table
+
+    doc = "intro\n<!-- results:cpu -->\nold\n<!-- /results:cpu -->\noutro\n"
+    new = splice(doc, "cpu", table(["a", "b"], [{"a": 1, "b": 0.5}]))
+    assert "old" not in new and "| 1 | 0.500 |" in new and new.endswith("outro\n")
+    with pytest.raises(ValueError, match="marker='gpu'"):
+        splice(doc, "gpu", "x")
