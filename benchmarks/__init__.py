@@ -1,0 +1,1 @@
+"""The keras-resblocks benchmark harness; run ``python benchmarks/run.py --help``."""

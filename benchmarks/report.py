@@ -1,0 +1,98 @@
+"""Markdown tables from a results JSON written by ``benchmarks/run.py --json``.
+
+    python benchmarks/report.py results.json            # print them
+    python benchmarks/report.py results.json --into docs/benchmarks.md --marker cpu-tensorflow
+
+``--into`` replaces what lies between ``<!-- results:MARKER -->`` and
+``<!-- /results:MARKER -->`` in a document, so published tables are never typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+
+def _cell(value):
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value == 0:
+            return "0"
+        if abs(value) < 1e-3:
+            return f"{value:.1e}"
+        if abs(value) < 10:
+            return f"{value:.3f}"
+        return f"{value:,.1f}"
+    return str(value)
+
+
+def table(columns, rows):
+    """One markdown table; floats get 3 decimals below 10, 1 above."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def environment(meta):
+    keys = ("date", "machine", "cpu", "cpu_count", "accelerator", "backend", "python",
+            "keras", "tensorflow", "jax", "numpy", "keras_resblocks", "git_commit", "command",
+            "wall_s")
+    return "\n".join(f"- {k}: `{meta.get(k)}`" for k in keys if k in meta)
+
+
+def to_markdown(results, heading_level=3):
+    """All sections of one run: environment, tables, skipped parts and notes."""
+    h = "#" * heading_level
+    out = [f"{h} Run: {results['meta']['backend']} backend, {results['meta']['date']}",
+           "", environment(results["meta"]), ""]
+    for name, section in results["sections"].items():
+        out.append(f"{h}# {name}")
+        out.append("")
+        if section["status"] != "ok":
+            out += [f"**{section['status']}:** {section['reason']}", ""]
+            continue
+        for table_name, t in section["tables"].items():
+            out += [f"*{table_name}*", "", table(t["columns"], t["rows"]), ""]
+        for s in section["skipped"]:
+            out.append(f"- **skipped:** {s['what']}: {s['reason']}")
+        for note in section["notes"]:
+            out.append(f"- {note}")
+        out.append("")
+    return "\n".join(out)
+
+
+def splice(document, marker, markdown):
+    """``document`` with the text between the ``marker`` comments replaced."""
+    start, end = f"<!-- results:{marker} -->", f"<!-- /results:{marker} -->"
+    if start not in document or end not in document:
+        raise ValueError(f"The document has no {start} ... {end} block. Received: marker={marker!r}")
+    head, rest = document.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{markdown}\n{end}{tail}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Markdown tables from results JSON.")
+    parser.add_argument("results")
+    parser.add_argument("--into", help="a markdown document to splice the tables into")
+    parser.add_argument("--marker", help="the results block of --into to replace")
+    args = parser.parse_args(argv)
+    markdown = to_markdown(json.loads(Path(args.results).read_text()))
+    if args.into:
+        doc = Path(args.into)
+        doc.write_text(splice(doc.read_text(), args.marker, markdown))
+    else:
+        print(markdown)
+
+
+if __name__ == "__main__":
+    main()
