@@ -133,10 +133,11 @@ def test_recipe_flags_override_the_preset():
         get_recipe("paper")
 
 
-def test_distributed_training_on_two_virtual_devices(tmp_path):
+def test_distributed_bfloat16_training_on_two_virtual_devices(tmp_path):
     backend = keras.backend.backend()
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    args = ["--recipe", "quick", "--epochs", "1", "--distribute", "--work-dir", str(tmp_path),
+    args = ["--recipe", "quick", "--epochs", "1", "--distribute", "--mixed-precision", "bfloat16",
+            "--work-dir", str(tmp_path),
             "--verbose", "0", *TINY_FLAGS]
     if backend == "jax":
         env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
