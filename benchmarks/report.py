@@ -86,7 +86,9 @@ def main(argv=None):
     parser.add_argument("--into", help="a markdown document to splice the tables into")
     parser.add_argument("--marker", help="the results block of --into to replace")
     args = parser.parse_args(argv)
-    markdown = to_markdown(json.loads(Path(args.results).read_text()))
+    results = json.loads(Path(args.results).read_text())
+    # Spliced under a document's own "###" heading, a run's headings go one deeper.
+    markdown = to_markdown(results, heading_level=4 if args.into else 3)
     if args.into:
         doc = Path(args.into)
         doc.write_text(splice(doc.read_text(), args.marker, markdown))
