@@ -26,10 +26,8 @@ TINY_FLAGS = ["--model-overrides", json.dumps(TINY)]
 
 
 def _load(path):
-    try:
-        from keras_resblocks import from_pretrained
-    except ImportError:  # TODO(issue 3): remove once hub's from_pretrained is merged
-        from keras_resblocks.training.checkpoint_fallback import load_pretrained as from_pretrained
+    from keras_resblocks import from_pretrained
+
     return from_pretrained(str(path))
 
 

@@ -635,12 +635,7 @@ def train(
 
 
 def write_checkpoint(model, directory, **kwargs):
-    """Write ``model`` as a checkpoint directory through
-    ``keras_resblocks.checkpoint.save_pretrained`` (issue 3), or, until that
-    lands, through :func:`keras_resblocks.training.checkpoint_fallback.save_pretrained`.
-    """
-    try:
-        from keras_resblocks.checkpoint import save_pretrained
-    except ImportError:  # TODO(issue 3): drop once keras_resblocks.checkpoint is merged.
-        from keras_resblocks.training.checkpoint_fallback import save_pretrained
+    """Write ``model`` as a checkpoint directory (``keras_resblocks.save_pretrained``)."""
+    from keras_resblocks.checkpoint import save_pretrained
+
     return save_pretrained(model, directory, **kwargs)
