@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -142,6 +143,12 @@ def save_pretrained(model, directory, *, labels=None, dataset=None, metrics=None
             "Metrics must come with the `command` that measured them, so the model card "
             f"can say how to reproduce them. Received: metrics={metrics!r}, command={command!r}"
         )
+    for metric, value in (metrics or {}).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(
+                f"Metric {metric!r} must be a finite number (leave out what was not "
+                f"measured). Received: {metric}={value!r}"
+            )
     clash = sorted(set(metadata) & set(_RESERVED_METADATA))
     if clash:
         raise ValueError(f"Reserved metadata key(s) {clash}. Received: {sorted(metadata)}")
@@ -245,6 +252,18 @@ def _swap_into_place(staging, target):
             shutil.rmtree(old, ignore_errors=True)
 
 
+def _metric_split(metric, train_split, eval_split):
+    """The split a metric was measured on, from its name (``train_accuracy`` -> train).
+
+    >>> _metric_split("train_accuracy", "train", "test"), _metric_split("val_accuracy", "train", "test")
+    ('train', 'validation')
+    >>> _metric_split("test_accuracy", "train", "test"), _metric_split("accuracy", "train", "test")
+    ('test', 'test')
+    """
+    prefix = metric.split("_", 1)[0]
+    return {"train": train_split, "val": "validation", "test": eval_split}.get(prefix, eval_split)
+
+
 def _model_card(model, config, meta, license):
     dataset, metrics, command = meta["dataset"], meta["metrics"] or {}, meta["command"]
     train_split = meta.get("train_split", "train")
@@ -252,7 +271,8 @@ def _model_card(model, config, meta, license):
     name = meta.get("model_name", model.name)
     eval_results = [
         EvalResult(task_type="image-classification", dataset_type=dataset or "unknown",
-                   dataset_name=dataset or "unknown", dataset_split=eval_split,
+                   dataset_name=dataset or "unknown",
+                   dataset_split=_metric_split(metric, train_split, eval_split),
                    metric_type=metric, metric_value=float(value))
         for metric, value in metrics.items()
     ]

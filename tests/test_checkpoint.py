@@ -84,6 +84,26 @@ def test_metrics_need_the_command_that_measured_them(tmp_path):
         save_pretrained(tiny_model(), tmp_path / "x", metrics={"accuracy": 0.9})
 
 
+@pytest.mark.parametrize("value", [None, float("nan"), "0.9", True])
+def test_metrics_must_be_finite_numbers(tmp_path, value):
+    with pytest.raises(ValueError, match=r"Metric 'val_accuracy' must be a finite number"):
+        save_pretrained(tiny_model(), tmp_path / "x", metrics={"val_accuracy": value},
+                        command="train.py")
+    assert not (tmp_path / "x").exists()
+
+
+def test_card_names_the_split_each_metric_was_measured_on(tmp_path):
+    from huggingface_hub import ModelCard
+
+    path = save_pretrained(
+        tiny_model(), tmp_path / "ckpt", dataset="cifar10", command="train.py",
+        metrics={"train_accuracy": 0.99, "val_accuracy": 0.93, "test_accuracy": 0.92},
+    )
+    results = ModelCard.load(path / "README.md").data.eval_results
+    assert {(r.metric_type, r.dataset_split) for r in results} == {
+        ("train_accuracy", "train"), ("val_accuracy", "validation"), ("test_accuracy", "test")}
+
+
 def test_failed_save_leaves_the_old_checkpoint_intact(saved, monkeypatch):
     _, path = saved
     before = {p.name: p.read_bytes() for p in path.iterdir()}

@@ -59,6 +59,15 @@ def test_two_epochs_on_digits_end_to_end(tmp_path, capsys):
     assert history[1]["train_loss"] < history[0]["train_loss"]
 
 
+def test_no_validation_split_means_no_validation_metric(tmp_path):
+    out = tmp_path / "ckpt"
+    assert main(["--dataset", "digits", "--recipe", "quick", "--iterations", "3", "--validation", "0",
+                 "--output", str(out), "--verbose", "0", *TINY_FLAGS]) == 0
+    metrics = json.loads((out / "metadata.json").read_text())["metrics"]
+    assert set(metrics) == {"train_accuracy", "train_accuracy_running", "test_accuracy"}
+    assert read_history(tmp_path / "ckpt.work" / "history.csv")[-1]["val_error"] is None
+
+
 class _Kill(keras.callbacks.Callback):
     """Stands in for a killed process: dies in the middle of an epoch."""
 

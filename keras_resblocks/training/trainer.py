@@ -606,6 +606,8 @@ def train(
         "val_accuracy": None if last.get("val_error") is None else 1.0 - last["val_error"],
         "test_accuracy": None if last.get("test_error") is None else 1.0 - last["test_error"],
     }
+    # A split that was not there (validation=0, no test images) has no metric.
+    metrics = {name: value for name, value in metrics.items() if value is not None}
     run_info = {
         "epochs": int(last.get("epoch") or 0),
         "iterations": int(last.get("iterations") or 0),
