@@ -103,11 +103,14 @@ def main(argv=None):
                         help="training-section batch size (repeatable; default 128 and "
                              "512 on a GPU, 128 on a CPU, 8 with --quick)")
     parser.add_argument("--data", help="CIFAR-10 JPEG archive for time to accuracy")
+    parser.add_argument("--trainer-images", type=int, metavar="N",
+                        help="images per epoch of the scripts/train.py runs (default 50,000 "
+                             "on a GPU, 8 batches on a CPU)")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
 
     settings = Settings.make(args.quick, with_110=args.with_110, data=args.data,
-                             training_batches=args.batch)
+                             training_batches=args.batch, trainer_images=args.trainer_images)
     start = time.perf_counter()
     results = {"meta": environment(argv), "sections": {}}
     for name in args.section or list(SECTIONS):

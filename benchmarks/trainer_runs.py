@@ -60,6 +60,12 @@ def write_image_folder(root, n_train, n_test, num_classes=10, size=32, seed=0):
     return root
 
 
+def shown(cmd):
+    """A command as a reader would type it (``python scripts/train.py ...``)."""
+    words = ["python"] + [str(w) for w in cmd[1:]]
+    return " ".join(w[len(str(REPO)) + 1:] if w.startswith(str(REPO) + "/") else w for w in words)
+
+
 def _run(cmd, env=None, timeout=None):
     """Run ``cmd``; returns (completed process, wall seconds). Raises with its stderr."""
     start = time.perf_counter()
@@ -87,7 +93,7 @@ def run_trainer(folder, model, batch, dtype, epochs, workdir, cache):
     _, wall = _run(cmd)
     meta = json.loads((output / "metadata.json").read_text())
     return {"images_per_second": meta["images_per_second"], "process_s": wall,
-            "epochs": meta["epochs"], "command": " ".join(cmd[1:])}
+            "epochs": meta["epochs"], "command": shown(cmd)}
 
 
 def handwritten_command(folder, model, batch, dtype, epochs, cache):
@@ -101,7 +107,7 @@ def run_handwritten(folder, model, batch, dtype, epochs, cache):
     cmd = handwritten_command(folder, model, batch, dtype, epochs, cache)
     done, wall = _run(cmd)
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    result.update(process_s=wall, command=" ".join(cmd[1:]))
+    result.update(process_s=wall, command=shown(cmd))
     return result
 
 
@@ -236,7 +242,7 @@ def time_to_accuracy(dataset, target, workdir, *, model="resnet20", recipe="cosi
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=60)
     return {"reached": reached, "target": target, "seconds": seconds, **best,
-            "command": " ".join(cmd[1:])}
+            "command": shown(cmd)}
 
 
 if __name__ == "__main__":

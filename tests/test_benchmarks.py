@@ -106,3 +106,42 @@ def test_report_splices_tables_between_markers():
     assert "old" not in new and "| 1 | 0.500 |" in new and new.endswith("outro\n")
     with pytest.raises(ValueError, match="marker='gpu'"):
         splice(doc, "gpu", "x")
+
+
+def test_numpy_pipeline_crops_flips_and_normalizes_like_the_trainer():
+    from benchmarks.trainer_runs import NumpyCifarPipeline
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 8, 8, 3), dtype=np.uint8)
+    pipeline = NumpyCifarPipeline(images, np.arange(64), 16, padding=2)
+    assert len(pipeline) == 4
+    x, y = pipeline[1]
+    assert x.shape == (16, 8, 8, 3) and x.dtype == np.float32
+    np.testing.assert_array_equal(y, pipeline.order[16:32])  # labels follow their images
+    # Each output is a window of the zero-padded source, maybe mirrored.
+    padded = np.pad(images.astype("float32") / 255.0, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    padded = (padded - pipeline.mean) / pipeline.std
+    for out, index in zip(x, y):
+        windows = [padded[index, dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)]
+        windows += [w[:, ::-1] for w in windows]
+        assert min(np.abs(w - out).max() for w in windows) < 1e-5
+
+
+def test_time_to_accuracy_stops_the_run_at_the_first_epoch_that_reaches_the_target(tmp_path):
+    from benchmarks.trainer_runs import time_to_accuracy
+
+    tiny = ["--model-overrides", json.dumps({"stage_depths": [1, 1, 1],
+                                             "stage_widths": [8, 8, 16], "stem_width": 8})]
+    # Digits, 8 epochs of 20 iterations planned; a tiny net passes 30% within a few.
+    result = time_to_accuracy("digits", 0.3, tmp_path, recipe="quick", extra_args=tiny)
+    assert result["reached"] and result["test_accuracy"] >= 0.3, result
+    assert 1 <= result["epoch"] < 8 and result["iterations"] == 20 * result["epoch"]
+    assert result["seconds"] > 0 and "--recipe quick" in result["command"]
+    assert result["command"].startswith("python scripts/train.py --dataset digits")
+    (work,) = tmp_path.iterdir()
+    rows = (work / "history.csv").read_text().strip().splitlines()
+    assert len(rows) - 1 < 8  # stopped, not run to the end
+
+    missed = time_to_accuracy("digits", 1.01, tmp_path, recipe="quick",
+                              extra_args=[*tiny, "--iterations", "20"])
+    assert not missed["reached"] and missed["epoch"] == 1 and 0 <= missed["test_accuracy"] <= 1
