@@ -268,3 +268,14 @@ def test_bad_reference_inputs_are_refused_before_writing(tmp_path, inputs, messa
     with pytest.raises(ValueError, match=message):
         save_pretrained(_tiny(), tmp_path / "ckpt", reference_inputs=inputs)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_reference_leaves_the_old_checkpoint_intact(checkpoint):
+    before = {p.name: p.read_bytes() for p in checkpoint.iterdir()}
+    broken = _set_weights(_tiny(), 1)
+    broken.get_layer("predictions").bias.assign(np.full(3, np.nan, "float32"))
+    with pytest.raises(ValueError, match="on `reference_inputs` are not all finite"):
+        save_pretrained(broken, checkpoint, reference_inputs=reference_images())
+    assert {p.name: p.read_bytes() for p in checkpoint.iterdir()} == before
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["ckpt"]  # no staging left
+    assert verify_reference(checkpoint).allclose
