@@ -106,11 +106,15 @@ def main(argv=None):
     parser.add_argument("--trainer-images", type=int, metavar="N",
                         help="images per epoch of the scripts/train.py runs (default 50,000 "
                              "on a GPU, 8 batches on a CPU)")
+    parser.add_argument("--trainer-repeats", type=int, metavar="N",
+                        help="scripts/train.py and hand-written runs per configuration "
+                             "(default 2, 1 with --quick)")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
 
     settings = Settings.make(args.quick, with_110=args.with_110, data=args.data,
-                             training_batches=args.batch, trainer_images=args.trainer_images)
+                             training_batches=args.batch, trainer_images=args.trainer_images,
+                             trainer_repeats=args.trainer_repeats)
     start = time.perf_counter()
     results = {"meta": environment(argv), "sections": {}}
     for name in args.section or list(SECTIONS):

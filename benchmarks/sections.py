@@ -50,7 +50,8 @@ class Settings:
     tta_target: float = 0.88
 
     @classmethod
-    def make(cls, quick, with_110=False, data=None, training_batches=None, trainer_images=None):
+    def make(cls, quick, with_110=False, data=None, training_batches=None, trainer_images=None,
+             trainer_repeats=None):
         if quick:
             s = cls(True, ("resnet20",), ("resnet20",), ("resnet20",), ("float32",),
                     batch=8, repeats=3, min_time=0.02, cold_repeats=1, warm_repeats=2,
@@ -67,6 +68,8 @@ class Settings:
             s.training_batches = tuple(training_batches)
         if trainer_images:
             s.trainer_images = trainer_images
+        if trainer_repeats:
+            s.trainer_repeats = trainer_repeats
         return s
 
 

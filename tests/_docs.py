@@ -32,3 +32,16 @@ def run_python_blocks(path, workdir):
     finally:
         os.chdir(previous)
     return namespace
+
+
+_BLOCK = re.compile(
+    r"(?:^<!--(?P<note>[^\n]*?)-->[ \t]*\n(?:[ \t]*\n)*)?^```(?P<lang>\w*)[ \t]*\n(?P<code>.*?)^```[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def code_blocks(path):
+    """Every fenced block of a Markdown file: ``(language, code, note)``, where
+    ``note`` is the text of an HTML comment right above the fence (or ``""``)."""
+    text = Path(path).read_text(encoding="utf-8")
+    return [(m["lang"], m["code"], (m["note"] or "").strip()) for m in _BLOCK.finditer(text)]

@@ -1,12 +1,14 @@
 """The README's code runs as written: its main job command, then its Python blocks."""
 
 import re
+import shlex
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from tests._docs import ROOT, run_python_blocks
+from tests._docs import ROOT, code_blocks, run_python_blocks
 
 README = ROOT / "README.md"
 
@@ -25,6 +27,25 @@ def test_readme_main_job_then_python_blocks(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert '"test_accuracy"' in done.stdout
     assert (tmp_path / "runs" / "resnet20-digits" / "model.safetensors").is_file()
+
+    # "Then:" the block of commands on the checkpoint, as written (my_image.png: a digit).
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digit = np.kron(load_digits().images[0], np.ones((4, 4))) * 16
+    Image.fromarray(digit.astype("uint8")).save(tmp_path / "my_image.png")
+    (then,) = [code for lang, code, _ in code_blocks(README)
+               if lang == "bash" and code.startswith("keras-resblocks info")]
+    outputs = {}
+    for line in then.strip().splitlines():
+        words = shlex.split(line, comments=True)
+        done = subprocess.run([sys.executable, "-m", "keras_resblocks.cli", *words[1:]],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (line, done.stderr[-2000:])
+        outputs[words[1]] = done.stdout
+    assert set(outputs) == {"info", "evaluate", "predict", "list"}
+    assert "resnet20" in outputs["list"] and "accuracy" in outputs["evaluate"].lower()
+    assert "my_image.png" in outputs["predict"] and "0" in outputs["predict"]
 
     namespace = run_python_blocks(README, tmp_path)
     assert namespace["probabilities"].shape == (2, 10)
