@@ -45,8 +45,11 @@ from keras_resblocks.checkpoint import (
     ChecksumError,
     LoadReport,
     MissingFileError,
+    ReferenceMismatchError,
+    ReferenceReport,
     load_checkpoint,
     save_pretrained,
+    verify_reference,
 )
 from keras_resblocks.hub import (
     CheckpointNotFoundError,

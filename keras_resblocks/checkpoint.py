@@ -1,6 +1,6 @@
 """The checkpoint format: a directory laid out exactly like its Hugging Face Hub repo.
 
-A checkpoint holds four files:
+A checkpoint holds four files, and optionally a fifth:
 
 - ``config.json``: ``{"format": "keras-resblocks", "format_version": 1,
   "architecture": <Architecture.to_dict()>, "model": {"include_top", "num_classes",
@@ -13,10 +13,15 @@ A checkpoint holds four files:
 - ``metadata.json``: the sha256 of ``model.safetensors``, versions, backend, dataset,
   recipe and measured metrics.
 - ``README.md``: a Hub model card.
+- ``reference.safetensors`` (optional): a few stored inputs and the float32 outputs
+  the checkpoint gave on them when it was written, so that :func:`verify_reference`
+  can show, on any backend, that it still computes the same function. Its sha256 is
+  in ``metadata.json`` under ``"reference"``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -43,6 +48,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
 CARD_FILE = "README.md"
+REFERENCE_FILE = "reference.safetensors"
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE)
 CHECKPOINT_FILES = REQUIRED_FILES + (CARD_FILE,)
 HEAD_PREFIX = "predictions/"
@@ -58,8 +64,15 @@ _MODEL_KEYS = ("include_top", "num_classes", "pooling", "classifier_activation",
 # registered objects: keep the accepted values to plain, known functions.
 CLASSIFIER_ACTIVATIONS = (None, "softmax", "sigmoid", "linear")
 _RESERVED_METADATA = ("sha256", "package_version", "keras_version", "backend", "dataset",
-                      "recipe", "metrics", "command", "format", "format_version")
+                      "recipe", "metrics", "command", "format", "format_version", "reference")
 _MAX_LISTED = 5
+# The reference batch is a check, not a data set: a few images keep the file small.
+MAX_REFERENCE_INPUTS = 64
+REFERENCE_TENSORS = ("inputs", "outputs", "logits")
+# float32 inference of the same weights on TensorFlow and JAX (CPU) differs by
+# rounding only; see docs/checkpoints.md for the measured differences.
+REFERENCE_ATOL = 1e-3
+REFERENCE_RTOL = 1e-3
 
 
 class CheckpointError(ValueError):
@@ -72,6 +85,10 @@ class MissingFileError(CheckpointError):
 
 class ChecksumError(CheckpointError):
     """A weights file's sha256 is not the expected one."""
+
+
+class ReferenceMismatchError(CheckpointError):
+    """A checkpoint does not reproduce the outputs stored in its reference batch."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +105,7 @@ class LoadReport:
     loaded: tuple
     skipped: tuple = ()
     reinitialized: tuple = ()
+    reference_sha256: str | None = None
 
     @property
     def complete(self):
@@ -111,7 +129,7 @@ def _package_version():
 
 # -- writing ---------------------------------------------------------------------------
 def save_pretrained(model, directory, *, labels=None, dataset=None, metrics=None, recipe=None,
-                    command=None, license="apache-2.0", **metadata):
+                    command=None, license="apache-2.0", reference_inputs=None, **metadata):
     """Write ``model`` as a checkpoint directory (config, safetensors, metadata, card).
 
     The directory is first written beside the target under a temporary name and
@@ -122,6 +140,14 @@ def save_pretrained(model, directory, *, labels=None, dataset=None, metrics=None
     evaluated on (``train_split`` / ``eval_split`` in ``metadata`` name the splits,
     by default ``"train"`` and ``"test"``). Any further keyword is stored in
     ``metadata.json``.
+
+    ``reference_inputs`` (a few images shaped like the model input, uint8 or
+    float; at most 64) adds ``reference.safetensors``: the checkpoint just
+    written is loaded back with :func:`load_checkpoint` under the float32 policy,
+    exactly as a user would load it (not ``model`` itself, which may run in
+    mixed precision), and its inference-mode outputs on these inputs are stored
+    with them, so that :func:`verify_reference` can later check the checkpoint
+    on any backend.
 
     Example:
 
@@ -153,6 +179,8 @@ def save_pretrained(model, directory, *, labels=None, dataset=None, metrics=None
     if clash:
         raise ValueError(f"Reserved metadata key(s) {clash}. Received: {sorted(metadata)}")
     config = checkpoint_config(model, labels=labels)
+    if reference_inputs is not None:
+        reference_inputs = _check_reference_inputs(reference_inputs, model.image_shape)
     tensors = {}
     for variable in model.variables:
         if variable.path in tensors:
@@ -181,6 +209,9 @@ def save_pretrained(model, directory, *, labels=None, dataset=None, metrics=None
             **metadata,
         }
         _write_json(staging / METADATA_FILE, meta)
+        if reference_inputs is not None:
+            meta["reference"] = _write_reference(staging, reference_inputs, meta["sha256"])
+            _write_json(staging / METADATA_FILE, meta)
         _model_card(model, config, meta, license).save(staging / CARD_FILE)
         _swap_into_place(staging, target)
     except BaseException:
@@ -315,6 +346,13 @@ def _model_card(model, config, meta, license):
         lines.append("No metrics were measured for this checkpoint.")
     if meta["recipe"]:
         lines += ["", "## Training recipe", "", "```json", json.dumps(meta["recipe"], indent=2), "```"]
+    if meta.get("reference"):
+        lines += ["", "## Reference batch", "",
+                  f"`reference.safetensors` holds {meta['reference']['num_inputs']} inputs and the "
+                  f"outputs this checkpoint gave on them ({meta['reference']['backend']} backend, "
+                  "float32). Check that it computes the same on your backend:", "",
+                  "```python", "from keras_resblocks import verify_reference",
+                  'print(verify_reference("hf://OWNER/REPO"))  # or the local directory', "```"]
     lines += ["", f"Weights sha256: `{meta['sha256']}`; written with keras-resblocks "
               f"{meta['package_version']}, Keras {meta['keras_version']} ({meta['backend']} backend)."]
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
@@ -450,7 +488,8 @@ def load_checkpoint(directory, *, expected_sha256=None, num_classes=None, includ
     """Build the :class:`ResNet` a checkpoint directory describes and load its weights.
 
     The weights' sha256 is checked (against ``expected_sha256`` if given, else the one
-    in ``metadata.json``); names and shapes are all compared before anything is
+    in ``metadata.json``), and so is the optional ``reference.safetensors`` (against
+    ``metadata.json``); names and shapes are all compared before anything is
     assigned. ``num_classes`` different from the checkpoint's, or
     ``include_top=False`` (with ``pooling`` for a feature vector), loads everything
     but the classifier ``predictions/*``: this is logged and recorded in
@@ -473,9 +512,15 @@ def load_checkpoint(directory, *, expected_sha256=None, num_classes=None, includ
     check_files(directory)
     architecture, kwargs, labels = read_config(directory / CONFIG_FILE)
     weights_path = directory / WEIGHTS_FILE
+    metadata = read_metadata(directory / METADATA_FILE)
     if expected_sha256 is None:
-        expected_sha256 = read_metadata(directory / METADATA_FILE)["sha256"]
+        expected_sha256 = metadata["sha256"]
     sha256 = verify_sha256(weights_path, expected_sha256, _hint)
+    # The reference batch is optional; when it is there, it must be the one written.
+    reference = _reference_entry(metadata)
+    reference_sha256 = None
+    if reference and (directory / REFERENCE_FILE).is_file():
+        reference_sha256 = verify_sha256(directory / REFERENCE_FILE, reference["sha256"], _hint)
 
     saved_classes = kwargs["num_classes"]
     head_kept = include_top and kwargs["include_top"] and num_classes in (None, saved_classes)
@@ -517,7 +562,8 @@ def load_checkpoint(directory, *, expected_sha256=None, num_classes=None, includ
         variable.assign(wanted[name])
 
     report = LoadReport(source=str(directory), sha256=sha256, loaded=tuple(sorted(expected)),
-                        skipped=tuple(skipped), reinitialized=tuple(reinitialized))
+                        skipped=tuple(skipped), reinitialized=tuple(reinitialized),
+                        reference_sha256=reference_sha256)
     if skipped or reinitialized:
         why = (f"num_classes={num_classes} differs from the checkpoint's {saved_classes}"
                if include_top else "include_top=False")
@@ -532,3 +578,273 @@ def load_checkpoint(directory, *, expected_sha256=None, num_classes=None, includ
 
 def _shape(shape):
     return "(" + ",".join(str(n) for n in shape) + ")"
+
+
+# -- the reference batch ---------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ReferenceReport:
+    """What :func:`verify_reference` compared.
+
+    ``diffs`` maps each stored output (``"outputs"``, and ``"logits"`` for a model
+    with its classifier) to its largest absolute difference from the outputs
+    computed now; ``max_abs_diff`` is the largest of them; ``allclose`` says
+    whether every output is within ``atol + rtol * |recorded|``.
+    """
+
+    source: str
+    backend: str
+    recorded_backend: str
+    num_inputs: int
+    max_abs_diff: float
+    diffs: dict
+    allclose: bool
+    atol: float
+    rtol: float
+
+
+@contextlib.contextmanager
+def _float32_inference():
+    """Run the enclosed model building and inference in full float32.
+
+    The float32 policy, whatever the global one (a trainer may have left
+    ``mixed_bfloat16``), and no TensorFloat-32: JAX and TensorFlow both use it
+    by default for float32 convolutions and matrix products on recent NVIDIA
+    GPUs, which would make a reference recorded there differ from CPU results
+    by far more than rounding.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        backend = keras.backend.backend()
+        if backend == "jax":
+            import jax
+
+            with jax.default_matmul_precision("highest"):
+                yield
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            tf32 = tf.config.experimental.tensor_float_32_execution_enabled()
+            tf.config.experimental.enable_tensor_float_32_execution(False)
+            try:
+                yield
+            finally:
+                tf.config.experimental.enable_tensor_float_32_execution(tf32)
+        else:
+            yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _check_reference_inputs(inputs, image_shape):
+    array = np.asarray(keras.ops.convert_to_numpy(inputs))
+    if array.dtype != np.uint8 and not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(
+            f"`reference_inputs` must be uint8 or floating-point images. Received: dtype={array.dtype}"
+        )
+    fits = array.ndim == 1 + len(image_shape) and all(
+        n is None or n == m for n, m in zip(image_shape, array.shape[1:]))
+    if not fits or not 1 <= len(array) <= MAX_REFERENCE_INPUTS:
+        raise ValueError(
+            f"`reference_inputs` must be 1 to {MAX_REFERENCE_INPUTS} images shaped like the "
+            f"model input {(None,) + tuple(image_shape)}. Received: shape={array.shape}"
+        )
+    if array.dtype != np.uint8:
+        array = array.astype("float32")
+        if not np.isfinite(array).all():
+            raise ValueError("`reference_inputs` must be finite. Received: NaN or Inf values")
+    return np.ascontiguousarray(array)
+
+
+def _reference_outputs(model, inputs):
+    """``model``'s float32 outputs on ``inputs`` in inference mode, and its logits."""
+    x = np.asarray(inputs, dtype="float32")  # uint8 pixels are exact in float32
+    if model.include_top:
+        head = model.get_layer("predictions")
+        probe = keras.Model(model.input, [head.input, model.output])
+        features, outputs = probe(x, training=False)
+        # Dense.call without its activation: the logits, computed by the backend
+        # like everything else, so they are checked too (softmax hides most of
+        # their differences once a class is near-certain).
+        logits = keras.ops.add(keras.ops.matmul(features, head.kernel), head.bias)
+        result = {"outputs": outputs, "logits": logits}
+    else:
+        result = {"outputs": model(x, training=False)}
+    return {name: np.ascontiguousarray(keras.ops.convert_to_numpy(value), dtype="float32")
+            for name, value in result.items()}
+
+
+def _write_reference(directory, inputs, weights_sha256):
+    """Load the checkpoint in ``directory`` as a user would, write its reference batch."""
+    with _float32_inference():
+        loaded = load_checkpoint(directory, expected_sha256=weights_sha256)
+        outputs = _reference_outputs(loaded, inputs)
+    for name, value in outputs.items():
+        if not np.isfinite(value).all():
+            raise ValueError(
+                f"The checkpoint's `{name}` on `reference_inputs` are not all finite; a "
+                f"reference batch must be reproducible. Received: {value[~np.isfinite(value)][:3]}"
+            )
+    tensors = {"inputs": inputs, **outputs}
+    path = directory / REFERENCE_FILE
+    safetensors.numpy.save_file(tensors, str(path), metadata={"format": FORMAT})
+    return {
+        "file": REFERENCE_FILE,
+        "sha256": sha256_of(path),
+        "backend": keras.backend.backend(),
+        "keras_version": keras.__version__,
+        "num_inputs": len(inputs),
+        "tensors": sorted(tensors),
+    }
+
+
+def _reference_entry(metadata):
+    entry = metadata.get("reference")
+    if entry is None:
+        return None
+    if (not isinstance(entry, dict) or entry.get("file") != REFERENCE_FILE
+            or not isinstance(entry.get("sha256"), str)):
+        raise CheckpointError(
+            f"`reference` in {METADATA_FILE} must be null or an object with \"file\": "
+            f"{REFERENCE_FILE!r} and its \"sha256\". Received: reference={entry!r}"
+        )
+    return entry
+
+
+def read_reference(directory):
+    """The verified reference batch of a checkpoint directory: ``(entry, tensors)``.
+
+    ``entry`` is the ``"reference"`` record of ``metadata.json``; ``tensors`` holds
+    ``inputs``, ``outputs`` and, for a model with its classifier, ``logits``.
+    Raises :class:`MissingFileError` when the checkpoint has no reference batch
+    (or a file that ``metadata.json`` does not vouch for), :class:`ChecksumError`
+    when the file is not the one recorded, :class:`CheckpointError` when it is
+    malformed.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_resblocks import Architecture, ResNet, save_pretrained
+    >>> from keras_resblocks.checkpoint import read_reference
+    >>> arch = Architecture(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 2])
+    >>> path = save_pretrained(ResNet(arch, num_classes=3, input_shape=(8, 8, 3)),
+    ...                        tempfile.mkdtemp() + "/tiny")
+    >>> read_reference(path)
+    Traceback (most recent call last):
+    ...
+    keras_resblocks.checkpoint.MissingFileError: ... has no reference batch: metadata.json records none. ...
+    """
+    directory = Path(directory)
+    entry = _reference_entry(read_metadata(directory / METADATA_FILE))
+    path = directory / REFERENCE_FILE
+    if entry is None:
+        stray = (f"; the {REFERENCE_FILE} there is not recorded, so it cannot be trusted"
+                 if path.exists() else "")
+        raise MissingFileError(
+            f"{directory} has no reference batch: {METADATA_FILE} records none{stray}. Write one "
+            f"with save_pretrained(..., reference_inputs=images). Received: {str(directory)!r}"
+        )
+    if not path.is_file():
+        raise MissingFileError(
+            f"{directory} has no {REFERENCE_FILE}, though {METADATA_FILE} records one "
+            f"(sha256 {entry['sha256']}). Received: files {sorted(p.name for p in directory.iterdir())}"
+        )
+    verify_sha256(path, entry["sha256"])
+    try:
+        tensors = safetensors.numpy.load_file(str(path))
+    except Exception as error:  # safetensors raises its own SafetensorError
+        raise CheckpointError(f"Cannot read {REFERENCE_FILE}: {error}. Received: {str(path)!r}")
+    unknown = sorted(set(tensors) - set(REFERENCE_TENSORS))
+    missing = [name for name in ("inputs", "outputs") if name not in tensors]
+    if unknown or missing or any(len(t) != len(tensors["inputs"]) for t in tensors.values()):
+        raise CheckpointError(
+            f"{REFERENCE_FILE} must hold `inputs`, `outputs` (and optionally `logits`), one row "
+            f"per input. Received: {{{', '.join(f'{k}: {v.shape}' for k, v in tensors.items())}}}"
+        )
+    return entry, tensors
+
+
+def verify_reference(source, *, atol=REFERENCE_ATOL, rtol=REFERENCE_RTOL, raise_on_mismatch=True):
+    """Check that a checkpoint still computes, on this backend, what it computed when written.
+
+    ``source`` is a model returned by :func:`load_checkpoint` /
+    :func:`from_pretrained` (loaded with its own head, in float32), or anything
+    :func:`from_pretrained` takes (a built-in name, ``"hf://owner/repo"``, a
+    directory), which is then loaded in float32. The inputs stored in the
+    checkpoint's ``reference.safetensors`` go through the model in inference
+    mode and its outputs (and logits) are compared with the stored ones.
+
+    Returns a :class:`ReferenceReport`. Raises :class:`ReferenceMismatchError`,
+    naming the checkpoint and the largest difference, when an output differs by
+    more than ``atol + rtol * |recorded|`` (unless ``raise_on_mismatch=False``);
+    :class:`MissingFileError` when the checkpoint has no reference batch;
+    :class:`ChecksumError` when the file is not the one recorded.
+
+    The default tolerances hold for float32 inference across TensorFlow and JAX;
+    see docs/checkpoints.md for the measured differences.
+
+    Example:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from keras_resblocks import Architecture, ResNet, save_pretrained, verify_reference
+    >>> arch = Architecture(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 2])
+    >>> images = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype="uint8")
+    >>> path = save_pretrained(ResNet(arch, num_classes=3, input_shape=(8, 8, 3)),
+    ...                        tempfile.mkdtemp() + "/tiny", reference_inputs=images)
+    >>> report = verify_reference(path)
+    >>> report.allclose, report.num_inputs, sorted(report.diffs)
+    (True, 2, ['logits', 'outputs'])
+    """
+    if isinstance(source, keras.Model):
+        model = source
+        load_report = getattr(model, "load_report", None)
+        if not isinstance(load_report, LoadReport) or not load_report.complete:
+            raise ValueError(
+                "`verify_reference` needs a model loaded whole from a checkpoint (its own "
+                "classifier, every weight loaded); pass the checkpoint itself instead. "
+                f"Received: model {model.name!r} with load_report={load_report!r}"
+            )
+        if model.compute_dtype != "float32":
+            raise ValueError(
+                "`verify_reference` compares float32 outputs; this model computes in "
+                f"{model.compute_dtype}. Pass the checkpoint instead, it is then loaded in "
+                f"float32. Received: dtype_policy={model.dtype_policy.name!r}"
+            )
+        name = directory = load_report.source
+    else:
+        from keras_resblocks.hub import from_pretrained
+
+        with _float32_inference():
+            model = from_pretrained(source)
+        name, directory = str(source), model.load_report.source
+    entry, tensors = read_reference(directory)
+    inputs = _check_reference_inputs(tensors["inputs"], model.image_shape)
+    with _float32_inference():
+        actual = _reference_outputs(model, inputs)
+    diffs, close = {}, True
+    for key in sorted(set(tensors) - {"inputs"}):
+        recorded = tensors[key]
+        if key not in actual or actual[key].shape != recorded.shape:
+            raise ReferenceMismatchError(
+                f"{name} does not reproduce its reference batch: the stored `{key}` have shape "
+                f"{recorded.shape}, the model gives {actual[key].shape if key in actual else 'none'}. "
+                f"Received: {key} shape {recorded.shape}"
+            )
+        diffs[key] = float(np.max(np.abs(actual[key].astype("float64") - recorded)))
+        close = close and bool(np.allclose(actual[key], recorded, atol=atol, rtol=rtol))
+    worst = max(diffs, key=diffs.get)
+    report = ReferenceReport(
+        source=name, backend=keras.backend.backend(),
+        recorded_backend=entry.get("backend", "unknown"), num_inputs=len(tensors["inputs"]),
+        max_abs_diff=diffs[worst], diffs=diffs, allclose=close, atol=atol, rtol=rtol,
+    )
+    if not close and raise_on_mismatch:
+        raise ReferenceMismatchError(
+            f"{name} does not reproduce its reference batch on the {report.backend} backend: "
+            f"`{worst}` differ by up to {diffs[worst]:.3g} over {report.num_inputs} inputs, beyond "
+            f"atol={atol}, rtol={rtol} (recorded on the {report.recorded_backend} backend, Keras "
+            f"{entry.get('keras_version', 'unknown')}). The weights, or the code that computes with "
+            f"them, changed. Received: max_abs_diff={diffs[worst]!r}"
+        )
+    return report

@@ -31,10 +31,14 @@ from huggingface_hub.errors import (
 
 from keras_resblocks.checkpoint import (
     CONFIG_FILE,
+    METADATA_FILE,
+    REFERENCE_FILE,
     REQUIRED_FILES,
     CheckpointError,
     load_checkpoint,
+    logger,
     missing_files_error,
+    read_metadata,
     save_pretrained,
 )
 from keras_resblocks.registry import ARCHITECTURES
@@ -189,9 +193,10 @@ def download(repo_id, *, revision=None, cache_dir=None, token=None, force_downlo
 
     The revision (default: the main branch) is resolved to a commit once, then
     ``config.json``, ``model.safetensors`` and ``metadata.json`` are downloaded at
-    that commit into the ``huggingface_hub`` cache. Offline or with the Hub down,
-    a previously cached snapshot is used. Nothing is verified here; see
-    :func:`from_pretrained`.
+    that commit into the ``huggingface_hub`` cache, and ``reference.safetensors``
+    too when ``metadata.json`` records one (it is optional: a repo without it
+    loads the same). Offline or with the Hub down, a previously cached snapshot is
+    used. Nothing is verified here; see :func:`from_pretrained`.
     """
     api = huggingface_hub.HfApi(token=token)
     where = f"{repo_id}@{revision or 'main'} on {api.endpoint}"
@@ -210,13 +215,12 @@ def download(repo_id, *, revision=None, cache_dir=None, token=None, force_downlo
     except RevisionResolutionError as error:
         raise _unavailable(where, cache_dir, error) from None
 
+    fetch = dict(repo_id=repo_id, revision=resolved, cache_dir=cache_dir, token=token,
+                 force_download=force_download)
     paths = {}
     for filename in REQUIRED_FILES:
         try:
-            paths[filename] = huggingface_hub.hf_hub_download(
-                repo_id, filename, revision=resolved, cache_dir=cache_dir, token=token,
-                force_download=force_download,
-            )
+            paths[filename] = huggingface_hub.hf_hub_download(filename=filename, **fetch)
         except RemoteEntryNotFoundError:
             present = [s.rfilename for s in api.model_info(repo_id, revision=resolved.resolved).siblings]
             missing = [name for name in REQUIRED_FILES if name not in present]
@@ -230,7 +234,29 @@ def download(repo_id, *, revision=None, cache_dir=None, token=None, force_downlo
                 f"Downloading {filename} of {repo_id}@{resolved.resolved} from {api.endpoint} failed: "
                 f"{type(error).__name__}: {error}. Retry later. Received: repo_id={repo_id!r}"
             ) from error
+    _download_reference(paths[METADATA_FILE], fetch, where)
     return Path(paths[CONFIG_FILE]).parent
+
+
+def _download_reference(metadata_path, fetch, where):
+    # Asked for only when metadata.json records it, so a repo without one costs no
+    # request; a reference that cannot be had does not stop the model from loading
+    # (verify_reference then says it is missing).
+    try:
+        if not read_metadata(metadata_path).get("reference"):
+            return
+    except CheckpointError:
+        return  # load_checkpoint reports the broken metadata.json
+    try:
+        huggingface_hub.hf_hub_download(filename=REFERENCE_FILE, **fetch)
+    except (RemoteEntryNotFoundError, LocalEntryNotFoundError) as error:
+        logger.warning("%s records a %s but it could not be fetched (%s); the model loads "
+                       "without it.", where, REFERENCE_FILE, type(error).__name__)
+    except Exception as error:  # transport errors, as for the required files
+        raise HubUnavailableError(
+            f"Downloading {REFERENCE_FILE} of {where} failed: {type(error).__name__}: {error}. "
+            f"Retry later. Received: repo_id={fetch['repo_id']!r}"
+        ) from error
 
 
 def _unavailable(where, cache_dir, error):

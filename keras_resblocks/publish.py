@@ -1,10 +1,11 @@
 """Publish a checkpoint directory to the Hugging Face Hub, all or nothing.
 
 A checkpoint directory (see ``save_pretrained``) holds exactly the four files
-of its Hub model repo. Publishing checks them, then sends them in a single
-commit whose parent is the branch head read just before: the Hub applies a
-commit entirely or not at all, and a publisher that raced us gets a conflict
-instead of silently interleaving files. ``huggingface_hub`` does all transport.
+of its Hub model repo, and optionally a fifth, ``reference.safetensors``.
+Publishing checks them, then sends them in a single commit whose parent is the
+branch head read just before: the Hub applies a commit entirely or not at all,
+and a publisher that raced us gets a conflict instead of silently interleaving
+files. ``huggingface_hub`` does all transport.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import tempfile
 from importlib import resources
 from typing import NamedTuple, Optional, Tuple
 
+from keras_resblocks.checkpoint import REFERENCE_FILE, read_reference
 from keras_resblocks.config import Architecture
 
 CHECKPOINT_FORMAT = "keras-resblocks"
@@ -154,7 +156,7 @@ def _check_metadata(path, weights_sha256):
         )
 
 
-def _check_weights(path):
+def _check_tensors(path, what="weights"):
     import numpy as np
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
@@ -175,7 +177,7 @@ def _check_weights(path):
             raise ValueError(
                 f"Tensor '{key}' in {path.name} contains {kind} "
                 f"({bad.size} of {tensor.size} values are not finite); refusing to "
-                f"publish broken weights. Received: {bad[:3].tolist()}"
+                f"publish broken {what}. Received: {bad[:3].tolist()}"
             )
 
 
@@ -202,7 +204,9 @@ def validate_checkpoint_dir(directory):
     architecture :meth:`Architecture.from_dict` accepts; that model.safetensors
     has the sha256 recorded in metadata.json and no NaN or Inf in any tensor;
     that metadata.json records numeric metrics; and that README.md is a model
-    card for this library.
+    card for this library. The optional reference.safetensors is sent when it
+    is there or metadata.json records it: then it must be there, have the
+    sha256 recorded for it, hold ``inputs`` and ``outputs``, and no NaN or Inf.
 
     Args:
         directory: path of the checkpoint directory.
@@ -234,14 +238,20 @@ def validate_checkpoint_dir(directory):
         raise ValueError(
             f"Checkpoint directory {root} lacks {', '.join(missing)}. Received: files={present}"
         )
+    names = CHECKPOINT_FILES
+    if (root / REFERENCE_FILE).exists() or _read_json(root / METADATA_FILE).get("reference"):
+        names += (REFERENCE_FILE,)
     files = tuple(
         CheckpointFile(name, (root / name).stat().st_size, _sha256((root / name).read_bytes()))
-        for name in CHECKPOINT_FILES
+        for name in names if (root / name).is_file()
     )
     _check_config(root / CONFIG_FILE)
     _check_metadata(root / METADATA_FILE, files[CHECKPOINT_FILES.index(WEIGHTS_FILE)].sha256)
-    _check_weights(root / WEIGHTS_FILE)
+    _check_tensors(root / WEIGHTS_FILE)
     _check_readme(root / README_FILE)
+    if REFERENCE_FILE in names:
+        read_reference(root)  # present, recorded, the recorded sha256, the expected tensors
+        _check_tensors(root / REFERENCE_FILE, what="reference outputs")
     return files
 
 
@@ -286,7 +296,7 @@ def push_to_hub(
 
     The directory is validated first (:func:`validate_checkpoint_dir`), so
     broken weights never leave the machine. The repo is created if needed,
-    then all four files go in a single commit on ``revision`` whose parent
+    then all its files go in a single commit on ``revision`` whose parent
     is the branch head read just before (or ``parent_commit`` when given):
     the repo either shows the whole new checkpoint or stays as it was, and a
     concurrent publisher makes this one fail with :class:`PublishConflictError`

@@ -23,7 +23,8 @@ from keras_resblocks import (
     save_pretrained,
 )
 from keras_resblocks import hub as hub_module
-from keras_resblocks.checkpoint import sha256_of
+from keras_resblocks import verify_reference
+from keras_resblocks.checkpoint import REFERENCE_FILE, sha256_of
 
 REPO = "owner/tiny"
 
@@ -54,6 +55,9 @@ def test_download_and_load(fake_hub, tmp_path):
         "models--owner--tiny" / "snapshots" / commit
     resolves = [p for m, p in fake_hub.requests if "/resolve/" in p]
     assert resolves and all(f"/resolve/{commit}/" in p for p in resolves)
+    # No reference batch recorded: none is asked for, and the model loads without it.
+    assert not any(p.endswith(REFERENCE_FILE) for p in resolves)
+    assert loaded.load_report.reference_sha256 is None
 
 
 def test_second_load_offline_makes_no_request(fake_hub, tmp_path):
@@ -65,6 +69,45 @@ def test_second_load_offline_makes_no_request(fake_hub, tmp_path):
     loaded = from_pretrained(f"hf://{REPO}", cache_dir=tmp_path / "cache")
     assert fake_hub.count() == before
     assert loaded.load_report.complete
+
+
+def test_reference_batch_is_downloaded_verified_and_cached(fake_hub, tmp_path):
+    from tests.test_reference import write_reference_checkpoint
+
+    path = write_reference_checkpoint(tmp_path / "ckpt")
+    fake_hub.commit_dir(REPO, path)
+    report = verify_reference(f"hf://{REPO}")
+    assert report.allclose and report.source == f"hf://{REPO}" and report.num_inputs == 4
+    loaded = from_pretrained(f"hf://{REPO}", cache_dir=tmp_path / "cache")
+    assert (Path(loaded.load_report.source) / REFERENCE_FILE).read_bytes() == \
+        (path / REFERENCE_FILE).read_bytes()
+    assert loaded.load_report.reference_sha256 == sha256_of(path / REFERENCE_FILE)
+    # Cached with the rest: checked again offline, without a request.
+    before = fake_hub.count()
+    fake_hub.set_env(HF_HUB_OFFLINE=1)
+    offline = from_pretrained(f"hf://{REPO}", cache_dir=tmp_path / "cache")
+    assert verify_reference(offline).allclose and fake_hub.count() == before
+
+
+def test_reference_batch_tampered_on_the_hub_or_missing(fake_hub, tmp_path, caplog):
+    from tests.test_reference import write_reference_checkpoint
+
+    path = write_reference_checkpoint(tmp_path / "ckpt")
+    files = _files(path)
+    reference = bytearray(files[REFERENCE_FILE])
+    reference[-1] ^= 0xFF
+    fake_hub.commit(REPO, dict(files, **{REFERENCE_FILE: bytes(reference)}))
+    with pytest.raises(ChecksumError, match=f"{REFERENCE_FILE}.*force_download=True"):
+        from_pretrained(f"hf://{REPO}", cache_dir=tmp_path / "cache")
+    # metadata.json records a reference the repo lacks: the model still loads, and says so.
+    del files[REFERENCE_FILE]
+    fake_hub.commit(REPO, files)
+    with caplog.at_level("WARNING", logger="keras_resblocks"):
+        loaded = from_pretrained(f"hf://{REPO}", cache_dir=tmp_path / "cache")
+    assert loaded.load_report.complete and loaded.load_report.reference_sha256 is None
+    assert REFERENCE_FILE in caplog.text and "loads without it" in caplog.text
+    with pytest.raises(MissingFileError, match=f"has no {REFERENCE_FILE}"):
+        verify_reference(loaded)
 
 
 def test_pinned_revision_keeps_the_old_bytes_after_main_moved(fake_hub, tmp_path):

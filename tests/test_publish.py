@@ -15,6 +15,7 @@ from safetensors.numpy import load_file, save_file
 import keras_resblocks
 from tests._upload_server import TOKEN, FakeHub
 from keras_resblocks import Architecture, ResNet, push_to_hub, validate_checkpoint_dir
+from keras_resblocks.checkpoint import REFERENCE_FILE, _write_reference
 from keras_resblocks.publish import (
     CHECKPOINT_FILES,
     PublishConflictError,
@@ -83,6 +84,25 @@ def checkpoint(tmp_path, tiny_model):
     return write_checkpoint(tmp_path / "ckpt", tiny_model)
 
 
+def _add_reference(directory):
+    """Add the optional reference batch with the package's own writer, and record it."""
+    metadata = json.loads((directory / "metadata.json").read_text())
+    images = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype="uint8")
+    metadata["reference"] = _write_reference(directory, images, metadata["sha256"])
+    (directory / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    return directory
+
+
+def _rewrite_reference(directory, change):
+    """Edit the reference tensors and keep their recorded sha256, so only `change` is wrong."""
+    tensors = load_file(str(directory / REFERENCE_FILE))
+    change(tensors)
+    save_file(tensors, str(directory / REFERENCE_FILE))
+    metadata = json.loads((directory / "metadata.json").read_text())
+    metadata["reference"]["sha256"] = hashlib.sha256((directory / REFERENCE_FILE).read_bytes()).hexdigest()
+    (directory / "metadata.json").write_text(json.dumps(metadata))
+
+
 @pytest.fixture
 def hub(monkeypatch, tmp_path):
     # No real token or Hub may leak into a test: no env token, no saved login,
@@ -123,6 +143,15 @@ def test_publish_is_one_commit_of_the_exact_files_and_pins_the_registry(hub, che
         }
     }
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_the_optional_reference_batch_is_published_with_the_rest(hub, checkpoint):
+    _add_reference(checkpoint)
+    publication = _publish(hub, checkpoint)
+    assert [f.name for f in publication.files] == list(CHECKPOINT_FILES) + [REFERENCE_FILE]
+    commit = hub.repos[REPO].commits[publication.commit_sha]
+    assert commit.changed == {name: (checkpoint / name).read_bytes()
+                              for name in list(CHECKPOINT_FILES) + [REFERENCE_FILE]}
 
 
 def test_cli_publishes_with_env_token_and_endpoint(hub, checkpoint, tmp_path, monkeypatch, capsys):
@@ -167,6 +196,16 @@ def _set_inf(tensors):
     tensors["predictions/bias"][1] = -np.inf
 
 
+def _set_nan_output(tensors):
+    tensors["outputs"][0, 1] = np.nan
+
+
+def _flip_last_byte(path):
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def _edit_json(name, **changes):
     def edit(directory):
         data = json.loads((directory / name).read_text())
@@ -188,9 +227,18 @@ def _edit_json(name, **changes):
          r"config.json has an invalid `architecture`: Unknown architecture field"),
         (_edit_json("metadata.json", metrics={"top1": "high"}), r"`top1` is not"),
         (_edit_json("metadata.json", metrics=None), r"must record the measured `metrics`"),
+        (lambda d: _rewrite_reference(_add_reference(d), _set_nan_output),
+         r"'outputs' in reference.safetensors contains NaN.*broken reference outputs"),
+        (lambda d: _flip_last_byte(_add_reference(d) / REFERENCE_FILE),
+         r"sha256 mismatch for reference.safetensors"),
+        (lambda d: (_add_reference(d) / REFERENCE_FILE).unlink(),
+         r"has no reference.safetensors, though metadata.json records one"),
+        (lambda d: (d / REFERENCE_FILE).write_bytes(b"stray"),
+         r"records none; the reference.safetensors there is not recorded"),
     ],
     ids=["nan", "inf", "sha256", "no-metadata", "no-readme", "format", "architecture",
-         "metric-type", "no-metrics"],
+         "metric-type", "no-metrics", "reference-nan", "reference-sha256", "reference-missing",
+         "reference-unrecorded"],
 )
 def test_broken_checkpoints_are_refused_before_any_request(hub, checkpoint, corrupt, message):
     corrupt(checkpoint)

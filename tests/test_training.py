@@ -58,6 +58,16 @@ def test_two_epochs_on_digits_end_to_end(tmp_path, capsys):
     assert accuracy == pytest.approx(metadata["metrics"]["test_accuracy"], abs=1e-6)
     assert history[1]["train_loss"] < history[0]["train_loss"]
 
+    # The reference batch: the first 8 test images and what the checkpoint computes on them.
+    from keras_resblocks import verify_reference
+    from keras_resblocks.checkpoint import read_reference
+
+    record, tensors = read_reference(out)
+    assert record["num_inputs"] == 8 and record["backend"] == keras.backend.backend()
+    np.testing.assert_array_equal(tensors["inputs"], data.x_test[:8])
+    np.testing.assert_allclose(tensors["outputs"], probabilities[:8], atol=1e-5)
+    assert verify_reference(model).allclose
+
 
 def test_no_validation_split_means_no_validation_metric(tmp_path):
     out = tmp_path / "ckpt"

@@ -34,6 +34,7 @@ HISTORY_FIELDS = (
 )
 BACKUP_DIR = "backup"
 HISTORY_FILE = "history.csv"
+REFERENCE_IMAGES = 8  # stored with the checkpoint, see keras_resblocks.verify_reference
 
 
 class NonFiniteLossError(RuntimeError):
@@ -466,7 +467,8 @@ def train(
             image folder / .tar.gz (see :func:`load_dataset`).
         recipe: a preset name or a :class:`Recipe` (see :func:`get_recipe`).
         output: the checkpoint directory, written atomically at the end
-            (``None``: no checkpoint).
+            (``None``: no checkpoint), with a reference batch of the first 8 test
+            images (training images without a test split).
         work_dir: where history.csv and the backups for ``resume`` go
             (default ``<output>.work``).
         resume: continue from the backup in ``work_dir``; without it an
@@ -628,9 +630,13 @@ def train(
         print(json.dumps({"metrics": metrics, "elapsed_s": round(elapsed, 1)}, indent=1))
     out = None
     if output is not None:
+        # A few held-out images (training ones when there are none) and what the
+        # checkpoint computes on them: every later load can be checked against it.
+        reference_source = data.x_test if len(data.x_test) else data.x_train
         out = write_checkpoint(
             net, output, labels=data.labels, dataset=data.name, metrics=metrics,
-            recipe=recipe.to_dict(), command=command, **run_info,
+            recipe=recipe.to_dict(), command=command,
+            reference_inputs=reference_source[:REFERENCE_IMAGES], **run_info,
         )
     return {"metrics": metrics, "recipe": recipe, "history": history, "model": net,
             "output": out, "run": run_info}
