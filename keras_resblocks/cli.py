@@ -1,4 +1,4 @@
-"""The ``keras-resblocks`` command: list, info, predict, evaluate, train, publish, plot.
+"""The ``keras-resblocks`` command: list, info, predict, evaluate, verify, train, publish, plot.
 
 Exit codes: 0 success, 1 the work failed (a bad file, a failed check, a failed
 run), 2 bad usage (argparse's own).
@@ -251,6 +251,26 @@ def cmd_evaluate(args):
 
 
 # -- train / publish / plot: the programs of their own modules, same options -------------
+# -- verify --------------------------------------------------------------------------------
+def cmd_verify(args):
+    """Rerun a checkpoint's stored reference batch on this backend; 1 if it differs."""
+    import dataclasses
+
+    from keras_resblocks import verify_reference
+
+    report = verify_reference(args.name, atol=args.atol, rtol=args.rtol, raise_on_mismatch=False)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report), indent=1))
+    else:
+        verdict = "reproduces" if report.allclose else "DOES NOT reproduce"
+        print(f"{args.name} {verdict} its reference batch on {report.backend} "
+              f"(recorded on {report.recorded_backend}, {report.num_inputs} inputs): max |diff| "
+              f"{report.max_abs_diff:.3g} (atol {report.atol:g}, rtol {report.rtol:g})")
+        for output, diff in sorted(report.diffs.items()):
+            print(f"  {output}: max |diff| {diff:.3g}")
+    return 0 if report.allclose else 1
+
+
 def cmd_train(args):
     from keras_resblocks.training.cli import run_train
 
@@ -318,6 +338,13 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("verify", help="rerun a checkpoint's reference batch on this backend")
+    p.add_argument("name", help="pretrained name, hf://owner/repo[@rev] or checkpoint directory")
+    p.add_argument("--atol", type=float, default=1e-3, help="absolute tolerance (default 1e-3)")
+    p.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance (default 1e-3)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("train", help="train a model and write a checkpoint (scripts/train.py)")
     add_train_arguments(p)

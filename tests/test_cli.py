@@ -80,3 +80,33 @@ def test_plot_writes_a_png(tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["plot", str(tmp_path / "nope.csv")]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_verify_reruns_the_reference_batch_and_fails_on_a_difference(capsys, tmp_path):
+    import safetensors.numpy
+
+    from keras_resblocks.checkpoint import sha256_of
+
+    model = ResNet(TINY, num_classes=3, input_shape=(16, 16, 3))
+    images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    path = save_pretrained(model, tmp_path / "with-reference", reference_inputs=images)
+    assert main(["verify", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "reproduces its reference batch" in out and "logits: max |diff|" in out
+    assert main(["verify", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["allclose"] is True
+
+    # Outputs that the weights do not give (sha256 re-recorded, so only they are wrong).
+    tensors = safetensors.numpy.load_file(str(path / "reference.safetensors"))
+    tensors["logits"][0, 0] += 0.5
+    safetensors.numpy.save_file(tensors, str(path / "reference.safetensors"))
+    metadata = json.loads((path / "metadata.json").read_text())
+    metadata["reference"]["sha256"] = sha256_of(path / "reference.safetensors")
+    (path / "metadata.json").write_text(json.dumps(metadata))
+    assert main(["verify", str(path)]) == 1
+    assert "DOES NOT reproduce" in capsys.readouterr().out
+
+    without = save_pretrained(model, tmp_path / "without-reference")
+    assert main(["verify", str(without)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "reference" in err and len(err.strip().splitlines()) == 1

@@ -43,7 +43,8 @@ def test_readme_main_job_then_python_blocks(tmp_path):
                               cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, (line, done.stderr[-2000:])
         outputs[words[1]] = done.stdout
-    assert set(outputs) == {"info", "evaluate", "predict", "list"}
+    assert set(outputs) == {"info", "evaluate", "predict", "list", "verify"}
+    assert "reproduces its reference batch" in outputs["verify"]
     assert "resnet20" in outputs["list"] and "accuracy" in outputs["evaluate"].lower()
     assert "my_image.png" in outputs["predict"] and "0" in outputs["predict"]
 
@@ -56,7 +57,7 @@ def test_readme_main_job_then_python_blocks(tmp_path):
 def test_readme_commands_exist():
     text = README.read_text(encoding="utf-8")
     for sub in re.findall(r"^keras-resblocks (\w+)", text, re.MULTILINE):
-        assert sub in {"train", "info", "evaluate", "predict", "list", "publish", "plot"}
+        assert sub in {"train", "info", "evaluate", "predict", "list", "verify", "publish", "plot"}
     assert 'pip install -e ".[dev]"' in text and "python -m pytest -n 2" in text
     ci = (ROOT / ".ci" / "run").read_text()
     assert 'pip install -e ".[dev]"' in ci and "python -m pytest -n 2" in ci
