@@ -71,13 +71,10 @@ def to_markdown(results, heading_level=3):
 
 
 def splice(document, marker, markdown):
-    """``document`` with the text between the ``marker`` comments replaced."""
-    start, end = f"<!-- results:{marker} -->", f"<!-- /results:{marker} -->"
-    if start not in document or end not in document:
-        raise ValueError(f"The document has no {start} ... {end} block. Received: marker={marker!r}")
-    head, rest = document.split(start, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{start}\n{markdown}\n{end}{tail}"
+    """``document`` with the text between the ``results:<marker>`` comments replaced."""
+    from keras_resblocks.zoo_report import splice as splice_between
+
+    return splice_between(document, f"results:{marker}", markdown)
 
 
 def main(argv=None):

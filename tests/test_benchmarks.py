@@ -104,7 +104,7 @@ def test_report_splices_tables_between_markers():
     doc = "intro\n<!-- results:cpu -->\nold\n<!-- /results:cpu -->\noutro\n"
     new = splice(doc, "cpu", table(["a", "b"], [{"a": 1, "b": 0.5}]))
     assert "old" not in new and "| 1 | 0.500 |" in new and new.endswith("outro\n")
-    with pytest.raises(ValueError, match="marker='gpu'"):
+    with pytest.raises(ValueError, match="<!-- results:gpu -->"):
         splice(doc, "gpu", "x")
 
 
