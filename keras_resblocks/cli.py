@@ -299,6 +299,7 @@ def build_parser():
     3
     """
     from keras_resblocks import __version__
+    from keras_resblocks.checkpoint import REFERENCE_ATOL, REFERENCE_RTOL
     from keras_resblocks.plotting import add_plot_arguments
     from keras_resblocks.publish import add_publish_arguments
     from keras_resblocks.training.cli import add_train_arguments
@@ -341,8 +342,10 @@ def build_parser():
 
     p = sub.add_parser("verify", help="rerun a checkpoint's reference batch on this backend")
     p.add_argument("name", help="pretrained name, hf://owner/repo[@rev] or checkpoint directory")
-    p.add_argument("--atol", type=float, default=1e-3, help="absolute tolerance (default 1e-3)")
-    p.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance (default 1e-3)")
+    p.add_argument("--atol", type=float, default=REFERENCE_ATOL,
+                   help=f"absolute tolerance (default {REFERENCE_ATOL:g})")
+    p.add_argument("--rtol", type=float, default=REFERENCE_RTOL,
+                   help=f"relative tolerance (default {REFERENCE_RTOL:g})")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_verify)
 

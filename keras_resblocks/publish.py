@@ -22,16 +22,19 @@ import tempfile
 from importlib import resources
 from typing import NamedTuple, Optional, Tuple
 
-from keras_resblocks.checkpoint import REFERENCE_FILE, read_reference
+# The checkpoint layout is keras_resblocks.checkpoint's; publishing only checks and sends it.
+from keras_resblocks.checkpoint import (
+    CARD_FILE as README_FILE,
+    CHECKPOINT_FILES,
+    CONFIG_FILE,
+    FORMAT as CHECKPOINT_FORMAT,
+    FORMAT_VERSION as CHECKPOINT_FORMAT_VERSION,
+    METADATA_FILE,
+    REFERENCE_FILE,
+    WEIGHTS_FILE,
+    read_reference,
+)
 from keras_resblocks.config import Architecture
-
-CHECKPOINT_FORMAT = "keras-resblocks"
-CHECKPOINT_FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-METADATA_FILE = "metadata.json"
-README_FILE = "README.md"
-CHECKPOINT_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE, README_FILE)
 
 _LOGIN_HINT = (
     "log in with `hf auth login` (or `huggingface-cli login`), set the HF_TOKEN "
