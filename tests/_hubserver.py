@@ -150,17 +150,10 @@ class FakeHub:
             "X-Repo-Commit": sha,
             "Content-Type": "application/octet-stream",
         }
+        # Content-Length always announces the whole file; a truncated GET sends less.
         sent = data[: self.truncate[(repo_id, filename)]] if (repo_id, filename) in self.truncate else data
-        handler.send_response(200)
-        for key, value in headers.items():
-            handler.send_header(key, value)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.send_header("Connection", "close")
-        handler.end_headers()
-        if body:
-            time.sleep(self.delay.get((repo_id, filename), 0))
-            handler.wfile.write(sent)
-        handler.close_connection = True
+        self._send(handler, 200, headers, sent, body, length=len(data),
+                   delay=self.delay.get((repo_id, filename), 0))
 
     def _error(self, handler, status, code, message, body, extra=None):
         headers = {"Content-Type": "application/json", **(extra or {})}
@@ -169,14 +162,17 @@ class FakeHub:
         self._send(handler, status, headers, json.dumps({"error": message}).encode(), body)
 
     @staticmethod
-    def _send(handler, status, headers, payload, body):
+    def _send(handler, status, headers, payload, body, length=None, delay=0):
+        """Answer with ``payload`` (on GET, after ``delay`` s), announcing ``length`` bytes
+        (default: the payload's)."""
         handler.send_response(status)
         for key, value in headers.items():
             handler.send_header(key, value)
-        handler.send_header("Content-Length", str(len(payload)))
+        handler.send_header("Content-Length", str(len(payload) if length is None else length))
         handler.send_header("Connection", "close")
         handler.end_headers()
         if body:
+            time.sleep(delay)
             handler.wfile.write(payload)
         handler.close_connection = True
 
