@@ -87,6 +87,12 @@ def cifar_resnet(depth, residual=True, num_classes=10, momentum=0.9, epsilon=1e-
     return keras.Model(inputs, outputs, name=f"handwritten_{kind}{depth}")
 
 
+def twin_of(name, num_classes=10):
+    """The hand-written twin of a named CIFAR model (``"resnet20"``, ``"plain56"``)."""
+    depth = int(name.lstrip("resnetplain"))
+    return cifar_resnet(depth, residual=name.startswith("resnet"), num_classes=num_classes)
+
+
 def handwritten_path(package_path):
     """The hand-written model's variable path for a package variable path.
 

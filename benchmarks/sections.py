@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import flops as flops_lib
-from benchmarks.handwritten import cifar_resnet, copy_weights
+from benchmarks.handwritten import copy_weights, twin_of
 from benchmarks.timing import interleaved, paired_ratios
 
 CIFAR_TRAIN_SIZE = 50_000
@@ -102,10 +102,6 @@ def accelerator():
     return None
 
 
-def _depth(name):
-    return int(name.lstrip("resnetplain"))
-
-
 _PAIRS = {}
 
 
@@ -122,7 +118,7 @@ def build_pair(name):
     key = (name, keras.config.dtype_policy().name)
     if key not in _PAIRS:
         package = create_model(name)
-        handwritten = cifar_resnet(_depth(name), residual=name.startswith("resnet"))
+        handwritten = twin_of(name)
         copy_weights(package, handwritten)
         _compile(package)
         _compile(handwritten)
@@ -279,7 +275,7 @@ def flops_table(settings):
     rows = []
     for name in settings.flops_models:
         macs = flops_lib.forward_macs(create_model(name))
-        hand_macs = flops_lib.forward_macs(cifar_resnet(_depth(name)))
+        hand_macs = flops_lib.forward_macs(twin_of(name))
         if macs != hand_macs:
             raise AssertionError(f"{name}: package {macs} MACs vs hand-written {hand_macs}")
         train = 6 * macs
@@ -356,10 +352,16 @@ def trainer_throughput(settings, gpu):
     batches = settings.training_batches or ((128, 512) if gpu else (settings.batch,))
     tmp = Path(tempfile.mkdtemp(prefix="bench-trainer-"))
     cache = tmp / "cache"
-    rows, commands = [], {}
+    # FLOPs do not depend on the batch or the precision: count them once per model,
+    # on the package model the training section has already built.
+    flops = {name: flops_lib.training_flops_per_image(build_pair(name)[0])
+             for name in settings.training_models}
+    rows, commands, folders = [], {}, {}
     for batch in batches:
         n_train = settings.trainer_images or (CIFAR_TRAIN_SIZE if gpu else 8 * batch)
-        folder = trainer_runs.write_image_folder(tmp / f"images-{n_train}", n_train, 10)
+        if n_train not in folders:  # one folder per size, shared by the batch sizes
+            folders[n_train] = trainer_runs.write_image_folder(tmp / f"images-{n_train}", n_train, 10)
+        folder = folders[n_train]
         for dtype in settings.dtypes:
             for name in settings.training_models:
                 runs = {"trainer": [], "handwritten": []}
@@ -378,7 +380,7 @@ def trainer_throughput(settings, gpu):
                 pairs = [a["images_per_second"] / b["images_per_second"]
                          for a, b in zip(runs["handwritten"], runs["trainer"])]
                 package_img_s = median("trainer", "images_per_second")
-                flop = flops_lib.training_flops_per_image(_flops_model(name))
+                flop = flops[name]
                 peak = flops_lib.H100_SXM_PEAK.get(dtype) if gpu and "H100" in gpu else None
                 rows.append({
                     "model": name, "dtype": dtype, "device": gpu or "cpu", "batch": batch,
@@ -405,12 +407,6 @@ def trainer_throughput(settings, gpu):
         "hand-written command: " + commands.get("handwritten", ""),
     ]
     return rows, notes
-
-
-def _flops_model(name):
-    from keras_resblocks import create_model
-
-    return create_model(name)
 
 
 def run_training(settings):

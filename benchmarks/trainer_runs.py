@@ -66,11 +66,10 @@ def shown(cmd):
     return " ".join(w[len(str(REPO)) + 1:] if w.startswith(str(REPO) + "/") else w for w in words)
 
 
-def _run(cmd, env=None, timeout=None):
+def _run(cmd):
     """Run ``cmd``; returns (completed process, wall seconds). Raises with its stderr."""
     start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env=env or dict(os.environ))
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd))} exited {done.returncode}:\n"
@@ -158,16 +157,14 @@ def handwritten_main(argv=None):
     parser.add_argument("--data-cache", default=None)
     args = parser.parse_args(argv)
 
-    from benchmarks.handwritten import cifar_resnet
+    from benchmarks.handwritten import twin_of
     from keras_resblocks.training.data import load_image_folder
 
     if args.mixed_precision == "bfloat16":
         keras.config.set_dtype_policy("mixed_bfloat16")
     keras.utils.set_random_seed(0)
     x_train, y_train, _, _, labels = load_image_folder(args.dataset, cache_dir=args.data_cache)
-    depth = int(args.model.lstrip("resnetplain"))
-    model = cifar_resnet(depth, residual=args.model.startswith("resnet"),
-                         num_classes=len(labels))
+    model = twin_of(args.model, num_classes=len(labels))
     model.compile(keras.optimizers.SGD(0.1, momentum=0.9),
                   "sparse_categorical_crossentropy", metrics=["accuracy"])
     pipeline = NumpyCifarPipeline(x_train, y_train, args.batch_size)
