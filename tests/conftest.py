@@ -20,3 +20,31 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "large" in item.keywords:
             item.add_marker(skip)
+
+
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "", None}
+
+
+@pytest.fixture(autouse=True)
+def no_internet(monkeypatch):
+    """Fail any test that looks up a host other than this machine's loopback.
+
+    Tests talk to servers on 127.0.0.1 only. A lookup of another name (the real
+    Hub, a download) is refused here, so it cannot reach the network where one
+    exists, and the test fails even if the code under test swallowed the error.
+    """
+    import socket
+
+    real = socket.getaddrinfo
+    tried = []
+
+    def loopback_only(host, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in _LOOPBACK:
+            tried.append(name)
+            raise socket.gaierror(socket.EAI_NONAME, f"tests may not resolve {name!r}")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
+    yield tried
+    assert not tried, f"the test tried to reach {sorted(set(tried))}; tests use 127.0.0.1 only"
