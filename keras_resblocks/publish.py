@@ -63,7 +63,9 @@ class Publication:
     """What ``push_to_hub`` sent (or, for a dry run, would send).
 
     ``commit_sha`` is ``None`` for a dry run; ``parent_commit`` is the branch
-    head the commit was made on top of.
+    head the commit was made on top of; ``deleted`` names the files of the
+    previous checkpoint that this one does not have and the commit removed
+    (a ``reference.safetensors`` left from an earlier publication).
     """
 
     repo_id: str
@@ -71,6 +73,7 @@ class Publication:
     files: Tuple[CheckpointFile, ...]
     commit_sha: Optional[str] = None
     parent_commit: Optional[str] = None
+    deleted: Tuple[str, ...] = ()
 
     def describe(self):
         """Human-readable lines: the target and each file with size and sha256."""
@@ -79,6 +82,8 @@ class Publication:
         width = max(len(f.name) for f in self.files)
         for f in self.files:
             lines.append(f"  {f.name:<{width}}  {f.size:>12,d} bytes  sha256 {f.sha256}")
+        for name in self.deleted:
+            lines.append(f"  {name:<{width}}  deleted (left from the previous checkpoint)")
         if self.commit_sha is not None:
             lines.append(f"commit {self.commit_sha} (parent {self.parent_commit})")
         return "\n".join(lines)
@@ -303,7 +308,9 @@ def push_to_hub(
     is the branch head read just before (or ``parent_commit`` when given):
     the repo either shows the whole new checkpoint or stays as it was, and a
     concurrent publisher makes this one fail with :class:`PublishConflictError`
-    rather than mixing files.
+    rather than mixing files. A ``reference.safetensors`` that the parent
+    commit has and this checkpoint lacks is deleted in that same commit
+    (``Publication.deleted``); a dry run cannot know of it.
 
     Args:
         directory: checkpoint directory written by ``save_pretrained``.
@@ -337,7 +344,7 @@ def push_to_hub(
     if dry_run:
         return plan
 
-    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from huggingface_hub.utils import HfHubHTTPError
 
     api = HfApi(endpoint=endpoint, token=_resolve_token(token))
@@ -359,6 +366,14 @@ def push_to_hub(
     try:
         api.create_repo(repo_id, exist_ok=True, private=private)
         parent = parent_commit or _branch_head(api, repo_id, revision)
+        # A reference batch of an earlier publication would sit beside weights it
+        # was not computed from; loaders ignore it (metadata does not record it),
+        # but it goes in the same commit rather than mislead a reader of the repo.
+        stale = tuple(
+            name for name in (REFERENCE_FILE,)
+            if name not in {f.name for f in files}
+            and api.file_exists(repo_id, name, revision=parent)
+        )
     except HfHubHTTPError as err:
         status = getattr(err.response, "status_code", None)
         if status in (401, 403):
@@ -367,6 +382,7 @@ def push_to_hub(
                 f"namespace): {_LOGIN_HINT}. Received: HTTP {status}"
             ) from err
         raise
+    operations += [CommitOperationDelete(path_in_repo=name) for name in stale]
     try:
         info = api.create_commit(
             repo_id,
@@ -393,7 +409,7 @@ def push_to_hub(
             f"commit whole or not at all, so the branch is either still at {parent} or "
             f"holds this entire checkpoint. Received: {_one_line(err)}"
         ) from err
-    return dataclasses.replace(plan, commit_sha=info.oid, parent_commit=parent)
+    return dataclasses.replace(plan, commit_sha=info.oid, parent_commit=parent, deleted=stale)
 
 
 def _one_line(err):

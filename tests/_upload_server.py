@@ -8,8 +8,10 @@ client to create a repo, read its refs and make a commit:
 - ``POST /api/validate-yaml``                       -> always valid
 - ``POST /api/models/{owner}/{name}/preupload/{rev}`` -> every file "regular", so
   its content travels base64-encoded inside the commit (no LFS, no Xet)
-- ``POST /api/models/{owner}/{name}/commit/{rev}``  -> ndjson commit; 412 when
-  ``parentCommit`` is not the branch head, as the real Hub answers
+- ``POST /api/models/{owner}/{name}/commit/{rev}``  -> ndjson commit of inline files and
+  deleted files; 412 when ``parentCommit`` is not the branch head, as the real Hub answers
+- ``HEAD /{owner}/{name}/resolve/{rev}/{path}``      -> 200 with the file's headers, or 404
+  ``EntryNotFound`` (what ``HfApi.file_exists`` asks)
 
 Commits are kept in memory, whole: a commit is applied only once its entire
 body has been read and parsed, like the Hub's all-or-nothing commits. Every
@@ -39,6 +41,7 @@ class Commit:
     message: str
     files: dict  # the whole tree after this commit: path -> bytes
     changed: dict  # only what this commit added: path -> bytes
+    deleted: tuple = ()  # the paths this commit removed
 
 
 @dataclasses.dataclass
@@ -86,17 +89,21 @@ class FakeHub:
         self.commit(repo_id, {".gitattributes": b"*.safetensors filter=lfs\n"}, "initial commit")
         return repo
 
-    def commit(self, repo_id, changed, message, branch="main"):
+    def commit(self, repo_id, changed, message, branch="main", deleted=()):
         """Apply a commit directly (e.g. another publisher's) and return its sha."""
         repo = self.repos[repo_id]
         parent = repo.branches.get(branch)
         files = dict(repo.commits[parent].files) if parent else {}
+        for path in deleted:
+            del files[path]
         files.update(changed)
         digest = hashlib.sha1((parent or "").encode() + message.encode())
         for path in sorted(changed):
             digest.update(path.encode() + b"\0" + changed[path])
+        for path in sorted(deleted):
+            digest.update(b"-" + path.encode())
         sha = digest.hexdigest()
-        repo.commits[sha] = Commit(sha, parent, message, files, dict(changed))
+        repo.commits[sha] = Commit(sha, parent, message, files, dict(changed), tuple(deleted))
         repo.branches[branch] = sha
         return sha
 
@@ -161,6 +168,9 @@ def _make_handler(hub):
         def do_POST(self):
             self._route("POST")
 
+        def do_HEAD(self):
+            self._route("HEAD")
+
         # -- endpoints -------------------------------------------------------------
         def create_repo(self):
             if not self._authorized():
@@ -174,6 +184,25 @@ def _make_handler(hub):
                     return self._reply(409, body)
                 hub.create_repo(repo_id, private=payload.get("visibility") == "private")
             self._reply(200, {"url": f"{hub.url}/{repo_id}", "name": repo_id})
+
+        def head_file(self, repo, revision, path):
+            with hub.lock:
+                found = hub.repos.get(repo)
+                sha = found and found.branches.get(revision, revision)
+                if found is None or sha not in found.commits:
+                    status, headers = 404, {"X-Error-Code": "RevisionNotFound" if found else "RepoNotFound"}
+                elif path not in found.commits[sha].files:
+                    status, headers = 404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": sha}
+                else:
+                    data = found.commits[sha].files[path]
+                    status, headers = 200, {"ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+                                            "X-Repo-Commit": sha, "Content-Length": str(len(data))}
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            if "Content-Length" not in headers:
+                self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def refs(self, repo):
             with hub.lock:
@@ -221,12 +250,14 @@ def _make_handler(hub):
             elif failure is not None:
                 return self._error(int(failure), "Internal Error - We're working hard to fix this")
             header = next(line["value"] for line in lines if line["key"] == "header")
-            changed = {}
+            changed, deleted = {}, []
             for line in lines:
                 if line["key"] == "file":
                     value = line["value"]
                     assert value["encoding"] == "base64", value
                     changed[value["path"]] = base64.b64decode(value["content"])
+                elif line["key"] == "deletedFile":
+                    deleted.append(line["value"]["path"])
                 elif line["key"] != "header":
                     return self._error(400, f"fake hub only accepts inline files: {line['key']}")
             with hub.lock:
@@ -240,7 +271,10 @@ def _make_handler(hub):
                     return self._error(
                         412, "A commit has happened since. Please refresh and try again."
                     )
-                sha = hub.commit(repo, changed, header["summary"], branch=revision)
+                missing = [p for p in deleted if p not in found.commits[found.branches[revision]].files]
+                if missing:  # the Hub refuses to delete what is not there
+                    return self._error(404, f"File not found: {missing[0]}", code="EntryNotFound")
+                sha = hub.commit(repo, changed, header["summary"], branch=revision, deleted=deleted)
             self._reply(
                 200,
                 {"commitUrl": f"{hub.url}/{repo}/commit/{sha}", "commitOid": sha,
@@ -253,5 +287,6 @@ def _make_handler(hub):
         ("POST", r"/api/validate-yaml", Handler.validate_yaml),
         ("POST", rf"/api/models/{_REPO}/preupload/(?P<revision>[^/]+)", Handler.preupload),
         ("POST", rf"/api/models/{_REPO}/commit/(?P<revision>[^/]+)", Handler.commit),
+        ("HEAD", rf"/{_REPO}/resolve/(?P<revision>[^/]+)/(?P<path>.+)", Handler.head_file),
     )
     return Handler

@@ -110,9 +110,17 @@ def hub(monkeypatch, tmp_path):
     for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(hub_constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
-    monkeypatch.setattr(hub_constants, "ENDPOINT", "http://127.0.0.1:9")
+    _set_endpoint(monkeypatch, "http://127.0.0.1:9")
     with FakeHub() as server:
         yield server
+
+
+def _set_endpoint(monkeypatch, url):
+    """What HF_ENDPOINT sets when huggingface_hub is imported: the endpoint and, built from
+    it, the file URL template (hf_hub_url, behind HfApi.file_exists, starts from the latter)."""
+    monkeypatch.setattr(hub_constants, "ENDPOINT", url)
+    monkeypatch.setattr(hub_constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        url + "/{repo_id}/resolve/{revision}/{filename}")
 
 
 def _publish(hub, directory, **kwargs):
@@ -127,7 +135,7 @@ def test_publish_is_one_commit_of_the_exact_files_and_pins_the_registry(hub, che
     commits = [p for p in hub.paths_requested("POST") if "/commit/" in p]
     assert commits == [f"/api/models/{REPO}/commit/main"]
     commit = hub.repos[REPO].commits[publication.commit_sha]
-    assert commit.changed == _contents(checkpoint)
+    assert commit.changed == _contents(checkpoint) and commit.deleted == publication.deleted == ()
     assert commit.parent == publication.parent_commit
     assert hub.repos[REPO].commits[commit.parent].message == "initial commit"
     assert [f.name for f in publication.files] == list(CHECKPOINT_FILES)
@@ -154,9 +162,37 @@ def test_the_optional_reference_batch_is_published_with_the_rest(hub, checkpoint
                               for name in list(CHECKPOINT_FILES) + [REFERENCE_FILE]}
 
 
+def test_republishing_without_a_reference_batch_deletes_the_old_one(hub, checkpoint, tmp_path,
+                                                                   tiny_model):
+    first = _publish(hub, _add_reference(checkpoint))
+    assert REFERENCE_FILE in hub.files(REPO)
+    # The next checkpoint has new weights and no reference batch: the old batch, computed
+    # from the first weights, must not stay beside them.
+    second_dir = write_checkpoint(tmp_path / "second", tiny_model, metrics={"top1": 0.75})
+    _rewrite_weights(second_dir, lambda t: t.update({k: v + 1 for k, v in t.items()}))
+    second = _publish(hub, second_dir)
+    commit = hub.repos[REPO].commits[second.commit_sha]
+    assert commit.parent == first.commit_sha and second.deleted == (REFERENCE_FILE,)
+    assert commit.deleted == (REFERENCE_FILE,) and commit.changed == _contents(second_dir)
+    assert sorted(hub.files(REPO)) == sorted([".gitattributes", *CHECKPOINT_FILES])
+    assert f"{REFERENCE_FILE}  deleted" in " ".join(second.describe().split("  ", 1))
+    # Asked at the parent commit, with the real client's HEAD on the file.
+    assert ("HEAD", f"/{REPO}/resolve/{first.commit_sha}/{REFERENCE_FILE}") in hub.requests
+    # Once gone, a third publication has nothing to delete.
+    assert _publish(hub, checkpoint_without_reference(checkpoint)).deleted == ()
+
+
+def checkpoint_without_reference(directory):
+    (directory / REFERENCE_FILE).unlink()
+    metadata = json.loads((directory / "metadata.json").read_text())
+    del metadata["reference"]
+    (directory / "metadata.json").write_text(json.dumps(metadata))
+    return directory
+
+
 def test_cli_publishes_with_env_token_and_endpoint(hub, checkpoint, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setattr(hub_constants, "ENDPOINT", hub.url)  # what HF_ENDPOINT sets
+    _set_endpoint(monkeypatch, hub.url)
     registry = tmp_path / "registry.json"
     registry.write_text(json.dumps({"checkpoints": {"resnet_tiny": {"dataset": "synthetic"}}}))
 
