@@ -22,29 +22,32 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-_LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "", None}
+_NETGUARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_netguard")
 
 
 @pytest.fixture(autouse=True)
-def no_internet(monkeypatch):
+def no_internet(monkeypatch, tmp_path_factory):
     """Fail any test that looks up a host other than this machine's loopback.
 
     Tests talk to servers on 127.0.0.1 only. A lookup of another name (the real
-    Hub, a download) is refused here, so it cannot reach the network where one
-    exists, and the test fails even if the code under test swallowed the error.
+    Hub, a download) is refused, so it cannot reach the network where one exists,
+    and is recorded, so the test fails even if the code under test swallowed the
+    error. Python processes the test starts get the same guard
+    (``tests/_netguard/sitecustomize.py``) and record into a file read here.
+    Yields the list of names this process tried.
     """
     import socket
 
-    real = socket.getaddrinfo
+    from tests._netguard.sitecustomize import loopback_only
+
+    existing = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([_NETGUARD, *([existing] if existing else [])]))
+    log = tmp_path_factory.mktemp("netguard") / "tried.txt"
+    monkeypatch.setenv("KERAS_RESBLOCKS_TEST_NET_LOG", str(log))
     tried = []
-
-    def loopback_only(host, *args, **kwargs):
-        name = host.decode() if isinstance(host, bytes) else host
-        if name not in _LOOPBACK:
-            tried.append(name)
-            raise socket.gaierror(socket.EAI_NONAME, f"tests may not resolve {name!r}")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_only(socket.getaddrinfo, tried.append))
     yield tried
-    assert not tried, f"the test tried to reach {sorted(set(tried))}; tests use 127.0.0.1 only"
+    children = log.read_text().split() if log.exists() else []
+    assert not tried and not children, (
+        f"the test tried to reach {sorted(set(tried + children))}; tests use 127.0.0.1 only"
+    )
