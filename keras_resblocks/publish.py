@@ -79,7 +79,7 @@ class Publication:
         """Human-readable lines: the target and each file with size and sha256."""
         verb = "Would commit" if self.commit_sha is None else "Committed"
         lines = [f"{verb} {len(self.files)} files to {self.repo_id}@{self.revision}:"]
-        width = max(len(f.name) for f in self.files)
+        width = max(len(name) for name in [*(f.name for f in self.files), *self.deleted])
         for f in self.files:
             lines.append(f"  {f.name:<{width}}  {f.size:>12,d} bytes  sha256 {f.sha256}")
         for name in self.deleted:

@@ -175,7 +175,7 @@ def test_republishing_without_a_reference_batch_deletes_the_old_one(hub, checkpo
     assert commit.parent == first.commit_sha and second.deleted == (REFERENCE_FILE,)
     assert commit.deleted == (REFERENCE_FILE,) and commit.changed == _contents(second_dir)
     assert sorted(hub.files(REPO)) == sorted([".gitattributes", *CHECKPOINT_FILES])
-    assert f"{REFERENCE_FILE}  deleted" in " ".join(second.describe().split("  ", 1))
+    assert f"\n  {REFERENCE_FILE}  deleted (left from the previous checkpoint)\n" in second.describe()
     # Asked at the parent commit, with the real client's HEAD on the file.
     assert ("HEAD", f"/{REPO}/resolve/{first.commit_sha}/{REFERENCE_FILE}") in hub.requests
     # Once gone, a third publication has nothing to delete.
