@@ -250,7 +250,6 @@ def cmd_evaluate(args):
     return 0
 
 
-# -- train / publish / plot: the programs of their own modules, same options -------------
 # -- verify --------------------------------------------------------------------------------
 def cmd_verify(args):
     """Rerun a checkpoint's stored reference batch on this backend; 1 if it differs."""
@@ -271,6 +270,7 @@ def cmd_verify(args):
     return 0 if report.allclose else 1
 
 
+# -- train / publish / plot: the programs of their own modules, same options -------------
 def cmd_train(args):
     from keras_resblocks.training.cli import run_train
 
