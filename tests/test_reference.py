@@ -228,6 +228,22 @@ def test_changed_outputs_are_a_clear_error(checkpoint):
     assert verify_reference(checkpoint, atol=0.1).allclose  # the tolerance is the caller's
 
 
+def test_the_error_names_the_output_out_of_tolerance_not_the_largest_difference(checkpoint):
+    def nudge(tensors):
+        logits = tensors["logits"]
+        row, col = np.unravel_index(np.abs(logits).argmax(), logits.shape)
+        # Within atol + rtol * |logit| for the largest logit, yet larger than the change below.
+        logits[row, col] += 0.9 * (1e-3 + 1e-3 * abs(float(logits[row, col])))
+        tensors["outputs"][0, 1] += 0.003
+
+    _rewrite_reference(checkpoint, nudge)
+    report = verify_reference(checkpoint, raise_on_mismatch=False)
+    assert report.diffs["logits"] > report.diffs["outputs"] > 0.0029 and not report.allclose
+    assert report.max_abs_diff == report.diffs["logits"]
+    with pytest.raises(ReferenceMismatchError, match=r"`outputs` differ by up to 0\.003 "):
+        verify_reference(checkpoint)
+
+
 def test_changed_bytes_are_a_checksum_error(checkpoint):
     data = bytearray((checkpoint / REFERENCE_FILE).read_bytes())
     data[-1] ^= 0xFF
