@@ -1,4 +1,6 @@
-"""Small test helpers shared by the layer and model tests."""
+"""Small test helpers shared by the test modules."""
+
+import json
 
 import numpy as np
 import keras
@@ -36,3 +38,19 @@ def snapshot(weights):
 def weight_signature(model):
     """`path [shape]` of every variable: what a checkpoint file is keyed by."""
     return [f"{w.path} {list(w.shape)}" for w in model.weights]
+
+
+def rewrite_reference(directory, change):
+    """Call ``change`` on a checkpoint's reference tensors, save them and re-record their
+    sha256 in metadata.json, so that only what ``change`` did is wrong."""
+    import safetensors.numpy
+
+    from keras_resblocks.checkpoint import METADATA_FILE, REFERENCE_FILE, sha256_of
+
+    path = directory / REFERENCE_FILE
+    tensors = safetensors.numpy.load_file(str(path))
+    change(tensors)
+    safetensors.numpy.save_file(tensors, str(path))
+    metadata = json.loads((directory / METADATA_FILE).read_text())
+    metadata["reference"]["sha256"] = sha256_of(path)
+    (directory / METADATA_FILE).write_text(json.dumps(metadata))

@@ -8,6 +8,7 @@ from PIL import Image
 
 from keras_resblocks import Architecture, ResNet, save_pretrained
 from keras_resblocks.cli import main
+from tests._helpers import rewrite_reference
 
 TINY = Architecture(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 2])
 
@@ -83,10 +84,6 @@ def test_plot_writes_a_png(tmp_path, capsys):
 
 
 def test_verify_reruns_the_reference_batch_and_fails_on_a_difference(capsys, tmp_path):
-    import safetensors.numpy
-
-    from keras_resblocks.checkpoint import sha256_of
-
     model = ResNet(TINY, num_classes=3, input_shape=(16, 16, 3))
     images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
     path = save_pretrained(model, tmp_path / "with-reference", reference_inputs=images)
@@ -97,15 +94,12 @@ def test_verify_reruns_the_reference_batch_and_fails_on_a_difference(capsys, tmp
     assert json.loads(capsys.readouterr().out)["allclose"] is True
 
     # Outputs that the weights do not give (sha256 re-recorded, so only they are wrong).
-    tensors = safetensors.numpy.load_file(str(path / "reference.safetensors"))
     # Untrained and fed raw 0..255 pixels, the tiny net's logits run into the hundreds, so the
     # nudge is scaled to the value: 0.5 on a logit of 600 is within rtol=1e-3 and passes.
-    nudge = 0.5 + 0.01 * abs(float(tensors["logits"][0, 0]))
-    tensors["logits"][0, 0] += nudge
-    safetensors.numpy.save_file(tensors, str(path / "reference.safetensors"))
-    metadata = json.loads((path / "metadata.json").read_text())
-    metadata["reference"]["sha256"] = sha256_of(path / "reference.safetensors")
-    (path / "metadata.json").write_text(json.dumps(metadata))
+    def nudge(tensors):
+        tensors["logits"][0, 0] += 0.5 + 0.01 * abs(float(tensors["logits"][0, 0]))
+
+    rewrite_reference(path, nudge)
     assert main(["verify", str(path)]) == 1
     assert "DOES NOT reproduce" in capsys.readouterr().out
 

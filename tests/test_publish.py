@@ -13,6 +13,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 import keras_resblocks
+from tests._helpers import rewrite_reference
 from tests._upload_server import TOKEN, FakeHub
 from keras_resblocks import Architecture, ResNet, push_to_hub, validate_checkpoint_dir
 from keras_resblocks.checkpoint import REFERENCE_FILE, _write_reference
@@ -91,16 +92,6 @@ def _add_reference(directory):
     metadata["reference"] = _write_reference(directory, images, metadata["sha256"])
     (directory / "metadata.json").write_text(json.dumps(metadata, indent=2))
     return directory
-
-
-def _rewrite_reference(directory, change):
-    """Edit the reference tensors and keep their recorded sha256, so only `change` is wrong."""
-    tensors = load_file(str(directory / REFERENCE_FILE))
-    change(tensors)
-    save_file(tensors, str(directory / REFERENCE_FILE))
-    metadata = json.loads((directory / "metadata.json").read_text())
-    metadata["reference"]["sha256"] = hashlib.sha256((directory / REFERENCE_FILE).read_bytes()).hexdigest()
-    (directory / "metadata.json").write_text(json.dumps(metadata))
 
 
 @pytest.fixture
@@ -263,7 +254,7 @@ def _edit_json(name, **changes):
          r"config.json has an invalid `architecture`: Unknown architecture field"),
         (_edit_json("metadata.json", metrics={"top1": "high"}), r"`top1` is not"),
         (_edit_json("metadata.json", metrics=None), r"must record the measured `metrics`"),
-        (lambda d: _rewrite_reference(_add_reference(d), _set_nan_output),
+        (lambda d: rewrite_reference(_add_reference(d), _set_nan_output),
          r"'outputs' in reference.safetensors contains NaN.*broken reference outputs"),
         (lambda d: _flip_last_byte(_add_reference(d) / REFERENCE_FILE),
          r"sha256 mismatch for reference.safetensors"),

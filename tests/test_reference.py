@@ -33,6 +33,7 @@ from keras_resblocks import (
 )
 from keras_resblocks import hub as hub_module
 from keras_resblocks.checkpoint import REFERENCE_FILE, read_reference, sha256_of
+from tests._helpers import rewrite_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 2], stem_width=4)
@@ -201,21 +202,11 @@ def test_across_backends(tmp_path):
 
 
 # -- tampering and absence ---------------------------------------------------------------
-def _rewrite_reference(path, change):
-    """Change the stored tensors and re-record their sha256, so only `change` is wrong."""
-    tensors = safetensors.numpy.load_file(str(path / REFERENCE_FILE))
-    change(tensors)
-    safetensors.numpy.save_file(tensors, str(path / REFERENCE_FILE))
-    metadata = json.loads((path / "metadata.json").read_text())
-    metadata["reference"]["sha256"] = sha256_of(path / REFERENCE_FILE)
-    (path / "metadata.json").write_text(json.dumps(metadata))
-
-
 def test_changed_outputs_are_a_clear_error(checkpoint):
     def nudge(tensors):
         tensors["logits"][2, 1] += 0.05
 
-    _rewrite_reference(checkpoint, nudge)
+    rewrite_reference(checkpoint, nudge)
     assert load_checkpoint(checkpoint).load_report.complete  # the weights are fine
     with pytest.raises(ReferenceMismatchError) as info:
         verify_reference(checkpoint)
@@ -236,7 +227,7 @@ def test_the_error_names_the_output_out_of_tolerance_not_the_largest_difference(
         logits[row, col] += 0.9 * (1e-3 + 1e-3 * abs(float(logits[row, col])))
         tensors["outputs"][0, 1] += 0.003
 
-    _rewrite_reference(checkpoint, nudge)
+    rewrite_reference(checkpoint, nudge)
     report = verify_reference(checkpoint, raise_on_mismatch=False)
     assert report.diffs["logits"] > report.diffs["outputs"] > 0.0029 and not report.allclose
     assert report.max_abs_diff == report.diffs["logits"]
