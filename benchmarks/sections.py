@@ -380,14 +380,15 @@ def trainer_throughput(settings, gpu):
                 pairs = [a["images_per_second"] / b["images_per_second"]
                          for a, b in zip(runs["handwritten"], runs["trainer"])]
                 package_img_s = median("trainer", "images_per_second")
+                handwritten_img_s = median("handwritten", "images_per_second")
                 flop = flops[name]
                 peak = flops_lib.H100_SXM_PEAK.get(dtype) if gpu and "H100" in gpu else None
                 rows.append({
                     "model": name, "dtype": dtype, "device": gpu or "cpu", "batch": batch,
                     "train_py_img_s": package_img_s,
-                    "handwritten_img_s": median("handwritten", "images_per_second"),
+                    "handwritten_img_s": handwritten_img_s,
                     # time ratio: trainer time per image / hand-written time per image
-                    "ratio": median("handwritten", "images_per_second") / package_img_s,
+                    "ratio": handwritten_img_s / package_img_s,
                     "ratio_min": min(pairs), "ratio_max": max(pairs),
                     "train_py_s_per_epoch": CIFAR_TRAIN_SIZE / package_img_s,
                     "train_py_process_s": median("trainer", "process_s"),

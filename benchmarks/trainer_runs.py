@@ -144,7 +144,6 @@ class NumpyCifarPipeline(keras.utils.PyDataset):
         return x, self.labels[idx]
 
 
-
 def handwritten_main(argv=None):
     """Train the hand-written twin for a few epochs; prints one JSON line of timings."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.trainer_runs handwritten",
@@ -221,19 +220,14 @@ def time_to_accuracy(dataset, target, workdir, *, model="resnet20", recipe="cosi
                 if accuracy >= target:
                     reached = True
                     break
-            if reached:
-                seconds = time.perf_counter() - start
-                break
-            if finished:
-                seconds = time.perf_counter() - start
-                if process.returncode != 0:
-                    raise RuntimeError(f"{' '.join(cmd)} exited {process.returncode}:\n"
-                                       f"{process.stderr.read()[-3000:]}")
-                break
-            if timeout is not None and time.perf_counter() - start > timeout:
-                seconds = time.perf_counter() - start
+            if finished and not reached and process.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd)} exited {process.returncode}:\n"
+                                   f"{process.stderr.read()[-3000:]}")
+            timed_out = timeout is not None and time.perf_counter() - start > timeout
+            if reached or finished or timed_out:
                 break
             time.sleep(poll)
+        seconds = time.perf_counter() - start
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
