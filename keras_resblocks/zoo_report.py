@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pathlib
 import sys
@@ -39,14 +40,8 @@ def _history_path(checkpoint, model):
 def _parameters(weights):
     from safetensors import safe_open
 
-    total = 0
     with safe_open(str(weights), "np") as f:
-        for key in f.keys():
-            size = 1
-            for dim in f.get_slice(key).get_shape():
-                size *= dim
-            total += size
-    return total
+        return sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())
 
 
 def load_runs(runs_dir, dataset=None):
