@@ -238,7 +238,8 @@ def cmd_evaluate(args):
             f"{source}: images are {tuple(x.shape[1:])} but {args.name} takes "
             f"{tuple(model.image_shape)}"
         )
-    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    # weighted: the padded last batch of evaluate_accuracy weighs nothing
+    model.compile(loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
     accuracy = evaluate_accuracy(model, x, y, args.batch_size, verbose=0 if args.json else 1)
     result = {"model": args.name, "data": str(source), "split": args.split,
               "images": int(len(x)), "accuracy": accuracy}

@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -107,3 +108,23 @@ def test_verify_reruns_the_reference_batch_and_fails_on_a_difference(capsys, tmp
     assert main(["verify", str(without)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "reference" in err and len(err.strip().splitlines()) == 1
+
+
+def test_evaluate_gives_one_accuracy_whatever_the_batch_size(capsys, tmp_path):
+    from keras_resblocks import from_pretrained
+    from keras_resblocks.training import load_dataset
+
+    keras.utils.set_random_seed(3)
+    model = ResNet(TINY, num_classes=10, input_shape=(32, 32, 3),
+                   preprocessing={"scale": 1 / 255, "mean": [0.3] * 3, "std": [0.3] * 3})
+    path = save_pretrained(model, tmp_path / "digits-net", labels=[str(i) for i in range(10)])
+    data = load_dataset("digits", validation=0)
+    # The independent count: argmax of predict against the labels (360 test images).
+    predicted = from_pretrained(str(path)).predict(data.x_test, verbose=0).argmax(-1)
+    expected = float((predicted == data.y_test).mean())
+    for batch_size in (360, 100, 7, 1000):  # 100 and 7 leave a partial last batch
+        assert main(["evaluate", str(path), "--dataset", "digits", "--batch-size",
+                     str(batch_size), "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["images"] == 360
+        assert result["accuracy"] == pytest.approx(expected, abs=1e-6), batch_size
