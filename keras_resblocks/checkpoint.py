@@ -295,6 +295,18 @@ def _metric_split(metric, train_split, eval_split):
     return {"train": train_split, "val": "validation", "test": eval_split}.get(prefix, eval_split)
 
 
+def _data_lines(meta):
+    """The card's account of the data a trainer recorded: its source, split sizes and note."""
+    data, lines = meta.get("data"), []
+    if isinstance(data, dict) and data.get("source"):
+        sizes = ", ".join(f"{data[k]:,} {k}" for k in ("train", "validation", "test")
+                          if isinstance(data.get(k), int))
+        lines.append(f"Source: {data['source']}" + (f" ({sizes} images)." if sizes else "."))
+    if meta.get("data_note"):
+        lines.append(str(meta["data_note"]))
+    return lines
+
+
 def _model_card(model, config, meta, license):
     dataset, metrics, command = meta["dataset"], meta["metrics"] or {}, meta["command"]
     train_split = meta.get("train_split", "train")
@@ -334,6 +346,7 @@ def _model_card(model, config, meta, license):
         (f"Trained on the `{train_split}` split of `{dataset}` and evaluated on its "
          f"`{eval_split}` split." if dataset else "Training data: not recorded."),
         f"Input: {config['model']['input_shape']} images; preprocessing: {config['preprocessing']}.",
+        *_data_lines(meta),
         "",
         "## Results",
         "",

@@ -109,6 +109,66 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
 
 
+def test_a_deadline_stops_at_an_epoch_boundary_and_resume_ends_like_an_uninterrupted_run(tmp_path):
+    import time
+
+    kwargs = dict(model="resnet20", dataset="digits", recipe=get_recipe("budget", epochs=2,
+                  batch_size=64), seed=1, model_overrides=TINY, verbose=0)
+    whole = train(work_dir=tmp_path / "whole", **kwargs)
+    # A deadline already past: the first epoch still runs (and is backed up), then it stops.
+    stopped = train(work_dir=tmp_path / "split", deadline=time.time(), **kwargs)
+    assert stopped["finished"] is False and stopped["output"] is None
+    assert [row["epoch"] for row in stopped["history"]] == [1]
+    assert json.loads((tmp_path / "split" / "backup" / "training_metadata.json").read_text())[
+        "epoch"] == 1
+    resumed = train(work_dir=tmp_path / "split", resume=True, deadline=time.time() + 3600,
+                    output=tmp_path / "out", command="tests/test_training.py", **kwargs)
+    assert resumed["finished"] is True and resumed["output"] == tmp_path / "out"
+    for a, b in zip(whole["model"].get_weights(), resumed["model"].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    assert resumed["metrics"]["train_accuracy"] == pytest.approx(
+        whole["metrics"]["train_accuracy"], abs=1e-6)
+
+    # Resuming a run whose epochs are all done (it stopped while closing) restores the
+    # trained weights rather than closing with freshly initialized ones.
+    again = train(work_dir=tmp_path / "split", resume=True, **kwargs)
+    assert again["metrics"]["train_accuracy"] == pytest.approx(
+        whole["metrics"]["train_accuracy"], abs=1e-6)
+    assert [row["epoch"] for row in read_history(tmp_path / "split" / "history.csv")] == [1, 2]
+
+
+def test_label_smoothing_changes_the_training_loss_only():
+    from keras_resblocks.training.trainer import SmoothedSparseCrossentropy
+
+    logits = np.array([[4.0, 0.0, -1.0], [0.5, 0.2, 3.0]], "float32")
+    labels = np.array([0, 2])
+    plain = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
+    assert float(SmoothedSparseCrossentropy(3, 0.0)(labels, logits)) == pytest.approx(
+        float(plain), rel=1e-6)
+    smoothed = float(SmoothedSparseCrossentropy(3, 0.3)(labels, logits))
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    target = np.full((2, 3), 0.1) + 0.7 * np.eye(3)[labels]
+    assert smoothed == pytest.approx(float(-(target * log_p).sum(-1).mean()), rel=1e-5)
+    with pytest.raises(ValueError, match="label_smoothing=1.5"):
+        get_recipe("budget", label_smoothing=1.5)
+
+
+def test_deadline_flag_accepts_clock_times_dates_and_durations():
+    import argparse
+    import datetime
+
+    from keras_resblocks.training.cli import parse_deadline
+
+    now = datetime.datetime(2026, 1, 2, 15, 0).timestamp()
+    assert parse_deadline("+2h", now=now) == now + 7200
+    assert parse_deadline("17:45", now=now) == datetime.datetime(2026, 1, 2, 17, 45).timestamp()
+    assert parse_deadline("14:00", now=now) == datetime.datetime(2026, 1, 3, 14, 0).timestamp()
+    assert parse_deadline("2026-01-05T08:30", now=now) == datetime.datetime(
+        2026, 1, 5, 8, 30).timestamp()
+    with pytest.raises(argparse.ArgumentTypeError, match="Received: '25:99'"):
+        parse_deadline("25:99", now=now)
+
+
 def test_nan_loss_stops_naming_the_iteration_and_keeps_the_last_good_backup(tmp_path):
     # Epoch 1 (iterations 1..20) is sane; from update 20 on the lr is absurd.
     recipe = get_recipe("quick", epochs=3, schedule="step", lr_boundaries=(20,), lr_factor=1e30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 import sys
 
@@ -23,6 +24,7 @@ _RECIPE_FLAGS = {
     "warmup_lr": float,
     "lr_factor": float,
     "crop_padding": int,
+    "label_smoothing": float,
     "validation": int,
 }
 
@@ -46,6 +48,46 @@ def _json_object(text):
     return value
 
 
+EXIT_UNFINISHED = 75  # EX_TEMPFAIL: stopped at --deadline, continue with --resume
+
+
+def parse_deadline(text, now=None):
+    """A deadline as ``time.time()`` seconds: ``HH:MM`` (the next such local time),
+    an ISO 8601 date-time, or ``+N`` with a unit ``s``, ``m`` or ``h`` from now.
+
+    Example:
+
+    >>> from keras_resblocks.training.cli import parse_deadline
+    >>> parse_deadline("+90m", now=1000.0)
+    6400.0
+    >>> parse_deadline("soon")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected HH:MM, an ISO date-time or +90m. Received: 'soon'
+    """
+    import datetime
+    import time
+
+    now = time.time() if now is None else now
+    text = text.strip()
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text.startswith("+") and text[-1:] in units:
+            return now + float(text[1:-1]) * units[text[-1]]
+        if len(text) <= 5 and ":" in text:
+            hour, minute = (int(v) for v in text.split(":"))
+            base = datetime.datetime.fromtimestamp(now)
+            when = base.replace(hour=hour, minute=minute, second=0, microsecond=0)
+            if when.timestamp() <= now:
+                when += datetime.timedelta(days=1)
+            return when.timestamp()
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected HH:MM, an ISO date-time or +90m. Received: {text!r}"
+        ) from None
+
+
 def add_train_arguments(parser):
     """Add the training options to an ``argparse`` parser (or sub-parser).
 
@@ -67,6 +109,9 @@ def add_train_arguments(parser):
         help="digits (offline default), cifar10, cifar100 (keras.datasets, needs internet), "
         "or a path to an image folder train/<class>/*, test/<class>/* or a .tar.gz of one",
     )
+    data.add_argument("--data-note", default=None,
+                      help="a sentence about the data for the model card (e.g. how it differs "
+                      "from the usual copy)")
     data.add_argument("--data-cache", default=None,
                       help="where decoded image folders are cached (default ~/.cache/keras_resblocks)")
     data.add_argument("--model-overrides", type=_json_object, default=None,
@@ -74,8 +119,10 @@ def add_train_arguments(parser):
 
     rec = parser.add_argument_group("recipe (a preset; any field can be overridden)")
     rec.add_argument("--recipe", default="quick", choices=sorted(PRESETS),
-                     help="he2015: the paper's 64k-iteration step schedule; cosine: shorter "
-                     "runs by epochs; quick: digits in about a minute (default)")
+                     help="he2015: the paper's 64k-iteration step schedule; budget: short runs "
+                     "that anneal to 0 at the last epoch (Nesterov, label smoothing); cosine: "
+                     "the paper's optimizer with a cosine schedule; quick: digits in about a "
+                     "minute (default)")
     for field, kind in _RECIPE_FLAGS.items():
         flag = "--" + field.replace("_", "-")
         if field == "schedule":
@@ -94,6 +141,10 @@ def add_train_arguments(parser):
                      help="history.csv and backups (default <output>.work)")
     run.add_argument("--resume", action="store_true",
                      help="continue from the backup in the work directory")
+    run.add_argument("--deadline", type=parse_deadline, default=None,
+                     help="stop at an epoch boundary before this wall-clock time (HH:MM local, "
+                     "an ISO date-time, or +90m / +2h from now), keeping the backup; exit "
+                     f"status {EXIT_UNFINISHED}; --resume continues")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--mixed-precision", choices=("float32", "bfloat16"), default="float32")
     run.add_argument("--distribute", action="store_true",
@@ -138,6 +189,23 @@ def main(argv=None):
     return run_train(args, command=" ".join(shlex.quote(a) for a in ["train.py"] + argv))
 
 
+def command_line(argv=None):
+    """This process's command line as the user would type it: the program's name
+    without the directory it was installed in.
+
+    Example:
+
+    >>> from keras_resblocks.training.cli import command_line
+    >>> command_line(["/home/me/.venv/bin/keras-resblocks", "train", "--output", "my run"])
+    "keras-resblocks train --output 'my run'"
+    """
+    argv = list(sys.argv if argv is None else argv)
+    program = os.path.basename(argv[0]) if argv else "keras-resblocks"
+    if program == "__main__.py":
+        program = "python -m keras_resblocks"
+    return " ".join([program] + [shlex.quote(a) for a in argv[1:]])
+
+
 def run_train(args, command=None):
     """Train from parsed :func:`add_train_arguments` options; returns the exit status."""
     from keras_resblocks.training.data import DatasetError
@@ -147,7 +215,7 @@ def run_train(args, command=None):
         print("error: give --output (a checkpoint directory) and/or --work-dir", file=sys.stderr)
         return 2
     if command is None:
-        command = " ".join(shlex.quote(a) for a in sys.argv)
+        command = command_line()
     try:
         recipe = recipe_from_args(args)
         verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
@@ -157,11 +225,16 @@ def run_train(args, command=None):
             mixed_precision=args.mixed_precision, distribute=args.distribute,
             data_cache=args.data_cache, eval_batch_size=args.eval_batch_size,
             model_overrides=args.model_overrides, verbose=verbose,
-            command=command,
+            command=command, deadline=args.deadline, data_note=args.data_note,
         )
     except (DatasetError, NonFiniteLossError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if not result["finished"]:
+        last = result["history"][-1] if result["history"] else {}
+        print(json.dumps({"finished": False, "epoch": int(last.get("epoch") or 0),
+                          "epochs": result["recipe"].epochs}))
+        return EXIT_UNFINISHED
     print(json.dumps({"output": str(result["output"]), "metrics": result["metrics"],
                       "recipe": dataclasses.asdict(result["recipe"]) if isinstance(result["recipe"], Recipe) else None}))
     return 0

@@ -318,6 +318,14 @@ def _decode_splits(found, read, root):
     return arrays
 
 
+def _file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def load_dataset(name, validation=5000, cache_dir=None):
     """A :class:`Dataset` by name (``digits``, ``cifar10``, ``cifar100``) or path.
 
@@ -337,7 +345,11 @@ def load_dataset(name, validation=5000, cache_dir=None):
         parts, source = load_keras_dataset(name), f"keras.datasets.{name}"
     else:
         path = pathlib.Path(name).expanduser()
-        parts, source = load_image_folder(path, cache_dir=cache_dir), f"image folder {path.resolve()}"
+        parts = load_image_folder(path, cache_dir=cache_dir)
+        # The file's name and content hash, not where it sits on this machine.
+        source = f"image folder {path.name}"
+        if path.is_file():
+            source += f" (sha256 {_file_sha256(path)})"
         name = path.name.split(".")[0]
     x_train, y_train, x_test, y_test, labels = parts
     x_train, y_train, x_val, y_val = hold_out(x_train, y_train, validation)

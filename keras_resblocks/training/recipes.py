@@ -35,9 +35,12 @@ class Recipe:
             iterations at ``warmup_lr`` (step schedule: constant warm-up, as the
             paper does for ResNet-110; cosine schedule: linear ramp from
             ``warmup_lr``). ``warmup_iterations=-1`` means "400 if the network
-            has 110 layers or more, else 0" (the paper's rule).
+            has 110 layers or more, else 0" (the paper's rule). A resolved
+            recipe caps the warm-up at a tenth of the run's iterations.
         crop_padding: pad by this many pixels and crop back at random (0: off).
         flip: random horizontal flips.
+        label_smoothing: mix this much of the uniform distribution into the
+            one-hot targets of the training loss (0: plain cross-entropy).
         validation: training images held out for validation; capped at a
             tenth of the training set so small datasets keep most of it.
 
@@ -64,6 +67,7 @@ class Recipe:
     warmup_lr: float = 0.01
     crop_padding: int = 4
     flip: bool = True
+    label_smoothing: float = 0.0
     validation: int = 5000
 
     def __post_init__(self):
@@ -100,6 +104,11 @@ class Recipe:
                 "`warmup_iterations` must be >= 0, or -1 for the paper's rule. "
                 f"Received: warmup_iterations={self.warmup_iterations!r}"
             )
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(
+                "`label_smoothing` must be in [0, 1). "
+                f"Received: label_smoothing={self.label_smoothing!r}"
+            )
         if self.learning_rate <= 0 or self.weight_decay < 0:
             raise ValueError(
                 "`learning_rate` must be positive and `weight_decay` >= 0. Received: "
@@ -133,6 +142,8 @@ class Recipe:
         else:
             epochs = self.epochs
             iterations = self.epochs * steps_per_epoch
+        # A warm-up is a small part of a run: at most a tenth of a short one.
+        warmup = min(warmup, iterations // 10)
         return self.replace(epochs=epochs, iterations=iterations, warmup_iterations=warmup)
 
 
@@ -148,6 +159,21 @@ PRESETS = {
     ),
     # For shorter runs: the same optimizer, a cosine schedule counted in epochs.
     "cosine": dict(schedule="cosine", epochs=30),
+    # Short runs on a CPU budget (chosen by the ablation in docs/training.md): a
+    # linear warm-up then cosine decay that reaches 0 exactly at the last
+    # iteration, SGD with Nesterov momentum, label smoothing; the same for every
+    # net, so plain and residual nets compare on equal terms.
+    "budget": dict(
+        schedule="cosine",
+        epochs=30,
+        batch_size=128,
+        learning_rate=0.1,
+        nesterov=True,
+        weight_decay=5e-4,
+        warmup_iterations=400,
+        warmup_lr=0.01,
+        label_smoothing=0.1,
+    ),
     # The offline default on scikit-learn's digits: about a minute on a CPU.
     # No flips: a mirrored digit is another symbol.
     "quick": dict(
@@ -169,7 +195,7 @@ def list_recipes():
 
     >>> from keras_resblocks.training import list_recipes
     >>> list_recipes()
-    ['cosine', 'he2015', 'quick']
+    ['budget', 'cosine', 'he2015', 'quick']
     """
     return sorted(PRESETS)
 

@@ -30,7 +30,7 @@ from keras_resblocks.training.recipes import Recipe, get_recipe, learning_rate_s
 
 HISTORY_FIELDS = (
     "epoch", "iterations", "train_loss", "train_error", "val_error", "test_error",
-    "lr", "wall_time",
+    "lr", "wall_time", "train_seconds", "eval_seconds",
 )
 BACKUP_DIR = "backup"
 HISTORY_FILE = "history.csv"
@@ -39,6 +39,39 @@ REFERENCE_IMAGES = 8  # stored with the checkpoint, see keras_resblocks.verify_r
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of logits against integer labels with label smoothing.
+
+    Keras's ``SparseCategoricalCrossentropy`` has no ``label_smoothing``; this
+    one-hots the labels and uses ``categorical_crossentropy``'s.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_resblocks.training.trainer import SmoothedSparseCrossentropy
+    >>> loss = SmoothedSparseCrossentropy(num_classes=2, label_smoothing=0.2)
+    >>> round(float(loss(np.array([0]), np.array([[0.0, 0.0]]))), 4)  # log 2 whatever the target
+    0.6931
+    """
+
+    def __init__(self, num_classes, label_smoothing=0.0, name="smoothed_sparse_crossentropy",
+                 **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.num_classes = int(num_classes)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        labels = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), self.num_classes)
+        return keras.losses.categorical_crossentropy(
+            labels, y_pred, from_logits=True, label_smoothing=self.label_smoothing
+        )
+
+    def get_config(self):
+        return dict(super().get_config(), num_classes=self.num_classes,
+                    label_smoothing=self.label_smoothing)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -201,6 +234,37 @@ class StopAtIteration(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class StopBeforeDeadline(keras.callbacks.Callback):
+    """Ends training at an epoch boundary when the next epoch would not finish
+    before ``deadline`` (seconds since the epoch, as ``time.time()``).
+
+    The estimate is the last epoch's duration (training and evaluation) with a
+    15% margin, half as much again before the last epoch (its closing clean
+    evaluation of the training split and the checkpoint). The epoch's backup
+    is written either way, so the run resumes exactly where it stopped.
+    ``stopped`` tells whether it did.
+    """
+
+    def __init__(self, deadline, epochs):
+        super().__init__()
+        self.deadline = float(deadline)
+        self.epochs = epochs
+        self.stopped = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= self.epochs:
+            return
+        needed = 1.15 * (time.time() - self._start)
+        if epoch + 2 == self.epochs:
+            needed *= 1.5
+        if time.time() + needed > self.deadline:
+            self.stopped = True
+            self.model.stop_training = True
+
+
 class EpochRecorder(keras.callbacks.Callback):
     """Evaluates on the held-out sets after each epoch and appends a row to history.csv.
 
@@ -235,6 +299,7 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         self.train_seconds.append(time.perf_counter() - self._epoch_start)
+        eval_start = time.perf_counter()
         row = {
             "epoch": epoch + 1,
             "iterations": int(self.model.optimizer.iterations.numpy()),
@@ -249,6 +314,8 @@ class EpochRecorder(keras.callbacks.Callback):
                 logs[f"{name}_error"] = error
             row[f"{name}_error"] = error
         row["wall_time"] = self._wall_offset + time.perf_counter() - self._start
+        row["train_seconds"] = round(self.train_seconds[-1], 2)
+        row["eval_seconds"] = round(time.perf_counter() - eval_start, 2)
         self.rows.append(row)
         self._write()
 
@@ -258,7 +325,10 @@ class EpochRecorder(keras.callbacks.Callback):
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, HISTORY_FIELDS)
             writer.writeheader()
-            writer.writerows(self.rows)
+            writer.writerows(
+                dict(row, epoch=int(row["epoch"]), iterations=int(row["iterations"]))
+                for row in self.rows
+            )
         os.replace(tmp, self.path)
 
 
@@ -458,6 +528,8 @@ def train(
     command=None,
     callbacks=None,
     verbose="auto",
+    deadline=None,
+    data_note=None,
 ):
     """Train a model of the zoo and write it as a checkpoint directory.
 
@@ -480,9 +552,16 @@ def train(
             :func:`keras_resblocks.create_model`.
         command: the command line, recorded with the checkpoint.
         callbacks: extra Keras callbacks, run after the built-in ones.
+        deadline: a wall-clock time (``time.time()`` seconds) to stop before: the
+            run ends at the last epoch boundary that leaves time for the next
+            epoch, keeps its backup and returns unfinished (``finished`` false,
+            no checkpoint); ``resume=True`` continues it exactly.
+        data_note: a sentence about the data for the model card.
 
-    Returns a dict with ``metrics``, ``recipe`` (resolved), ``history`` (rows),
-    ``model`` (the trained model, softmax head) and ``output``.
+    Returns a dict with ``finished``, ``metrics``, ``recipe`` (resolved),
+    ``history`` (rows), ``model`` (the trained model, softmax head) and
+    ``output``; an unfinished run (stopped at ``deadline``) has empty
+    ``metrics`` and no ``output``.
 
     Example (``tests/test_training.py`` runs real trainings; a bad argument
     fails before any work):
@@ -491,7 +570,7 @@ def train(
     >>> train("resnet20", "digits", recipe="paper", work_dir="/tmp/unused")
     Traceback (most recent call last):
     ...
-    ValueError: Unknown recipe; choose one of ['cosine', 'he2015', 'quick']. Received: recipe='paper'
+    ValueError: Unknown recipe; choose one of ['budget', 'cosine', 'he2015', 'quick']. Received: recipe='paper'
     """
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if not isinstance(recipe, Recipe):
@@ -552,10 +631,13 @@ def train(
             pixels = keras.Input(shape=data.image_shape, dtype="uint8", name="pixels")
             evaluator = keras.Model(pixels, net(augment(pixels)), name="evaluator")
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            train_loss = loss if not recipe.label_smoothing else SmoothedSparseCrossentropy(
+                data.num_classes, recipe.label_smoothing
+            )
             optimizer = keras.optimizers.SGD(
                 learning_rate_schedule(recipe), momentum=recipe.momentum, nesterov=recipe.nesterov
             )
-            trainer.compile(optimizer, loss, metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
+            trainer.compile(optimizer, train_loss, metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
             evaluator.compile(loss=loss, weighted_metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
 
             order = np.concatenate([
@@ -567,26 +649,36 @@ def train(
                 {"val": (data.x_val, data.y_val), "test": (data.x_test, data.y_test)},
                 eval_batch_size, initial_epoch, scope.devices,
             )
-            callbacks = [
+            extra_callbacks, callbacks = callbacks, [
                 StopOnNonFiniteLoss(steps_per_epoch),
                 StopAtIteration(recipe.iterations, steps_per_epoch),
                 recorder,
                 keras.callbacks.BackupAndRestore(
                     str(backup_dir), save_freq="epoch", delete_checkpoint=False
                 ),
-            ] + list(callbacks or [])
+            ]
+            stopper = None
+            if deadline is not None:
+                stopper = StopBeforeDeadline(deadline, recipe.epochs)
+                callbacks.append(stopper)
+            callbacks += list(extra_callbacks or [])
             started = time.perf_counter()
-            if len(order):
-                trainer.fit(
-                    order, data.y_train[order], batch_size=recipe.batch_size,
-                    epochs=recipe.epochs, initial_epoch=initial_epoch,
-                    steps_per_epoch=steps_per_epoch, shuffle=False,
-                    callbacks=callbacks, verbose=verbose,
-                )
-            elapsed = time.perf_counter() - started
-            train_accuracy = evaluate_accuracy(
-                evaluator, data.x_train, data.y_train, eval_batch_size, scope.devices
+            if not len(order):
+                # Every epoch is done (the run stopped while closing): fit runs no
+                # epoch, but its BackupAndRestore still restores the trained weights.
+                order = np.zeros(recipe.batch_size, "int32")
+            trainer.fit(
+                order, data.y_train[order], batch_size=recipe.batch_size,
+                epochs=recipe.epochs, initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch, shuffle=False,
+                callbacks=callbacks, verbose=verbose,
             )
+            elapsed = time.perf_counter() - started
+            finished = stopper is None or not stopper.stopped
+            if finished:
+                train_accuracy = evaluate_accuracy(
+                    evaluator, data.x_train, data.y_train, eval_batch_size, scope.devices
+                )
         # Trained on logits, published with probabilities: the same weights, so
         # switch the head's activation instead of building (and on JAX,
         # compiling the initializers of) a second model.
@@ -597,6 +689,12 @@ def train(
 
     history = read_history(work_dir / HISTORY_FILE)
     last = history[-1] if history else {}
+    if not finished:
+        if verbose:
+            print(f"Stopped before the deadline after epoch {int(last.get('epoch') or 0)} of "
+                  f"{recipe.epochs}; continue with resume=True (--resume).", flush=True)
+        return {"finished": False, "metrics": {}, "recipe": recipe, "history": history,
+                "model": net, "output": None, "run": None}
     # Steady-state throughput: this process's epochs after the first (compilation).
     timed = recorder.train_seconds[1:] or recorder.train_seconds
     images_per_second = (
@@ -637,9 +735,10 @@ def train(
             net, output, labels=data.labels, dataset=data.name, metrics=metrics,
             recipe=recipe.to_dict(), command=command,
             reference_inputs=reference_source[:REFERENCE_IMAGES], **run_info,
+            **({"data_note": data_note} if data_note else {}),
         )
-    return {"metrics": metrics, "recipe": recipe, "history": history, "model": net,
-            "output": out, "run": run_info}
+    return {"finished": True, "metrics": metrics, "recipe": recipe, "history": history,
+            "model": net, "output": out, "run": run_info}
 
 
 def write_checkpoint(model, directory, **kwargs):

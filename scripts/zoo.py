@@ -1,0 +1,269 @@
+"""Train the CIFAR-10 zoo in stages that stop before a deadline and resume on any machine.
+
+    python scripts/zoo.py status
+    python scripts/zoo.py continue --deadline 17:45 [--data PATH] [--parallel 2] [--foreground]
+
+``zoo/cifar10/plan.json`` lists the runs in order and the training arguments they
+share. A run's state is kept in the repository, in ``zoo/cifar10/<model>/``:
+``history.csv``, ``train.log`` and, while it is unfinished, ``backup/`` (weights,
+optimizer and random state after the last whole epoch; overwritten each epoch).
+``continue`` starts every unfinished run in turn, ``--parallel`` at a time, each
+with one thread and at low priority (``nice``), with ``keras-resblocks train
+--resume --deadline``: a run stops at the last epoch boundary that leaves time
+for the next epoch, so what it leaves resumes exactly. By default it detaches
+and returns at once (its log: ``zoo/cifar10/zoo.log``). When a run ends, its
+checkpoint is in ``weights/<model>_cifar10/``, it is entered in
+``weights/registry.json`` and its backup is deleted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
+
+
+class Zoo:
+    """Where a zoo lives: ``<root>/zoo/cifar10`` (plan and runs) and ``<root>/weights``."""
+
+    def __init__(self, root=REPOSITORY):
+        self.root = pathlib.Path(root).resolve()
+        self.runs = self.root / "zoo" / "cifar10"
+        self.weights = self.root / "weights"
+        self.plan = json.loads((self.runs / "plan.json").read_text())
+
+EXIT_UNFINISHED = 75  # keras-resblocks train: stopped at --deadline
+KILL_GRACE_S = 600  # a run still going this long after the deadline is killed (it resumes
+# from its last epoch backup)
+
+
+def read_history(path):
+    # As keras_resblocks.training.read_history, without importing Keras.
+    with open(path, newline="") as f:
+        return [{k: float(v) if v else None for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def checkpoint_name(model):
+    return f"{model}_cifar10"
+
+
+def run_state(zoo, model):
+    """``(state, epochs_done, history rows)``; state is done, finishing, running or new."""
+    plan, work = zoo.plan, zoo.runs / model
+    history = read_history(work / "history.csv") if (work / "history.csv").exists() else []
+    backup = work / "backup" / "training_metadata.json"
+    done_epochs = json.loads(backup.read_text())["epoch"] if backup.exists() else 0
+    if (zoo.weights / checkpoint_name(model) / "metadata.json").exists():
+        return ("finishing" if (work / "backup").exists() else "done"), plan["epochs"], history
+    if backup.exists():
+        return "running", done_epochs, history
+    return "new", 0, history
+
+
+def status_rows(zoo):
+    rows, plan = [], zoo.plan
+    for model in plan["runs"]:
+        state, epochs, history = run_state(zoo, model)
+        last = history[-1] if history else {}
+        rows.append({
+            "run": model,
+            "state": state,
+            "epoch": f"{epochs}/{plan['epochs']}",
+            "train_err": last.get("train_error"),
+            "val_err": last.get("val_error"),
+            "test_err": last.get("test_error"),
+            "epoch_min": _epoch_minutes(history),
+            "left_h": None if not history else
+            round(_epoch_minutes(history) * (plan["epochs"] - epochs) / 60, 1),
+        })
+    return rows
+
+
+def _epoch_minutes(history):
+    # Training plus evaluation per epoch: the differences of wall_time after the
+    # first epoch (which also compiles), as measured on the machine(s) so far.
+    walls = [row["wall_time"] for row in history]
+    steps = [b - a for a, b in zip(walls, walls[1:]) if b > a] or walls[:1]
+    return round(statistics.median(steps) / 60, 2) if steps else None
+
+
+def print_status(zoo):
+    rows = status_rows(zoo)
+    header = list(rows[0])
+    print("  ".join(f"{h:>9}" for h in header))
+    for row in rows:
+        cells = []
+        for h in header:
+            v = row[h]
+            cells.append(f"{'-' if v is None else (f'{v:.4f}' if isinstance(v, float) and h.endswith('err') else v):>9}")
+        print("  ".join(cells))
+
+
+def finalize(zoo, model):
+    """Enter a finished run's checkpoint in the registry and delete its backup."""
+    name, plan = checkpoint_name(model), zoo.plan
+    directory = zoo.weights / name
+    meta = json.loads((directory / "metadata.json").read_text())
+    registry_path = zoo.weights / "registry.json"
+    registry = json.loads(registry_path.read_text())
+    metrics = meta.get("metrics") or {}
+    registry["checkpoints"][name] = {
+        "architecture": model,
+        "dataset": plan["dataset"]["name"],
+        "description": (
+            f"Trained by keras-resblocks on {plan['dataset']['description']} "
+            f"({plan['epochs']} epochs, recipe {plan['recipe']}); test accuracy "
+            f"{100 * metrics.get('test_accuracy', float('nan')):.2f}% on its 10,000 test images."
+        ),
+        "metrics": metrics,
+        "sha256": meta["sha256"],
+        "files": sorted(p.name for p in directory.iterdir() if p.is_file()),
+        "hub": None,
+        "bundled": name,
+        "keras_applications": None,
+        "license": "apache-2.0",
+    }
+    tmp = registry_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(registry, indent=2) + "\n")
+    os.replace(tmp, registry_path)
+    shutil.rmtree(zoo.runs / model / "backup", ignore_errors=True)
+    _log(f"{model}: finished; {name} registered, backup deleted")
+
+
+def _log(message):
+    print(f"[{datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}] {message}", flush=True)
+
+
+def _train_command(zoo, model, data, deadline, resume):
+    plan = zoo.plan
+    command = [
+        "nice", "-n", "10", sys.executable, "-m", "keras_resblocks", "train",
+        # Relative to the repository, so the recorded command names no machine's folders.
+        "--model", model, "--dataset", os.path.relpath(data, zoo.root),
+        "--work-dir", str((zoo.runs / model).relative_to(zoo.root)),
+        "--output", str((zoo.weights / checkpoint_name(model)).relative_to(zoo.root)),
+        "--deadline", datetime.datetime.fromtimestamp(deadline).isoformat(timespec="seconds"),
+        "--verbose", "2", "--recipe", plan["recipe"], "--epochs", str(plan["epochs"]),
+        *(["--data-note", plan["dataset"]["note"]] if plan["dataset"].get("note") else []),
+        *plan["train_args"],
+    ]
+    return command + (["--resume"] if resume else [])
+
+
+def run_queue(zoo, data, deadline, parallel, start_margin_s=600):
+    """Run the unfinished runs, ``parallel`` at a time, until done or the deadline.
+
+    No run starts later than ``start_margin_s`` before the deadline.
+    """
+    plan = zoo.plan
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if parallel > 1:  # measured: one thread per run beats two runs sharing two threads
+        env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS="1")
+    pending = []
+    for model in plan["runs"]:
+        state, _, _ = run_state(zoo, model)
+        if state == "finishing":
+            finalize(zoo, model)
+        elif state != "done":
+            pending.append(model)
+    active, out_of_time = {}, False
+    while pending or active:
+        while (pending and len(active) < parallel and not out_of_time
+               and time.time() < deadline - start_margin_s):
+            model = pending.pop(0)
+            state, epochs, _ = run_state(zoo, model)
+            command = _train_command(zoo, model, data, deadline, resume=state == "running")
+            (zoo.runs / model).mkdir(parents=True, exist_ok=True)
+            log = open(zoo.runs / model / "train.log", "a")
+            log.write(f"\n# {datetime.datetime.now().isoformat(timespec='seconds')} "
+                      f"{' '.join(command[4:])}\n")
+            log.flush()
+            active[model] = (subprocess.Popen(command, cwd=zoo.root, env=env, stdout=log,
+                                              stderr=subprocess.STDOUT), log)
+            _log(f"{model}: started at epoch {epochs}/{plan['epochs']}")
+        if not active:
+            break
+        time.sleep(5)
+        for model, (process, log) in list(active.items()):
+            code = process.poll()
+            if code is None:
+                if time.time() > deadline + KILL_GRACE_S:
+                    process.kill()
+                    _log(f"{model}: killed {KILL_GRACE_S} s after the deadline")
+                continue
+            log.close()
+            del active[model]
+            state, epochs, _ = run_state(zoo, model)
+            if code == 0:
+                finalize(zoo, model)
+            elif code == EXIT_UNFINISHED:
+                out_of_time = True
+                _log(f"{model}: stopped before the deadline at epoch {epochs}/{plan['epochs']}")
+            else:
+                _log(f"{model}: failed with exit status {code} (see {zoo.runs / model / 'train.log'})")
+    _log("queue: nothing more to run before the deadline" if pending else "queue: empty")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("status", help="where each run stands")
+    p = sub.add_parser("continue", help="continue every unfinished run until --deadline")
+    p.add_argument("--deadline", required=True,
+                   help="HH:MM (local), an ISO date-time or +2h: runs stop before it")
+    p.add_argument("--data", default=None, help="the CIFAR-10 archive (default: the plan's path)")
+    p.add_argument("--parallel", type=int, default=2, help="runs at a time (default 2)")
+    p.add_argument("--foreground", action="store_true", help="do not detach")
+    p.add_argument("--start-margin", type=float, default=10.0,
+                   help="start no run later than this many minutes before the deadline")
+    parser.add_argument("--root", default=REPOSITORY, help="the repository (default: this one)")
+    args = parser.parse_args(argv)
+    zoo = Zoo(args.root)
+    plan = zoo.plan
+    if args.command == "status":
+        print_status(zoo)
+        return 0
+
+    from keras_resblocks.training.cli import parse_deadline
+    from keras_resblocks.training.data import _file_sha256
+
+    deadline = parse_deadline(args.deadline)
+    data = pathlib.Path(args.data or zoo.root / plan["dataset"]["default_path"])
+    if not data.is_file() or _file_sha256(data) != plan["dataset"]["sha256"]:
+        print(f"error: {data} is not the plan's data set (sha256 "
+              f"{plan['dataset']['sha256']}); pass --data PATH. Received: --data {args.data}",
+              file=sys.stderr)
+        return 2
+    if not args.foreground:
+        log = open(zoo.runs / "zoo.log", "a")
+        command = [sys.executable, __file__, "--root", str(zoo.root), "continue", "--deadline",
+                   datetime.datetime.fromtimestamp(deadline).isoformat(timespec="seconds"),
+                   "--data", str(data.resolve()), "--parallel", str(args.parallel),
+                   "--start-margin", str(args.start_margin), "--foreground"]
+        process = subprocess.Popen(command, cwd=zoo.root, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        print(f"continuing in the background (pid {process.pid}, log {zoo.runs / 'zoo.log'}), "
+              f"stopping before {datetime.datetime.fromtimestamp(deadline):%Y-%m-%d %H:%M}")
+        print_status(zoo)
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    _log(f"continue until {datetime.datetime.fromtimestamp(deadline).isoformat()} "
+         f"with {args.parallel} at a time")
+    run_queue(zoo, data, deadline, args.parallel, start_margin_s=60 * args.start_margin)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""scripts/zoo.py: a zoo of runs that stop before a deadline and continue where they stopped."""
+
+import hashlib
+import io
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+from PIL import Image
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TINY = dict(stage_depths=[1, 1, 1], stage_widths=[4, 4, 8], stem_width=4)
+
+
+def _image_archive(path, classes=3, train=20, test=4):
+    rng = np.random.default_rng(0)
+    with tarfile.open(path, "w:gz") as tar:
+        for split, count in (("train", train), ("test", test)):
+            for c in range(classes):
+                for i in range(count):
+                    buffer = io.BytesIO()
+                    pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+                    Image.fromarray(pixels).save(buffer, format="PNG")
+                    info = tarfile.TarInfo(f"tiny/{split}/class{c}/{i}.png")
+                    info.size = buffer.tell()
+                    buffer.seek(0)
+                    tar.addfile(info, buffer)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _zoo(tmp_path):
+    root = tmp_path / "repo"
+    (root / "zoo" / "cifar10").mkdir(parents=True)
+    (root / "weights").mkdir()
+    (root / "weights" / "registry.json").write_text('{"format_version": 1, "checkpoints": {}}')
+    sha256 = _image_archive(tmp_path / "tiny.tar.gz")
+    plan = {
+        "dataset": {"name": "tiny", "description": "random images", "sha256": sha256,
+                    "default_path": "../tiny.tar.gz"},
+        "recipe": "quick",
+        "epochs": 2,
+        "train_args": ["--seed", "0", "--batch-size", "16", "--model-overrides", json.dumps(TINY)],
+        "runs": ["resnet20"],
+    }
+    (root / "zoo" / "cifar10" / "plan.json").write_text(json.dumps(plan))
+    return root
+
+
+def _script(root, *args):
+    env = dict(os.environ, KERAS_RESBLOCKS_CACHE=str(root.parent / "cache"))
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "zoo.py"), "--root", str(root),
+                           *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_continue_stops_before_the_deadline_then_finishes_and_registers(tmp_path):
+    root = _zoo(tmp_path)
+    run = root / "zoo" / "cifar10" / "resnet20"
+    assert " new " in _script(root, "status").stdout
+
+    # A deadline already past: the run still trains one epoch, then stops and keeps its backup.
+    first = _script(root, "continue", "--deadline", "+0s", "--start-margin=-5", "--foreground",
+                    "--parallel", "1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "stopped before the deadline at epoch 1/2" in first.stdout
+    assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+    assert len((run / "history.csv").read_text().splitlines()) == 2  # header and epoch 1
+    assert " running " in _script(root, "status").stdout
+    assert not (root / "weights" / "resnet20_cifar10").exists()
+
+    second = _script(root, "continue", "--deadline", "+1h", "--start-margin", "0",
+                     "--foreground", "--parallel", "1")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "resnet20: started at epoch 1/2" in second.stdout
+    assert not (run / "backup").exists()  # a finished run keeps no backup
+    assert [line.split(",")[0] for line in (run / "history.csv").read_text().splitlines()] == [
+        "epoch", "1", "2"]
+    log = (run / "train.log").read_text()
+    commands = [line for line in log.splitlines() if line.startswith("# ")]
+    assert len(commands) == 2 and "--resume" not in commands[0] and "--resume" in commands[1]
+    assert "Epoch 2/2" in log
+    entry = json.loads((root / "weights" / "registry.json").read_text())["checkpoints"][
+        "resnet20_cifar10"]
+    assert entry["bundled"] == "resnet20_cifar10" and entry["architecture"] == "resnet20"
+    metadata = json.loads((root / "weights" / "resnet20_cifar10" / "metadata.json").read_text())
+    assert entry["sha256"] == metadata["sha256"]
+    assert entry["metrics"] == metadata["metrics"] and 0 <= entry["metrics"]["test_accuracy"] <= 1
+    assert metadata["command"].startswith("python -m keras_resblocks train --model resnet20")
+    assert " done " in _script(root, "status").stdout
+
+    # Nothing left to do: a third call runs nothing.
+    third = _script(root, "continue", "--deadline", "+1h", "--foreground")
+    assert "started" not in third.stdout and "queue: empty" in third.stdout
+
+
+def test_continue_refuses_other_data(tmp_path):
+    root = _zoo(tmp_path)
+    other = tmp_path / "other.tar.gz"
+    other.write_bytes(b"not the plan's archive")
+    result = _script(root, "continue", "--deadline", "+1h", "--data", str(other), "--foreground")
+    assert result.returncode == 2 and "is not the plan's data set" in result.stderr
