@@ -51,33 +51,42 @@ def load_runs(runs_dir, dataset=None):
     ``model.safetensors``) with a ``history.csv`` in ``<model>-<dataset>.work/``
     or ``<model>.work/`` beside it. ``dataset`` keeps only runs on that dataset.
     """
-    from keras_resblocks.training.trainer import read_history
-
     runs = []
     for meta_path in sorted(pathlib.Path(runs_dir).glob("*/metadata.json")):
         checkpoint = meta_path.parent
-        meta = json.loads(meta_path.read_text())
         model, _, suffix = checkpoint.name.partition("-")
         if dataset is not None and suffix != dataset:
             continue
-        history = read_history(_history_path(checkpoint, model))
-        if not history:
-            raise ValueError(f"{checkpoint}: its history.csv has no epochs")
-        last = history[-1]
-        runs.append({
-            "model": model, "dataset": meta.get("dataset"), "checkpoint": checkpoint,
-            "history": history, "metadata": meta,
-            "parameters": _parameters(checkpoint / "model.safetensors"),
-            "train_error": 100 * last["train_error"],
-            "test_error": None if last.get("test_error") is None else 100 * last["test_error"],
-            "paper_test_error": PAPER_TEST_ERROR.get(model),
-            "epochs": int(last["epoch"]), "iterations": int(last["iterations"]),
-            "wall_minutes": float(last["wall_time"]) / 60,
-            "images_per_second": meta.get("images_per_second"),
-        })
+        runs.append(load_run(model, checkpoint, _history_path(checkpoint, model)))
     if not runs:
         raise FileNotFoundError(f"No finished run (a <model>-<dataset>/metadata.json) under {runs_dir}")
     return sorted(runs, key=_order)
+
+
+def load_run(model, checkpoint, history_path):
+    """One finished run: its checkpoint directory and the history.csv its training wrote.
+
+    Returns the dict :func:`table`, :func:`degradation_checks` and :func:`report` read.
+    """
+    from keras_resblocks.training.trainer import read_history
+
+    checkpoint = pathlib.Path(checkpoint)
+    meta = json.loads((checkpoint / "metadata.json").read_text())
+    history = read_history(history_path)
+    if not history:
+        raise ValueError(f"{history_path}: no epochs. Received: a history of {checkpoint}")
+    last = history[-1]
+    return {
+        "model": model, "dataset": meta.get("dataset"), "checkpoint": checkpoint,
+        "history": history, "metadata": meta,
+        "parameters": _parameters(checkpoint / "model.safetensors"),
+        "train_error": 100 * last["train_error"],
+        "test_error": None if last.get("test_error") is None else 100 * last["test_error"],
+        "paper_test_error": PAPER_TEST_ERROR.get(model),
+        "epochs": int(last["epoch"]), "iterations": int(last["iterations"]),
+        "wall_minutes": float(last["wall_time"]) / 60,
+        "images_per_second": meta.get("images_per_second"),
+    }
 
 
 def _order(run):
@@ -183,11 +192,14 @@ def report(runs, figure_link, command):
 
 
 def write_report(runs_dir, figure, documents, marker="zoo:cifar10", dataset=None, ymax=20.0,
-                 command=None):
-    """Draw the figure and splice the report into each document; returns the runs."""
+                 command=None, runs=None):
+    """Draw the figure and splice the report into each document; returns the runs.
+
+    ``runs`` (from :func:`load_run`) replaces reading ``runs_dir``.
+    """
     from keras_resblocks.plotting import plot_degradation
 
-    runs = load_runs(runs_dir, dataset=dataset)
+    runs = sorted(runs, key=_order) if runs is not None else load_runs(runs_dir, dataset=dataset)
     plain = {r["model"]: r["history"] for r in runs if r["model"].startswith("plain")}
     residual = {r["model"]: r["history"] for r in runs if not r["model"].startswith("plain")}
     plot_degradation(plain, residual, output=figure, ylim=(0, ymax))

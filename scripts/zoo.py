@@ -1,6 +1,7 @@
 """Train the CIFAR-10 zoo in stages that stop before a deadline and resume on any machine.
 
     python scripts/zoo.py status
+    python scripts/zoo.py report     # table, checks and figure 6 into docs/cifar10.md and README
     python scripts/zoo.py continue --deadline 17:45 [--data PATH] [--parallel 2] [--foreground]
 
 ``zoo/cifar10/plan.json`` lists the runs in order and the training arguments they
@@ -216,10 +217,28 @@ def run_queue(zoo, data, deadline, parallel, start_margin_s=600):
     _log("queue: nothing more to run before the deadline" if pending else "queue: empty")
 
 
+def write_report(zoo, figure, documents):
+    """The zoo's table, degradation checks and figure (He et al. 2015, figure 6) from the
+    finished runs' checkpoints and histories, spliced into ``documents``."""
+    from keras_resblocks.zoo_report import load_run, write_report as write
+
+    runs = [load_run(model, zoo.weights / checkpoint_name(model), zoo.runs / model / "history.csv")
+            for model in zoo.plan["runs"] if run_state(zoo, model)[0] == "done"]
+    if not runs:
+        raise FileNotFoundError(f"No finished run in {zoo.runs}")
+    return write(None, figure, documents, runs=runs,
+                 command="python scripts/zoo.py report")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("status", help="where each run stands")
+    p = sub.add_parser("report", help="the table and figure of the finished runs, into the docs")
+    p.add_argument("--figure", default="docs/cifar10-degradation.png")
+    p.add_argument("--doc", action="append", default=None,
+                   help="markdown file with the zoo:cifar10 markers (default docs/cifar10.md, "
+                   "README.md)")
     p = sub.add_parser("continue", help="continue every unfinished run until --deadline")
     p.add_argument("--deadline", required=True,
                    help="HH:MM (local), an ISO date-time or +2h: runs stop before it")
@@ -234,6 +253,11 @@ def main(argv=None):
     plan = zoo.plan
     if args.command == "status":
         print_status(zoo)
+        return 0
+    if args.command == "report":
+        documents = [zoo.root / d for d in (args.doc or ["docs/cifar10.md", "README.md"])]
+        runs = write_report(zoo, zoo.root / args.figure, documents)
+        print(f"{len(runs)} runs: {', '.join(r['model'] for r in runs)}; figure {args.figure}")
         return 0
 
     from keras_resblocks.training.cli import parse_deadline

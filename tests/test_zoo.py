@@ -91,6 +91,17 @@ def test_continue_stops_before_the_deadline_then_finishes_and_registers(tmp_path
     assert metadata["command"].startswith("python -m keras_resblocks train --model resnet20")
     assert " done " in _script(root, "status").stdout
 
+    # The report: table and figure from the finished run's own files.
+    (root / "docs").mkdir()
+    (root / "docs" / "zoo.md").write_text("# Zoo\n<!-- zoo:cifar10 -->\nold\n<!-- /zoo:cifar10 -->\n")
+    report = _script(root, "report", "--doc", "docs/zoo.md", "--figure", "docs/fig6.png")
+    assert report.returncode == 0, report.stderr
+    document = (root / "docs" / "zoo.md").read_text()
+    test_error = 100 * (1 - metadata["metrics"]["test_accuracy"])
+    assert f"| resnet20 | " in document and f"| {test_error:.2f} |" in document
+    assert "old" not in document and "(fig6.png)" in document
+    assert (root / "docs" / "fig6.png").read_bytes()[:4] == b"\x89PNG"
+
     # Nothing left to do: a third call runs nothing.
     third = _script(root, "continue", "--deadline", "+1h", "--foreground")
     assert "started" not in third.stdout and "queue: empty" in third.stdout
