@@ -21,7 +21,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_resblocks import from_pretrained, verify_reference
+from keras_resblocks import from_pretrained, list_pretrained, verify_reference
+from keras_resblocks.checkpoint import sha256_of
+from keras_resblocks import hub as hub_module
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -31,6 +33,7 @@ UPSTREAM = ROOT.parent / "shared" / "data" / "pytorch_resnet_cifar10"
 JPEG_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 REAL_FILES = {20: "resnet20-12fca82f.th", 32: "resnet32-d509ac18.th",
               44: "resnet44-014dd654.th", 56: "resnet56-4bfd9763.th"}
+PORTED = [f"resnet{depth}_cifar10_akamaster" for depth in REAL_FILES]
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
 
@@ -320,6 +323,37 @@ def test_depth_that_does_not_fit_is_refused(tmp_path, capsys, depth, widths, mat
     _refused(tmp_path, capsys, source, depth=depth, match=match)
 
 
+# -- the bundled checkpoints ------------------------------------------------------------------
+def test_ported_checkpoints_are_listed_with_their_provenance(capsys):
+    from keras_resblocks.cli import main
+
+    assert main(["list"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    for name in PORTED:
+        assert "ported from akamaster/pytorch_resnet_cifar10" in lines[name], lines[name]
+        entry = list_pretrained()[name]
+        assert entry["license"] == "bsd-2-clause" and "not trained by this package" in entry["description"]
+
+
+@pytest.mark.parametrize("name", PORTED)
+def test_ported_checkpoint_loads_by_name_offline(name):
+    depth = int(name[6:8])
+    model = from_pretrained(name)
+    assert model.architecture.stage_depths == ((depth - 2) // 6,) * 3
+    assert model.preprocessing["mean"] == [0.485, 0.456, 0.406] and model.architecture.bn_epsilon == 1e-5
+    assert model.labels[0] == "airplane"
+    directory = hub_module._weights_root() / list_pretrained()[name]["bundled"]
+    metadata = json.loads((directory / "metadata.json").read_text())
+    card = (directory / "README.md").read_text()
+    upstream = metadata["ported_from"]
+    assert upstream["commit"] == converter.SOURCE_COMMIT and upstream["file"] == REAL_FILES[depth]
+    assert upstream["file_sha256"].startswith(REAL_FILES[depth].split("-")[1][:8])
+    assert upstream["readme_test_accuracy_percent"] == converter.UPSTREAM_README_ACCURACY[depth]
+    assert metadata["license_text"] == converter.LICENSE_TEXT
+    assert converter.LICENSE_TEXT.splitlines()[0] in card and "JPEG q75" in card
+    assert (directory / "model.safetensors").stat().st_size < 4_000_000
+
+
 # -- the real files (opt-in) -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def jpeg_test_images():
@@ -333,7 +367,7 @@ def jpeg_test_images():
 
 @pytest.mark.large
 @pytest.mark.parametrize("depth", sorted(REAL_FILES))
-def test_real_file_converts_exactly(tmp_path, depth, jpeg_test_images):
+def test_real_file_converts_exactly_and_is_the_bundled_checkpoint(tmp_path, depth, jpeg_test_images):
     source = UPSTREAM / REAL_FILES[depth]
     if not source.exists():
         pytest.skip(f"{source} is not here")
@@ -347,3 +381,5 @@ def test_real_file_converts_exactly(tmp_path, depth, jpeg_test_images):
           f"images (largest |logit| {np.abs(expected).max():.3g})")
     assert difference < 1e-4
     assert (expected.argmax(-1) == received.argmax(-1)).all()
+    bundled = hub_module._weights_root() / list_pretrained()[name]["bundled"]
+    assert sha256_of(out / "model.safetensors") == sha256_of(bundled / "model.safetensors")
