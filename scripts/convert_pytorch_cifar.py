@@ -282,7 +282,8 @@ def check_state_dict(state_dict, depth, source="the state dict"):
                               f"Received: {type(state_dict).__name__}")
     tensors = {k.removeprefix("module."): v for k, v in state_dict.items()
                if not k.endswith(".num_batches_tracked")}
-    hint = f" (it holds a depth-{_depth_in(tensors)} network)" if _depth_in(tensors) else ""
+    found = _depth_in(tensors)
+    hint = f" (it holds a depth-{found} network)" if found and found != depth else ""
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing:
@@ -296,7 +297,7 @@ def check_state_dict(state_dict, depth, source="the state dict"):
         if not isinstance(value, np.ndarray) or value.shape != shape:
             got = value.shape if isinstance(value, np.ndarray) else type(value).__name__
             raise ConversionError(f"{source}: tensor {name} has shape {got} where a depth-{depth} "
-                                  f"network has {shape}. Received: depth={depth}")
+                                  f"network has {shape}. Received: {name} shape {got}")
         if value.dtype != np.float32:
             raise ConversionError(f"{source}: tensor {name} is {value.dtype}, not float32. "
                                   f"Received: dtype={value.dtype}")

@@ -257,6 +257,14 @@ def test_conversion_permutes_each_stage_stream_consistently():
     np.testing.assert_array_equal(ours["predictions/kernel"], theirs["linear.weight"].T[perm3])
 
 
+def test_converter_examples_run():
+    import doctest
+
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    result = doctest.testmod(converter, optionflags=flags)
+    assert result.failed == 0 and result.attempted >= 3
+
+
 # -- bad input: one clear line, nothing written ---------------------------------------------
 def _run_cli(args, capsys):
     code = converter.main([str(a) for a in args])
