@@ -47,7 +47,8 @@ def _checkpoint_rows():
         if entry.get("bundled"):
             source = "bundled"
             if entry.get("ported_from"):
-                source += f", ported from {entry['ported_from'].split('@')[0]}, not trained by this package"
+                upstream = entry["ported_from"].split("@")[0]
+                source += f", ported from {upstream}, not trained by this package"
         elif entry.get("hub"):
             source = f"hf://{entry['hub']['repo_id']}@{entry['hub'].get('revision', 'main')[:12]}"
         else:
@@ -97,8 +98,8 @@ def cmd_list(args):
     print(_table(checkpoints, ["name", "architecture", "parameters", "dataset", "accuracy",
                                "source"]))
     if any(row["ported_from"] for row in checkpoints):
-        print("Ported checkpoints: ACCURACY is this package's measurement on CIFAR-10 (JPEG q75 "
-              "copy); upstream's own figures are in `keras-resblocks info NAME`.")
+        print("Ported checkpoints: ACCURACY is this package's own measurement; the data it was "
+              "measured on and upstream's figures are in `keras-resblocks info NAME`.")
     return 0
 
 

@@ -248,7 +248,8 @@ def test_conversion_permutes_each_stage_stream_consistently():
     sd = random_state_dict(depth=8)
     theirs = {k.removeprefix("module."): v for k, v in sd.items()}
     ours = converter.keras_weights(converter.check_state_dict(sd, 8), 8)
-    np.testing.assert_array_equal(ours["stage2_block1/bn2/moving_mean"], theirs["layer2.0.bn2.running_mean"][perm2])
+    np.testing.assert_array_equal(ours["stage2_block1/bn2/moving_mean"],
+                                  theirs["layer2.0.bn2.running_mean"][perm2])
     np.testing.assert_array_equal(ours["stage2_block1/conv2/kernel"],
                                   theirs["layer2.0.conv2.weight"].transpose(2, 3, 1, 0)[..., perm2])
     np.testing.assert_array_equal(ours["stage3_block1/conv1/kernel"],
@@ -340,7 +341,8 @@ def test_ported_checkpoints_are_listed_with_their_provenance(capsys):
     for name in PORTED:
         assert "ported from akamaster/pytorch_resnet_cifar10" in lines[name], lines[name]
         entry = list_pretrained()[name]
-        assert entry["license"] == "bsd-2-clause" and "not trained by this package" in entry["description"]
+        assert entry["license"] == "bsd-2-clause"
+        assert "not trained by this package" in entry["description"]
 
 
 @pytest.mark.parametrize("name", PORTED)
@@ -348,7 +350,8 @@ def test_ported_checkpoint_loads_by_name_offline(name):
     depth = int(name[6:8])
     model = from_pretrained(name)
     assert model.architecture.stage_depths == ((depth - 2) // 6,) * 3
-    assert model.preprocessing["mean"] == [0.485, 0.456, 0.406] and model.architecture.bn_epsilon == 1e-5
+    assert model.preprocessing["mean"] == [0.485, 0.456, 0.406]
+    assert model.architecture.bn_epsilon == 1e-5
     assert model.labels[0] == "airplane"
     directory = hub_module._weights_root() / list_pretrained()[name]["bundled"]
     metadata = json.loads((directory / "metadata.json").read_text())
