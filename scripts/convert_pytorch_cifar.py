@@ -420,14 +420,11 @@ def convert(source, depth, output, data=None, command=None):
     it, no metric is recorded and the reference batch is 8 seeded random images.
     Everything is read and checked before anything is written.
     """
-    import keras
-
     from keras_resblocks import save_pretrained
 
     source, output = Path(source), Path(output)
     tensors, best_prec1 = load_upstream(source, depth)
     name = output.name
-    keras.config.set_dtype_policy("float32")
     model = build_model(tensors, depth, name=name)
     metrics = evaluate_command = None
     if data is not None:
