@@ -46,6 +46,9 @@ def _checkpoint_rows():
         accuracy = metrics.get("test_accuracy", metrics.get("top1_accuracy"))
         if entry.get("bundled"):
             source = "bundled"
+            if entry.get("ported_from"):
+                upstream = entry["ported_from"].split("@")[0]
+                source += f", ported from {upstream}, not trained by this package"
         elif entry.get("hub"):
             source = f"hf://{entry['hub']['repo_id']}@{entry['hub'].get('revision', 'main')[:12]}"
         else:
@@ -58,6 +61,7 @@ def _checkpoint_rows():
             "dataset": entry.get("dataset", ""),
             "accuracy": accuracy,
             "source": source,
+            "ported_from": entry.get("ported_from"),
         })
     return rows
 
@@ -93,6 +97,9 @@ def cmd_list(args):
     print("Pretrained checkpoints (keras_resblocks.from_pretrained(NAME)):")
     print(_table(checkpoints, ["name", "architecture", "parameters", "dataset", "accuracy",
                                "source"]))
+    if any(row["ported_from"] for row in checkpoints):
+        print("Ported checkpoints: ACCURACY is this package's own measurement; the data it was "
+              "measured on and upstream's figures are in `keras-resblocks info NAME`.")
     return 0
 
 

@@ -46,7 +46,7 @@ from keras_resblocks.registry import ARCHITECTURES
 REGISTRY_FILE = "registry.json"
 _HF_SOURCE = re.compile(r"^hf://([A-Za-z0-9][\w.-]*/[\w.-]+)(?:@([^@\s]+))?$")
 _ENTRY_KEYS = {"architecture", "dataset", "description", "metrics", "sha256", "files", "hub",
-               "bundled", "keras_applications", "license"}
+               "bundled", "keras_applications", "license", "ported_from"}
 _FORCE_HINT = " Download it again with from_pretrained(..., force_download=True)."
 
 
@@ -89,7 +89,9 @@ def list_pretrained():
     measured metrics, the sha256 of the weights, and where the weights come from:
     ``"hub"`` (``{"repo_id", "revision"}``), ``"bundled"`` (a directory inside the
     package, loaded without network) or ``"keras_applications"`` (ported on first
-    use from ``keras.applications``' own ImageNet download).
+    use from ``keras.applications``' own ImageNet download). ``"ported_from"``
+    (``"owner/repo@commit"``) marks weights converted from another project rather
+    than trained by this package.
 
     Example:
 
