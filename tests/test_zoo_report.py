@@ -29,11 +29,11 @@ def runs(tmp_path_factory):
 def test_report_and_plot_commands_from_real_runs(runs):
     # docs/training.md's figure command, as written (with this interpreter and checkout).
     (plot,) = [code for lang, code, _ in code_blocks(ROOT / "docs" / "training.md")
-               if code.startswith("python scripts/plot_degradation.py")]
+               if code.startswith("keras-resblocks plot")]
     words = shlex.split(plot.strip())
-    command = [sys.executable, str(ROOT / words[1])] + [
+    command = [sys.executable, "-m", "keras_resblocks", "plot"] + [
         str(p.relative_to(runs)) for p in sorted(runs.glob(words[2]))] + words[3:]
-    assert len(command) == 6  # two history files matched the glob
+    assert len(command) == 8  # two history files matched the glob
     done = subprocess.run(command, cwd=runs, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (runs / "fig6.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

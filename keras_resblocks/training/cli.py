@@ -151,7 +151,8 @@ def add_train_arguments(parser):
                      help="data parallelism over all local devices")
     run.add_argument("--eval-batch-size", type=int, default=500)
     run.add_argument("--verbose", default="auto", choices=("auto", "0", "1", "2"),
-                     help="Keras progress output: 1 bar, 2 a line per epoch")
+                     help="Keras progress output: 1 bar, 2 a line per epoch; auto: a bar on "
+                     "a terminal, a line per epoch otherwise (logs stay free of control codes)")
     return parser
 
 
@@ -218,7 +219,8 @@ def run_train(args, command=None):
         command = command_line()
     try:
         recipe = recipe_from_args(args)
-        verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
+        verbose = int(args.verbose) if args.verbose != "auto" else (
+            1 if sys.stdout.isatty() else 2)  # a progress bar only on a terminal
         result = train(
             model=args.model, dataset=args.dataset, recipe=recipe, output=args.output,
             work_dir=args.work_dir, resume=args.resume, seed=args.seed,

@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import pathlib
+import sys
 import tarfile
 import tempfile
 from typing import Optional
@@ -237,14 +238,15 @@ def default_cache_dir():
     return pathlib.Path(root) / "datasets"
 
 
-def load_image_folder(path, cache_dir=None):
+def load_image_folder(path, cache_dir=None, verbose=1):
     """An image folder (or a .tar.gz of one) as uint8 arrays, decoded once and cached.
 
     The layout is ``train/<class>/*.jpg`` and ``test/<class>/*.jpg``; labels
     are the class directory names in sorted order. The decoded arrays are
     cached as an uncompressed ``.npz`` in ``cache_dir`` (default
     :func:`default_cache_dir`), keyed by the source's path, sizes and
-    modification times.
+    modification times. With ``verbose``, the first (uncached) load says what
+    it decodes and where the cache goes, with a progress bar, on stderr.
 
     Returns ``(x_train, y_train, x_test, y_test, labels)``.
 
@@ -279,16 +281,19 @@ def load_image_folder(path, cache_dir=None):
                 [str(label) for label in cached["labels"]],
             )
 
+    if verbose:
+        print(f"Reading {path.name} (first use: decoded once, then cached in {cache_dir})",
+              file=sys.stderr, flush=True)
     if is_archive:
         with tarfile.open(path) as archive:
             found, members = _tar_files(archive)
             _check_classes(path, found)
             # Read in archive order: a gzip stream cannot seek backwards cheaply.
             blobs = {key: archive.extractfile(m).read() for key, m in members.items()}
-        arrays = _decode_splits(found, blobs.__getitem__, path)
+        arrays = _decode_splits(found, blobs.__getitem__, path, verbose)
     else:
         found = _folder_files(path)
-        arrays = _decode_splits(found, lambda key: path / key, path)
+        arrays = _decode_splits(found, lambda key: path / key, path, verbose)
     labels = sorted(found["train"])
 
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -297,17 +302,25 @@ def load_image_folder(path, cache_dir=None):
     with os.fdopen(fd, "wb") as f:
         np.savez(f, labels=np.array(labels), **arrays)
     os.replace(tmp, cache_file)
+    if verbose:
+        size = cache_file.stat().st_size / 2**20
+        print(f"Cached {sum(len(a) for k, a in arrays.items() if k.startswith('x_')):,} images "
+              f"({size:,.0f} MiB) in {cache_file}", file=sys.stderr, flush=True)
     return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], labels
 
 
-def _decode_splits(found, read, root):
+def _decode_splits(found, read, root, verbose=0):
     labels = sorted(found["train"])
     arrays = {}
     shape = None
+    total = sum(len(files) for split in found.values() for files in split.values())
+    progress = _Progress(total) if verbose else None
     for split in ("train", "test"):
         keys = [(key, i) for i, label in enumerate(labels) for key in found[split][label]]
         images = None
         for n, (key, _) in enumerate(keys):
+            if progress is not None:
+                progress.step()
             image = _decode(read(key), f"{root}/{key}", shape)
             if images is None:
                 shape = image.shape
@@ -324,6 +337,27 @@ def _file_sha256(path):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class _Progress:
+    """A decoding progress bar on stderr: redrawn in place on a terminal, a line per
+    tenth otherwise (so a log file holds no control characters)."""
+
+    def __init__(self, total):
+        self.total, self.done, self.shown = max(total, 1), 0, -1
+        self.tty = sys.stderr.isatty()
+
+    def step(self):
+        self.done += 1
+        tenth = 10 * self.done // self.total
+        if self.tty and (self.done % 500 == 0 or self.done == self.total):
+            bar = "=" * (30 * self.done // self.total)
+            end = "\n" if self.done == self.total else ""
+            print(f"\rDecoding {self.done:,}/{self.total:,} [{bar:<30}]", end=end,
+                  file=sys.stderr, flush=True)
+        elif not self.tty and tenth != self.shown:
+            self.shown = tenth
+            print(f"Decoding {self.done:,}/{self.total:,}", file=sys.stderr, flush=True)
 
 
 def load_dataset(name, validation=5000, cache_dir=None):

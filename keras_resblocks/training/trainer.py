@@ -17,6 +17,7 @@ import math
 import os
 import pathlib
 import platform
+import sys
 import time
 
 import keras
@@ -662,7 +663,6 @@ def train(
                 stopper = StopBeforeDeadline(deadline, recipe.epochs)
                 callbacks.append(stopper)
             callbacks += list(extra_callbacks or [])
-            started = time.perf_counter()
             if not len(order):
                 # Every epoch is done (the run stopped while closing): fit runs no
                 # epoch, but its BackupAndRestore still restores the trained weights.
@@ -673,9 +673,11 @@ def train(
                 steps_per_epoch=steps_per_epoch, shuffle=False,
                 callbacks=callbacks, verbose=verbose,
             )
-            elapsed = time.perf_counter() - started
             finished = stopper is None or not stopper.stopped
             if finished:
+                if verbose:
+                    print(f"Evaluating the final weights on the {len(data.x_train):,} training "
+                          "images (clean, no augmentation)", file=sys.stderr, flush=True)
                 train_accuracy = evaluate_accuracy(
                     evaluator, data.x_train, data.y_train, eval_batch_size, scope.devices
                 )
@@ -724,10 +726,10 @@ def train(
             "train_accuracy_running: mean over the last epoch under augmentation"
         ),
     }
-    if verbose:
-        print(json.dumps({"metrics": metrics, "elapsed_s": round(elapsed, 1)}, indent=1))
     out = None
     if output is not None:
+        if verbose:
+            print(f"Writing the checkpoint to {output}", file=sys.stderr, flush=True)
         # A few held-out images (training ones when there are none) and what the
         # checkpoint computes on them: every later load can be checked against it.
         reference_source = data.x_test if len(data.x_test) else data.x_train
