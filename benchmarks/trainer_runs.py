@@ -77,18 +77,18 @@ def _run(cmd):
     return done, wall
 
 
-def trainer_command(folder, model, batch, dtype, epochs, output, cache):
+def trainer_command(folder, model, batch, dtype, epochs, output, cache, recipe="cosine"):
     """The ``scripts/train.py`` command line one trainer run uses."""
     return [sys.executable, str(TRAIN_SCRIPT), "--dataset", str(folder), "--model", model,
-            "--recipe", "cosine", "--epochs", str(epochs), "--batch-size", str(batch),
+            "--recipe", recipe, "--epochs", str(epochs), "--batch-size", str(batch),
             "--validation", "0", "--mixed-precision", dtype, "--output", str(output),
             "--data-cache", str(cache), "--verbose", "0"]
 
 
-def run_trainer(folder, model, batch, dtype, epochs, workdir, cache):
+def run_trainer(folder, model, batch, dtype, epochs, workdir, cache, recipe="cosine"):
     """One ``scripts/train.py`` run; images/s as the checkpoint's metadata records it."""
     output = Path(workdir) / f"trainer-{model}-{dtype}-{batch}-{time.time_ns()}"
-    cmd = trainer_command(folder, model, batch, dtype, epochs, output, cache)
+    cmd = trainer_command(folder, model, batch, dtype, epochs, output, cache, recipe)
     _, wall = _run(cmd)
     meta = json.loads((output / "metadata.json").read_text())
     return {"images_per_second": meta["images_per_second"], "process_s": wall,

@@ -145,3 +145,54 @@ def test_time_to_accuracy_stops_the_run_at_the_first_epoch_that_reaches_the_targ
     missed = time_to_accuracy("digits", 1.01, tmp_path, recipe="quick",
                               extra_args=[*tiny, "--iterations", "20"])
     assert not missed["reached"] and missed["epoch"] == 1 and 0 <= missed["test_accuracy"] <= 1
+
+
+def test_cpu_training_quick_run_reports_every_section(tmp_path):
+    # In this process, like the harness's quick run; the trainer runs (and PyTorch's,
+    # where a Python with torch is found: CI has none) start fresh processes.
+    from benchmarks import cpu_training
+
+    out = tmp_path / "cpu.json"
+    assert cpu_training.main(["--quick", "--json", str(out),
+                              "--markdown", str(tmp_path / "cpu.md")]) == 0
+    results = json.loads(out.read_text())
+    assert "python benchmarks/cpu_training.py --quick --json" in results["meta"]["command"]
+    sections = results["sections"]
+    assert set(sections) == {"contest", "breakdown", "peak"}
+    expected_ok = {"contest", "peak"} | ({"breakdown"} if keras.backend.backend() == "tensorflow"
+                                         else set())
+    for name, section in sections.items():
+        assert section["status"] == ("ok" if name in expected_ok else "skipped"), (
+            name, section["reason"])
+    contest = sections["contest"]["tables"]["images_per_second"]["rows"]
+    contenders = {(r["contender"], r["precision"]) for r in contest}
+    assert (cpu_training.TRAINER, "float32") in contenders
+    torch_ran = (cpu_training.TORCH, "float32") in contenders
+    assert torch_ran != any("PyTorch" in s["what"] for s in sections["contest"]["skipped"])
+    for name in expected_ok:
+        for table in sections[name]["tables"].values():
+            assert table["rows"], name
+            for key, value in _numbers(table["rows"]):
+                assert math.isfinite(value), (name, key, value)
+                # An increment of a step's breakdown is a difference of two noisy times.
+                if key not in ("added_ms", "share"):
+                    assert value > 0, (name, key, value)
+    fractions = sections["peak"]["tables"]["fraction_of_peak"]["rows"]
+    assert len(fractions) == len(contest) and all(r["fraction_of_peak"] < 1 for r in fractions)
+    if "breakdown" in expected_ok:
+        parts = [r["part"] for r in sections["breakdown"]["tables"]["step_breakdown"]["rows"]]
+        assert parts == [*cpu_training.PARTS, cpu_training.KERAS_STEP]
+    markdown = (tmp_path / "cpu.md").read_text()
+    assert "| resnet20 | trainer" in markdown and "*fraction_of_peak*" in markdown
+
+
+def test_cpu_training_reports_a_missing_torch_instead_of_failing(tmp_path):
+    from benchmarks.cpu_training import torch_python_or_reason
+
+    python, reason = torch_python_or_reason(tmp_path / "no-python")
+    assert python is None and "--torch-python" in reason
+    no_torch = tmp_path / "python"
+    no_torch.write_text("#!/bin/sh\necho \"No module named 'torch'\" >&2\nexit 1\n")
+    no_torch.chmod(0o755)
+    python, reason = torch_python_or_reason(no_torch)
+    assert python is None and "cannot import torch: No module named 'torch'" in reason
