@@ -112,7 +112,7 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
 def test_a_deadline_stops_at_an_epoch_boundary_and_resume_ends_like_an_uninterrupted_run(tmp_path):
     import time
 
-    kwargs = dict(model="resnet20", dataset="digits", recipe=get_recipe("budget", epochs=2,
+    kwargs = dict(model="resnet20", dataset="digits", recipe=get_recipe("budget", epochs=2, label_smoothing=0.1,
                   batch_size=64), seed=1, model_overrides=TINY, verbose=0)
     whole = train(work_dir=tmp_path / "whole", **kwargs)
     # A deadline already past: the first epoch still runs (and is backed up), then it stops.

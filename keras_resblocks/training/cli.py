@@ -120,7 +120,7 @@ def add_train_arguments(parser):
     rec = parser.add_argument_group("recipe (a preset; any field can be overridden)")
     rec.add_argument("--recipe", default="quick", choices=sorted(PRESETS),
                      help="he2015: the paper's 64k-iteration step schedule; budget: short runs "
-                     "that anneal to 0 at the last epoch (Nesterov, label smoothing); cosine: "
+                     "that anneal to 0 at the last epoch (Nesterov, weight decay 5e-4); cosine: "
                      "the paper's optimizer with a cosine schedule; quick: digits in about a "
                      "minute (default)")
     for field, kind in _RECIPE_FLAGS.items():
