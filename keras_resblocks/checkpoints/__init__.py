@@ -4,7 +4,8 @@ Modules, each one concern:
 
 - :mod:`.format`: file names, format version, the error hierarchy and the JSON schema
   (:class:`CheckpointConfig`, :class:`CheckpointMetadata`, :class:`Provenance`).
-- :mod:`.io`: hashes, reading the JSON files through the schema, atomic directory writes.
+- :mod:`.io`: the files on disk: a directory read once (JSON through the schema, hashes
+  verified, weights), atomic directory writes.
 - :mod:`.card`: the model card.
 - :mod:`.reference`: the reference batch (write, read, compare).
 - :mod:`.load`: :func:`load_checkpoint`.
@@ -40,8 +41,10 @@ from keras_resblocks.checkpoints.format import (
     ReferenceMismatchError,
 )
 from keras_resblocks.checkpoints.io import (
+    CheckpointFiles,
     check_files,
     missing_files_error,
+    read_checkpoint,
     read_config,
     read_json,
     read_metadata,

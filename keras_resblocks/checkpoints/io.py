@@ -1,8 +1,9 @@
-"""Checkpoint files on disk: hashes, the JSON files through the schema, atomic directory writes."""
+"""Checkpoint files on disk: a directory read once (schema, hashes, weights), atomic writes."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -10,12 +11,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import safetensors.numpy
+
 from keras_resblocks.checkpoints.format import (
     CHECKPOINT_FILES,
     CONFIG_FILE,
     METADATA_FILE,
+    REFERENCE_FILE,
     REQUIRED_FILES,
     UNSAFE_SUFFIXES,
+    WEIGHTS_FILE,
     CheckpointConfig,
     CheckpointError,
     CheckpointMetadata,
@@ -77,6 +82,41 @@ def read_config(directory):
 def read_metadata(directory):
     """The validated :class:`CheckpointMetadata` of a checkpoint directory."""
     return CheckpointMetadata.from_json(read_json(Path(directory) / METADATA_FILE))
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointFiles:
+    """A checkpoint directory read once: its validated JSON, verified hashes and weights."""
+
+    config: CheckpointConfig
+    metadata: CheckpointMetadata
+    tensors: dict
+    sha256: str
+    reference_sha256: str | None
+
+
+def read_checkpoint(directory, expected_sha256=None, hint=""):
+    """Read a checkpoint directory: files present, JSON valid, hashes right, weights readable.
+
+    The weights' sha256 is checked against ``expected_sha256`` if given, else the one
+    in ``metadata.json``; the optional ``reference.safetensors`` against
+    ``metadata.json``. ``hint`` (how to get a good copy) ends a :class:`ChecksumError`.
+    """
+    directory = Path(directory)
+    check_files(directory)
+    config = read_config(directory)
+    metadata = read_metadata(directory)
+    weights_path = directory / WEIGHTS_FILE
+    sha256 = verify_sha256(weights_path, expected_sha256 or metadata.sha256, hint)
+    # The reference batch is optional; when it is there, it must be the one written.
+    reference_sha256 = None
+    if metadata.reference and (directory / REFERENCE_FILE).is_file():
+        reference_sha256 = verify_sha256(directory / REFERENCE_FILE, metadata.reference["sha256"], hint)
+    try:
+        tensors = safetensors.numpy.load_file(str(weights_path))
+    except Exception as error:  # safetensors raises its own SafetensorError
+        raise CheckpointError(f"Cannot read {WEIGHTS_FILE}: {error}. Received: {str(weights_path)!r}")
+    return CheckpointFiles(config, metadata, tensors, sha256, reference_sha256)
 
 
 def check_files(directory):

@@ -6,17 +6,14 @@ import dataclasses
 import logging
 from pathlib import Path
 
-import safetensors.numpy
-
 from keras_resblocks.checkpoints.format import (
     CONFIG_FILE,
     HEAD_PREFIX,
-    REFERENCE_FILE,
     WEIGHTS_FILE,
     CheckpointError,
     Provenance,
 )
-from keras_resblocks.checkpoints.io import check_files, read_config, read_metadata, verify_sha256
+from keras_resblocks.checkpoints.io import read_checkpoint
 from keras_resblocks.models import ResNet
 
 logger = logging.getLogger("keras_resblocks")
@@ -79,16 +76,9 @@ def load_checkpoint(directory, *, expected_sha256=None, num_classes=None, includ
 def load_resolved(provenance, *, num_classes=None, include_top=True, input_shape=None,
                   pooling=None):
     """:func:`load_checkpoint` for a directory that :func:`resolve` found (a :class:`Provenance`)."""
-    directory, hint = Path(provenance.directory), provenance.recovery
-    check_files(directory)
-    config = read_config(directory)
-    metadata = read_metadata(directory)
-    weights_path = directory / WEIGHTS_FILE
-    sha256 = verify_sha256(weights_path, provenance.expected_sha256 or metadata.sha256, hint)
-    # The reference batch is optional; when it is there, it must be the one written.
-    reference_sha256 = None
-    if metadata.reference and (directory / REFERENCE_FILE).is_file():
-        reference_sha256 = verify_sha256(directory / REFERENCE_FILE, metadata.reference["sha256"], hint)
+    directory = Path(provenance.directory)
+    files = read_checkpoint(directory, provenance.expected_sha256, provenance.recovery)
+    config, tensors = files.config, files.tensors
 
     kwargs = config.model_kwargs()
     saved_classes = config.num_classes
@@ -100,10 +90,6 @@ def load_resolved(provenance, *, num_classes=None, include_top=True, input_shape
         kwargs["input_shape"] = tuple(input_shape)
     model = ResNet(config.architecture, **kwargs)
 
-    try:
-        tensors = safetensors.numpy.load_file(str(weights_path))
-    except Exception as error:  # safetensors raises its own SafetensorError
-        raise CheckpointError(f"Cannot read {WEIGHTS_FILE}: {error}. Received: {str(weights_path)!r}")
     variables = {v.path: v for v in model.variables}
     is_head = lambda name: name.startswith(HEAD_PREFIX)  # noqa: E731
     skipped = sorted(k for k in tensors if is_head(k)) if not head_kept else []
@@ -128,9 +114,9 @@ def load_resolved(provenance, *, num_classes=None, include_top=True, input_shape
     for name, variable in expected.items():
         variable.assign(wanted[name])
 
-    report = LoadReport(source=str(directory), sha256=sha256, loaded=tuple(sorted(expected)),
+    report = LoadReport(source=str(directory), sha256=files.sha256, loaded=tuple(sorted(expected)),
                         skipped=tuple(skipped), reinitialized=tuple(reinitialized),
-                        reference_sha256=reference_sha256, provenance=provenance)
+                        reference_sha256=files.reference_sha256, provenance=provenance)
     if skipped or reinitialized:
         why = (f"num_classes={num_classes} differs from the checkpoint's {saved_classes}"
                if include_top else "include_top=False")
