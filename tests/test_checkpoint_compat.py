@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_resblocks import from_pretrained, list_pretrained, load_checkpoint, verify_reference
+from keras_resblocks import (
+    from_pretrained,
+    list_pretrained,
+    load_checkpoint,
+    save_pretrained,
+    verify_reference,
+)
 from keras_resblocks.checkpoints import registry as registry_module
 
 # Written by the code of main at 19cc804 (tests/fixtures/make_resnet8_v1.py), before
@@ -32,6 +38,28 @@ def test_a_checkpoint_written_by_the_old_code_loads_and_reproduces_its_outputs()
     features = from_pretrained(OLD, include_top=False, pooling="avg")
     assert features.output_shape == (None, 16)
     assert _hashes(OLD) == before  # loading writes nothing
+
+
+def test_saving_it_again_writes_the_same_files(tmp_path):
+    from safetensors.numpy import load_file
+
+    model = load_checkpoint(OLD)
+    images = load_file(str(OLD / "reference.safetensors"))["inputs"]
+    new = save_pretrained(model, tmp_path / "resnet8_v1", labels=model.labels, dataset="synthetic",
+                          metrics={"accuracy": 0.5}, command="keras-resblocks evaluate resnet8_v1",
+                          recipe={"epochs": 1}, reference_inputs=images, model_name="resnet8_v1",
+                          seed=7)
+    for name in ["config.json", "model.safetensors"]:
+        assert (new / name).read_bytes() == (OLD / name).read_bytes(), name
+    # What depends on where it runs: the Keras version, the backend, and the reference
+    # outputs computed on that backend (equal to rounding; verify_reference checks them).
+    old, now = (json.loads((d / "metadata.json").read_text()) for d in (OLD, new))
+    for key in ["keras_version", "backend"]:
+        old.pop(key), now.pop(key)
+    for key in ["sha256", "backend", "keras_version"]:
+        old["reference"].pop(key), now["reference"].pop(key)
+    assert list(now) == list(old) and now == old  # the same keys, in the same order
+    assert sorted(p.name for p in new.iterdir()) == sorted(p.name for p in OLD.iterdir())
 
 
 def test_its_files_are_what_the_old_code_wrote():
