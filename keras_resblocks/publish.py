@@ -21,6 +21,7 @@ from typing import NamedTuple, Optional, Tuple
 
 # The checkpoint format is keras_resblocks.checkpoints'; publishing checks it with the
 # same schema that loading uses, then sends it.
+from keras_resblocks.checkpoints import registry as checkpoint_registry
 from keras_resblocks.checkpoints.format import (
     CARD_FILE,
     CHECKPOINT_FILES,
@@ -38,7 +39,6 @@ from keras_resblocks.checkpoints.io import (
     sha256_of,
     sha256_of_bytes,
 )
-from keras_resblocks.checkpoints import registry as checkpoint_registry
 from keras_resblocks.checkpoints.reference import read_reference
 
 _LOGIN_HINT = (
