@@ -39,24 +39,20 @@ from keras_resblocks.models import (
     list_models,
     parameter_count,
 )
-from keras_resblocks.port import port_keras_applications
-from keras_resblocks.checkpoint import (
+from keras_resblocks.checkpoints import (
     CheckpointError,
     ChecksumError,
+    CheckpointNotFoundError,
+    HubUnavailableError,
     LoadReport,
     MissingFileError,
+    Provenance,
     ReferenceMismatchError,
     ReferenceReport,
     load_checkpoint,
     save_pretrained,
-    verify_reference,
 )
-from keras_resblocks.hub import (
-    CheckpointNotFoundError,
-    HubUnavailableError,
-    from_pretrained,
-    import_keras_applications,
-    list_pretrained,
-)
+from keras_resblocks.port import import_keras_applications, port_keras_applications
+from keras_resblocks.pretrained import from_pretrained, list_pretrained, resolve, verify_reference
 from keras_resblocks.publish import push_to_hub, validate_checkpoint_dir
 from keras_resblocks.transfer import freeze_backbone

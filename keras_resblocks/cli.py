@@ -105,10 +105,11 @@ def cmd_list(args):
 
 # -- info --------------------------------------------------------------------------------
 def cmd_info(args):
-    import importlib.resources
     import os
 
     from keras_resblocks import Architecture, list_models, list_pretrained, parameter_count
+    from keras_resblocks.checkpoints import CARD_FILE, METADATA_FILE
+    from keras_resblocks.checkpoints.registry import weights_root
     from keras_resblocks.registry import ARCHITECTURES
 
     name = args.name
@@ -131,7 +132,7 @@ def cmd_info(args):
         entry = pretrained[name]
         card = None
         if entry.get("bundled"):
-            card_file = importlib.resources.files("keras_resblocks.weights") / entry["bundled"] / "README.md"
+            card_file = weights_root() / entry["bundled"] / CARD_FILE
             card = card_file.read_text(encoding="utf-8")
         if args.json:
             print(json.dumps(dict(entry, name=name), indent=1))
@@ -139,11 +140,11 @@ def cmd_info(args):
             print(card if card else json.dumps(dict(entry, name=name), indent=1))
         return 0
     if os.path.isdir(name):
-        card_path = os.path.join(name, "README.md")
+        card_path = os.path.join(name, CARD_FILE)
         if not os.path.isfile(card_path):
-            raise CommandError(f"{name}: no README.md (model card) in this directory")
+            raise CommandError(f"{name}: no {CARD_FILE} (model card) in this directory")
         if args.json:
-            with open(os.path.join(name, "metadata.json"), encoding="utf-8") as f:
+            with open(os.path.join(name, METADATA_FILE), encoding="utf-8") as f:
                 print(f.read())
         else:
             with open(card_path, encoding="utf-8") as f:
@@ -307,7 +308,7 @@ def build_parser():
     3
     """
     from keras_resblocks import __version__
-    from keras_resblocks.checkpoint import REFERENCE_ATOL, REFERENCE_RTOL
+    from keras_resblocks.checkpoints import REFERENCE_ATOL, REFERENCE_RTOL
     from keras_resblocks.plotting import add_plot_arguments
     from keras_resblocks.publish import add_publish_arguments
     from keras_resblocks.training.cli import add_train_arguments

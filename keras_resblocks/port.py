@@ -1,9 +1,15 @@
-"""Port keras.applications ResNets' weights into this package's models."""
+"""Port keras.applications ResNets' weights into this package's models and checkpoints."""
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
+import keras
+
+from keras_resblocks.checkpoints import registry as checkpoint_registry
+from keras_resblocks.checkpoints import save_pretrained
 from keras_resblocks.models import create_model
 
 # keras.applications names its layers conv{stage+1}_block{j}_{k}_{conv|bn}, where
@@ -115,3 +121,53 @@ def port_keras_applications(source, target=None):
 def _source_pooling(source):
     last = source.layers[-1].__class__.__name__
     return {"GlobalAveragePooling2D": "avg", "GlobalMaxPooling2D": "max"}.get(last)
+
+
+# -- keras.applications ImageNet weights -----------------------------------------------
+def ported_dir(name, cache_dir=None):
+    """Where the checkpoint ported for registry entry ``name`` is kept."""
+    # keras.applications keeps its downloads under KERAS_HOME (default ~/.keras);
+    # the ported checkpoints sit next to them.
+    root = cache_dir or os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")),
+                                     "keras_resblocks")
+    return Path(root) / name
+
+
+def import_keras_applications(name, *, weights_path=None, cache_dir=None, input_shape=None):
+    """Port a ``keras.applications`` ImageNet ResNet into a checkpoint under ``cache_dir``.
+
+    ``name`` is a registry entry with ``"keras_applications"`` (``"resnet50_imagenet"``
+    ...). By default the weights come from ``keras.applications``' own download
+    (``weights="imagenet"``, checked against its pinned hash); ``weights_path``
+    takes a local weights file instead (e.g. for tests, or a machine without
+    network), and ``input_shape`` then may be smaller than 224x224. The ported model
+    is written with :func:`save_pretrained`, so later loads are local.
+    Returns the checkpoint directory.
+
+    Example:
+
+    >>> from keras_resblocks import import_keras_applications
+    >>> import_keras_applications("resnet20")
+    Traceback (most recent call last):
+    ...
+    ValueError: `name` must be one of ['resnet101_imagenet', 'resnet101v2_imagenet', 'resnet152_imagenet', 'resnet152v2_imagenet', 'resnet50_imagenet', 'resnet50v2_imagenet']. Received: name='resnet20'
+
+    Porting ``keras.applications.ResNet50(weights=None)`` saved to a file (as the
+    tests do) or the real ImageNet weights takes seconds, so it is not run here.
+    """
+    registry = checkpoint_registry.entries()
+    entry = registry.get(name)
+    if not entry or not entry.get("keras_applications"):
+        ported = sorted(n for n, e in registry.items() if e.get("keras_applications"))
+        raise ValueError(f"`name` must be one of {ported}. Received: name={name!r}")
+    constructor = getattr(keras.applications, entry["keras_applications"])
+    weights = "imagenet" if weights_path is None else str(weights_path)
+    source = constructor(weights=weights, input_shape=input_shape)
+    model = port_keras_applications(source)
+    return save_pretrained(
+        model, ported_dir(name, cache_dir), dataset=entry["dataset"],
+        license=entry.get("license") or "other",
+        source=f"keras.applications.{entry['keras_applications']}",
+        weights=weights if weights_path is None else os.path.basename(str(weights_path)),
+        model_name=name,
+    )

@@ -12,29 +12,34 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
-import math
 import os
 import pathlib
 import sys
 import tempfile
-from importlib import resources
 from typing import NamedTuple, Optional, Tuple
 
-# The checkpoint layout is keras_resblocks.checkpoint's; publishing only checks and sends it.
-from keras_resblocks.checkpoint import (
-    CARD_FILE as README_FILE,
+# The checkpoint format is keras_resblocks.checkpoints'; publishing checks it with the
+# same schema that loading uses, then sends it.
+from keras_resblocks.checkpoints import registry as checkpoint_registry
+from keras_resblocks.checkpoints.format import (
+    CARD_FILE,
     CHECKPOINT_FILES,
-    CONFIG_FILE,
-    FORMAT as CHECKPOINT_FORMAT,
-    FORMAT_VERSION as CHECKPOINT_FORMAT_VERSION,
+    FORMAT,
     METADATA_FILE,
     REFERENCE_FILE,
     WEIGHTS_FILE,
-    read_reference,
+    CheckpointError,
+    MissingFileError,
 )
-from keras_resblocks.config import Architecture
+from keras_resblocks.checkpoints.io import (
+    read_config,
+    read_json,
+    read_metadata,
+    sha256_of,
+    sha256_of_bytes,
+)
+from keras_resblocks.checkpoints.reference import read_reference
 
 _LOGIN_HINT = (
     "log in with `hf auth login` (or `huggingface-cli login`), set the HF_TOKEN "
@@ -42,7 +47,7 @@ _LOGIN_HINT = (
 )
 
 
-class PublishError(RuntimeError):
+class PublishError(CheckpointError, RuntimeError):
     """Publishing failed; the message says whether the Hub repo may have changed."""
 
 
@@ -89,79 +94,22 @@ class Publication:
         return "\n".join(lines)
 
 
-def _sha256(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def _read_json(path):
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path.name} is not valid JSON ({err}). Received: {path}") from None
-    if not isinstance(value, dict):
-        raise ValueError(
-            f"{path.name} must hold a JSON object. Received: {type(value).__name__}"
-        )
-    return value
-
-
-def _check_config(path):
-    config = _read_json(path)
-    if config.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f'{path.name} must have "format": "{CHECKPOINT_FORMAT}". '
-            f"Received: format={config.get('format')!r}"
-        )
-    if config.get("format_version") != CHECKPOINT_FORMAT_VERSION:
-        raise ValueError(
-            f'{path.name} must have "format_version": {CHECKPOINT_FORMAT_VERSION} '
-            f"(the only version this keras-resblocks knows). "
-            f"Received: format_version={config.get('format_version')!r}"
-        )
-    try:
-        Architecture.from_dict(config.get("architecture"))
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{path.name} has an invalid `architecture`: {err}") from None
-
-
-def _non_numeric_metric(metrics, prefix=""):
-    """The dotted name of the first metric that is not a finite number, or None."""
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            found = _non_numeric_metric(value, prefix=f"{name}.")
-            if found:
-                return found
-        elif (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
-            return name
-    return None
-
-
-def _check_metadata(path, weights_sha256):
-    metadata = _read_json(path)
-    recorded = metadata.get("sha256")
-    if recorded != weights_sha256:
-        raise ValueError(
-            f"{WEIGHTS_FILE} does not match the sha256 recorded in {path.name} "
-            f"({recorded!r}): the weights changed after the checkpoint was written. "
+def _check_metadata(directory, weights_sha256):
+    metadata = read_metadata(directory)  # the schema: sha256, metrics are finite numbers, ...
+    if metadata.sha256 != weights_sha256:
+        raise CheckpointError(
+            f"{WEIGHTS_FILE} does not match the sha256 recorded in {METADATA_FILE} "
+            f"({metadata.sha256!r}): the weights changed after the checkpoint was written. "
             f"Received: sha256={weights_sha256}"
         )
-    metrics = metadata.get("metrics")
-    if not isinstance(metrics, dict) or not metrics:
-        raise ValueError(
-            f"{path.name} must record the measured `metrics` as a non-empty JSON "
-            f"object of numbers. Received: metrics={metrics!r}"
+    # What may be published is stricter than what may be loaded: a published
+    # checkpoint says how good it is.
+    if not metadata.metrics:
+        raise CheckpointError(
+            f"{METADATA_FILE} must record the measured `metrics` as a non-empty JSON "
+            f"object of numbers. Received: metrics={metadata.metrics!r}"
         )
-    bad = _non_numeric_metric(metrics)
-    if bad:
-        raise ValueError(
-            f"Every metric in {path.name} must be a finite number; `{bad}` is not. "
-            f"Received: metrics={metrics!r}"
-        )
+    return metadata
 
 
 def _check_tensors(path, what="weights"):
@@ -172,9 +120,9 @@ def _check_tensors(path, what="weights"):
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{path.name} is not a readable safetensors file. Received: {err}") from None
+        raise CheckpointError(f"{path.name} is not a readable safetensors file. Received: {err}") from None
     if not tensors:
-        raise ValueError(f"{path.name} holds no tensors. Received: {path}")
+        raise CheckpointError(f"{path.name} holds no tensors. Received: {path}")
     for key, tensor in tensors.items():
         if not np.issubdtype(tensor.dtype, np.floating):
             continue
@@ -182,7 +130,7 @@ def _check_tensors(path, what="weights"):
         if not finite.all():
             bad = tensor[~finite]
             kind = "NaN" if np.isnan(bad).any() else "Inf"
-            raise ValueError(
+            raise CheckpointError(
                 f"Tensor '{key}' in {path.name} contains {kind} "
                 f"({bad.size} of {tensor.size} values are not finite); refusing to "
                 f"publish broken {what}. Received: {bad[:3].tolist()}"
@@ -195,10 +143,10 @@ def _check_readme(path):
     try:
         card = ModelCard.load(path)
     except Exception as err:  # the card parser raises several types for bad YAML
-        raise ValueError(f"{path.name} is not a valid model card. Received: {err}") from None
-    if card.data.library_name != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"{path.name} front matter must say `library_name: {CHECKPOINT_FORMAT}` so "
+        raise CheckpointError(f"{path.name} is not a valid model card. Received: {err}") from None
+    if card.data.library_name != FORMAT:
+        raise CheckpointError(
+            f"{path.name} front matter must say `library_name: {FORMAT}` so "
             f"the Hub lists the model under this library. "
             f"Received: library_name={card.data.library_name!r}"
         )
@@ -208,10 +156,11 @@ def validate_checkpoint_dir(directory):
     """Check a checkpoint directory before it is published; return its files.
 
     Checks that config.json, model.safetensors, metadata.json and README.md are
-    all there; that config.json is a keras-resblocks config whose
-    architecture :meth:`Architecture.from_dict` accepts; that model.safetensors
+    all there; that config.json and metadata.json pass the schema loading uses
+    (:class:`CheckpointConfig`, :class:`CheckpointMetadata`); that model.safetensors
     has the sha256 recorded in metadata.json and no NaN or Inf in any tensor;
-    that metadata.json records numeric metrics; and that README.md is a model
+    that metadata.json records metrics (a published checkpoint says how good it
+    is); and that README.md is a model
     card for this library. The optional reference.safetensors is sent when it
     is there or metadata.json records it: then it must be there, have the
     sha256 recorded for it, hold ``inputs`` and ``outputs``, and no NaN or Inf.
@@ -224,7 +173,8 @@ def validate_checkpoint_dir(directory):
         per file, in the order they are sent.
 
     Raises:
-        ValueError: naming the file (and tensor) at fault.
+        CheckpointError (a ``ValueError``): naming the file (and tensor) at fault;
+        :class:`MissingFileError` when a file is missing.
 
     Example:
 
@@ -233,30 +183,30 @@ def validate_checkpoint_dir(directory):
     >>> validate_checkpoint_dir(tempfile.mkdtemp())
     Traceback (most recent call last):
     ...
-    ValueError: Checkpoint directory ... lacks config.json, model.safetensors, metadata.json, README.md. Received: ...
+    keras_resblocks.checkpoints.format.MissingFileError: Checkpoint directory ... lacks config.json, model.safetensors, metadata.json, README.md. Received: ...
     """
     root = pathlib.Path(directory)
     if not root.is_dir():
-        raise ValueError(
+        raise MissingFileError(
             f"`directory` must be a checkpoint directory. Received: directory={str(directory)!r}"
         )
     missing = [name for name in CHECKPOINT_FILES if not (root / name).is_file()]
     if missing:
         present = sorted(p.name for p in root.iterdir())
-        raise ValueError(
+        raise MissingFileError(
             f"Checkpoint directory {root} lacks {', '.join(missing)}. Received: files={present}"
         )
+    read_config(root)  # the schema loading uses
     names = CHECKPOINT_FILES
-    if (root / REFERENCE_FILE).exists() or _read_json(root / METADATA_FILE).get("reference"):
+    if (root / REFERENCE_FILE).exists() or read_metadata(root).reference:
         names += (REFERENCE_FILE,)
     files = tuple(
-        CheckpointFile(name, (root / name).stat().st_size, _sha256((root / name).read_bytes()))
+        CheckpointFile(name, (root / name).stat().st_size, sha256_of(root / name))
         for name in names if (root / name).is_file()
     )
-    _check_config(root / CONFIG_FILE)
-    _check_metadata(root / METADATA_FILE, files[CHECKPOINT_FILES.index(WEIGHTS_FILE)].sha256)
+    _check_metadata(root, files[CHECKPOINT_FILES.index(WEIGHTS_FILE)].sha256)
     _check_tensors(root / WEIGHTS_FILE)
-    _check_readme(root / README_FILE)
+    _check_readme(root / CARD_FILE)
     if REFERENCE_FILE in names:
         read_reference(root)  # present, recorded, the recorded sha256, the expected tensors
         _check_tensors(root / REFERENCE_FILE, what="reference outputs")
@@ -335,7 +285,7 @@ def push_to_hub(
     >>> push_to_hub(tempfile.mkdtemp(), "me/resnet20-cifar10", dry_run=True)
     Traceback (most recent call last):
     ...
-    ValueError: Checkpoint directory ... lacks config.json, ... Received: files=[]
+    keras_resblocks.checkpoints.format.MissingFileError: Checkpoint directory ... lacks config.json, ... Received: files=[]
     """
     files = validate_checkpoint_dir(directory)
     if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
@@ -354,10 +304,10 @@ def push_to_hub(
         # Send the very bytes that were hashed, so a file rewritten after
         # validation cannot slip through.
         data = (root / f.name).read_bytes()
-        if _sha256(data) != f.sha256:
+        if sha256_of_bytes(data) != f.sha256:
             raise PublishError(
                 f"{f.name} changed while publishing; nothing was committed. "
-                f"Received: sha256={_sha256(data)}"
+                f"Received: sha256={sha256_of_bytes(data)}"
             )
         operations.append(CommitOperationAdd(path_in_repo=f.name, path_or_fileobj=data))
     weights = next(f for f in files if f.name == WEIGHTS_FILE)
@@ -418,7 +368,7 @@ def _one_line(err):
 
 def default_registry_path():
     """The package's ``weights/registry.json`` (the source file in an editable install)."""
-    return pathlib.Path(str(resources.files("keras_resblocks.weights") / "registry.json"))
+    return pathlib.Path(str(checkpoint_registry.weights_root() / checkpoint_registry.REGISTRY_FILE))
 
 
 def record_publication(publication, name, registry_path=None):
@@ -455,7 +405,7 @@ def record_publication(publication, name, registry_path=None):
     if not isinstance(name, str) or not name:
         raise ValueError(f"`name` must be a non-empty checkpoint name. Received: name={name!r}")
     path = pathlib.Path(registry_path) if registry_path is not None else default_registry_path()
-    registry = _read_json(path) if path.exists() else {"checkpoints": {}}
+    registry = read_json(path) if path.exists() else {"checkpoints": {}}
     checkpoints = registry.setdefault("checkpoints", {})
     entry = checkpoints.setdefault(name, {})
     entry["hub"] = {"repo_id": publication.repo_id, "revision": publication.commit_sha}

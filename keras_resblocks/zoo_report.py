@@ -12,11 +12,12 @@ except the paper's own figures, which are labelled as such.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import pathlib
 import sys
+
+from keras_resblocks.checkpoints.format import METADATA_FILE, WEIGHTS_FILE
 
 # He et al. 2015, table 6: CIFAR-10 test error (%) of the residual nets (110: best of 5
 # runs; the mean was 6.61 +- 0.16). The paper gives no table figures for the plain nets.
@@ -52,14 +53,14 @@ def load_runs(runs_dir, dataset=None):
     or ``<model>.work/`` beside it. ``dataset`` keeps only runs on that dataset.
     """
     runs = []
-    for meta_path in sorted(pathlib.Path(runs_dir).glob("*/metadata.json")):
+    for meta_path in sorted(pathlib.Path(runs_dir).glob(f"*/{METADATA_FILE}")):
         checkpoint = meta_path.parent
         model, _, suffix = checkpoint.name.partition("-")
         if dataset is not None and suffix != dataset:
             continue
         runs.append(load_run(model, checkpoint, _history_path(checkpoint, model)))
     if not runs:
-        raise FileNotFoundError(f"No finished run (a <model>-<dataset>/metadata.json) under {runs_dir}")
+        raise FileNotFoundError(f"No finished run (a <model>-<dataset>/{METADATA_FILE}) under {runs_dir}")
     return sorted(runs, key=_order)
 
 
@@ -68,10 +69,11 @@ def load_run(model, checkpoint, history_path):
 
     Returns the dict :func:`table`, :func:`degradation_checks` and :func:`report` read.
     """
+    from keras_resblocks.checkpoints.io import read_metadata
     from keras_resblocks.training.trainer import read_history
 
     checkpoint = pathlib.Path(checkpoint)
-    meta = json.loads((checkpoint / "metadata.json").read_text())
+    meta = read_metadata(checkpoint).to_json()
     history = read_history(history_path)
     if not history:
         raise ValueError(f"{history_path}: no epochs. Received: a history of {checkpoint}")
@@ -79,7 +81,7 @@ def load_run(model, checkpoint, history_path):
     return {
         "model": model, "dataset": meta.get("dataset"), "checkpoint": checkpoint,
         "history": history, "metadata": meta,
-        "parameters": _parameters(checkpoint / "model.safetensors"),
+        "parameters": _parameters(checkpoint / WEIGHTS_FILE),
         "train_error": 100 * last["train_error"],
         "test_error": None if last.get("test_error") is None else 100 * last["test_error"],
         "paper_test_error": PAPER_TEST_ERROR.get(model),

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from keras_resblocks import create_model, save_pretrained, verify_reference
-from keras_resblocks.checkpoint import read_reference
+from keras_resblocks.checkpoints import read_reference
 from keras_resblocks.training import get_recipe, train
 
 

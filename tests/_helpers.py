@@ -45,7 +45,7 @@ def rewrite_reference(directory, change):
     sha256 in metadata.json, so that only what ``change`` did is wrong."""
     import safetensors.numpy
 
-    from keras_resblocks.checkpoint import METADATA_FILE, REFERENCE_FILE, sha256_of
+    from keras_resblocks.checkpoints import METADATA_FILE, REFERENCE_FILE, sha256_of
 
     path = directory / REFERENCE_FILE
     tensors = safetensors.numpy.load_file(str(path))

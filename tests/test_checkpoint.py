@@ -16,7 +16,7 @@ from keras_resblocks import (
     load_checkpoint,
     save_pretrained,
 )
-from keras_resblocks import checkpoint as checkpoint_module
+from keras_resblocks import checkpoints as checkpoint_module
 
 IMAGES = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 3)).astype("float32")
 
@@ -273,3 +273,56 @@ def test_configs_that_name_code_are_refused_and_nothing_runs(saved, tmp_path, mo
             load_checkpoint(path)
         assert not sentinel.exists(), case
     assert deserialized == []
+
+
+# -- save and load share one schema ------------------------------------------------------
+def _with_head(activation):
+    from tests._hubserver import TINY
+
+    from keras_resblocks import Architecture, ResNet
+
+    return ResNet(Architecture(**TINY), num_classes=3, input_shape=(8, 8, 3),
+                  classifier_activation=activation)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "tanh"])
+def test_save_refuses_a_classifier_activation_that_load_refuses(tmp_path, saved, activation):
+    model = _with_head(activation)
+    with pytest.raises(CheckpointError, match=rf"classifier_activation.*Received: classifier_activation='{activation}'"):
+        save_pretrained(model, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    # ... and load refuses the same value with the same message
+    _, path = saved
+    config = json.loads((path / "config.json").read_text())
+    config["model"]["classifier_activation"] = activation
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=rf"Received: classifier_activation='{activation}'"):
+        load_checkpoint(path)
+
+
+def test_save_refuses_a_python_function_as_classifier_activation(tmp_path):
+    with pytest.raises(CheckpointError, match="Invalid `model.classifier_activation`"):
+        save_pretrained(_with_head(keras.activations.softmax), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("activation", [None, "softmax", "sigmoid", "linear"])
+def test_every_classifier_activation_save_accepts_loads(tmp_path, activation):
+    model = _with_head(activation)
+    path = save_pretrained(model, tmp_path / "x", metrics={"accuracy": 1.0}, command="test")
+    loaded = load_checkpoint(path)
+    assert loaded.classifier_activation == activation
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(IMAGES)),
+                               keras.ops.convert_to_numpy(model(IMAGES)), rtol=1e-5, atol=1e-6)
+
+
+def test_load_refuses_metadata_save_would_not_write(saved):
+    _, path = saved
+    metadata = json.loads((path / "metadata.json").read_text())
+    for change, message in [({"metrics": {"accuracy": "high"}}, "Metric 'accuracy' must be a finite"),
+                            ({"command": ["train.py"]}, "`command` must be null or the command line"),
+                            ({"sha256": "abc"}, "64 hex digits"),
+                            ({"reference": {"file": "other.bin"}}, "`reference` in metadata.json")]:
+        (path / "metadata.json").write_text(json.dumps({**metadata, **change}))
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(path)

@@ -22,9 +22,9 @@ from keras_resblocks import (
     list_pretrained,
     save_pretrained,
 )
-from keras_resblocks import hub as hub_module
+from keras_resblocks.checkpoints import registry as registry_module
 from keras_resblocks import verify_reference
-from keras_resblocks.checkpoint import REFERENCE_FILE, sha256_of
+from keras_resblocks.checkpoints import REFERENCE_FILE, sha256_of
 
 REPO = "owner/tiny"
 
@@ -239,11 +239,12 @@ def test_two_processes_load_the_same_checkpoint_at_once(fake_hub, tmp_path):
     fake_hub.delay[(REPO, "model.safetensors")] = 0.5  # make the two downloads overlap
     script = (
         "import sys, safetensors.numpy\n"
-        "from keras_resblocks import hub, checkpoint\n"
+        "from keras_resblocks import hub\n"
+        "from keras_resblocks.checkpoints import io\n"
         "d = hub.download(sys.argv[1])\n"
-        "sha = checkpoint.read_metadata(d / 'metadata.json')['sha256']\n"
-        "checkpoint.verify_sha256(d / 'model.safetensors', sha)\n"
-        "checkpoint.read_config(d / 'config.json')\n"
+        "sha = io.read_metadata(d).sha256\n"
+        "io.verify_sha256(d / 'model.safetensors', sha)\n"
+        "io.read_config(d)\n"
         "print(len(safetensors.numpy.load_file(str(d / 'model.safetensors'))), sha)\n"
     )
     # HF_ENDPOINT and HF_HOME reach the children as real environment variables.
@@ -276,7 +277,7 @@ def test_the_registry_is_valid():
     for name in ["resnet50_imagenet", "resnet101_imagenet", "resnet152_imagenet",
                  "resnet50v2_imagenet", "resnet101v2_imagenet", "resnet152v2_imagenet"]:
         assert entries[name]["keras_applications"] and entries[name]["architecture"] in name
-    root = hub_module._weights_root()
+    root = registry_module.weights_root()
     for name, entry in entries.items():
         if entry.get("bundled"):
             directory = root / entry["bundled"]
@@ -300,8 +301,23 @@ def private_registry(tmp_path, monkeypatch):
                                "hub": {"repo_id": REPO, "revision": None}},
     }}
     (root / "registry.json").write_text(json.dumps(registry))
-    monkeypatch.setattr(hub_module, "_weights_root", lambda: root)
+    monkeypatch.setattr(registry_module, "weights_root", lambda: root)
     return model, registry
+
+
+def test_the_registry_is_read_and_validated_once(private_registry):
+    _, registry = private_registry
+    path = registry_module.weights_root() / "registry.json"
+    first = list_pretrained()
+    path.write_text("not json")  # a second read would fail
+    assert list_pretrained() == first
+    registry_module.clear_cache()
+    with pytest.raises(ValueError):
+        list_pretrained()
+    registry["checkpoints"]["resnet20_bundled"]["bogus"] = 1
+    path.write_text(json.dumps(registry))
+    with pytest.raises(CheckpointError, match="Invalid registry entry 'resnet20_bundled'"):
+        list_pretrained()
 
 
 def test_bundled_name_loads_without_network(private_registry, fake_hub):
@@ -325,6 +341,7 @@ def test_published_name_is_checked_against_the_registry_sha256(private_registry,
         from_pretrained("resnet20_published", cache_dir=tmp_path / "cache")
     entry["sha256"] = sha256_of(path / "model.safetensors")
     (tmp_path / "weights" / "registry.json").write_text(json.dumps(registry))
+    registry_module.clear_cache()  # the registry is read once per process
     assert from_pretrained("resnet20_published", cache_dir=tmp_path / "cache").load_report.complete
 
 

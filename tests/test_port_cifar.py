@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from keras_resblocks import from_pretrained, list_pretrained, verify_reference
-from keras_resblocks.checkpoint import sha256_of
-from keras_resblocks import hub as hub_module
+from keras_resblocks.checkpoints import sha256_of
+from keras_resblocks.checkpoints import registry as registry_module
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -353,7 +353,7 @@ def test_ported_checkpoint_loads_by_name_offline(name):
     assert model.preprocessing["mean"] == [0.485, 0.456, 0.406]
     assert model.architecture.bn_epsilon == 1e-5
     assert model.labels[0] == "airplane"
-    directory = hub_module._weights_root() / list_pretrained()[name]["bundled"]
+    directory = registry_module.weights_root() / list_pretrained()[name]["bundled"]
     metadata = json.loads((directory / "metadata.json").read_text())
     card = (directory / "README.md").read_text()
     upstream = metadata["ported_from"]
@@ -392,5 +392,5 @@ def test_real_file_converts_exactly_and_is_the_bundled_checkpoint(tmp_path, dept
           f"images (largest |logit| {np.abs(expected).max():.3g})")
     assert difference < 1e-4
     assert (expected.argmax(-1) == received.argmax(-1)).all()
-    bundled = hub_module._weights_root() / list_pretrained()[name]["bundled"]
+    bundled = registry_module.weights_root() / list_pretrained()[name]["bundled"]
     assert sha256_of(out / "model.safetensors") == sha256_of(bundled / "model.safetensors")

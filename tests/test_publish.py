@@ -16,7 +16,8 @@ import keras_resblocks
 from tests._helpers import rewrite_reference
 from tests._upload_server import TOKEN, FakeHub
 from keras_resblocks import Architecture, ResNet, push_to_hub, validate_checkpoint_dir
-from keras_resblocks.checkpoint import REFERENCE_FILE, _write_reference
+from keras_resblocks.checkpoints import REFERENCE_FILE
+from keras_resblocks.checkpoints.reference import write_reference
 from keras_resblocks.publish import (
     CHECKPOINT_FILES,
     PublishConflictError,
@@ -89,7 +90,7 @@ def _add_reference(directory):
     """Add the optional reference batch with the package's own writer, and record it."""
     metadata = json.loads((directory / "metadata.json").read_text())
     images = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype="uint8")
-    metadata["reference"] = _write_reference(directory, images, metadata["sha256"])
+    metadata["reference"] = write_reference(directory, images, metadata["sha256"])
     (directory / "metadata.json").write_text(json.dumps(metadata, indent=2))
     return directory
 
@@ -252,7 +253,7 @@ def _edit_json(name, **changes):
         (_edit_json("config.json", format="keras"), r"config.json must have \"format\""),
         (_edit_json("config.json", architecture={"stage_depths": [1], "bogus": 1}),
          r"config.json has an invalid `architecture`: Unknown architecture field"),
-        (_edit_json("metadata.json", metrics={"top1": "high"}), r"`top1` is not"),
+        (_edit_json("metadata.json", metrics={"top1": "high"}), r"Metric 'top1' must be a finite number"),
         (_edit_json("metadata.json", metrics=None), r"must record the measured `metrics`"),
         (lambda d: rewrite_reference(_add_reference(d), _set_nan_output),
          r"'outputs' in reference.safetensors contains NaN.*broken reference outputs"),

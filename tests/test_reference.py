@@ -31,8 +31,8 @@ from keras_resblocks import (
     save_pretrained,
     verify_reference,
 )
-from keras_resblocks import hub as hub_module
-from keras_resblocks.checkpoint import REFERENCE_FILE, read_reference, sha256_of
+from keras_resblocks.checkpoints import registry as registry_module
+from keras_resblocks.checkpoints import REFERENCE_FILE, read_reference, sha256_of
 from tests._helpers import rewrite_reference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ OTHER_BACKEND = {"tensorflow": "jax", "jax": "tensorflow"}
 # -- the CI check over the bundled checkpoints -------------------------------------------
 def bundled_with_reference(root=None):
     """Registry names whose bundled checkpoint directory holds a reference batch."""
-    root = root if root is not None else hub_module._weights_root()
+    root = root if root is not None else registry_module.weights_root()
     return sorted(
         name for name, entry in list_pretrained().items()
         if entry.get("bundled") and (root / entry["bundled"] / REFERENCE_FILE).is_file()
@@ -76,7 +76,7 @@ def test_the_ci_check_finds_and_verifies_a_bundled_reference(tmp_path, monkeypat
                            sha256=sha256_of(root / "tiny_plain" / "model.safetensors")),
     }}
     (root / "registry.json").write_text(json.dumps(registry))
-    monkeypatch.setattr(hub_module, "_weights_root", lambda: root)
+    monkeypatch.setattr(registry_module, "weights_root", lambda: root)
     assert bundled_with_reference() == ["tiny_ref"]
     report = verify_reference("tiny_ref")
     assert report.allclose and report.source == "tiny_ref" and report.num_inputs == 4

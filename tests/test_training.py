@@ -60,7 +60,7 @@ def test_two_epochs_on_digits_end_to_end(tmp_path, capsys):
 
     # The reference batch: the first 8 test images and what the checkpoint computes on them.
     from keras_resblocks import verify_reference
-    from keras_resblocks.checkpoint import read_reference
+    from keras_resblocks.checkpoints import read_reference
 
     record, tensors = read_reference(out)
     assert record["num_inputs"] == 8 and record["backend"] == keras.backend.backend()

@@ -745,6 +745,6 @@ def train(
 
 def write_checkpoint(model, directory, **kwargs):
     """Write ``model`` as a checkpoint directory (``keras_resblocks.save_pretrained``)."""
-    from keras_resblocks.checkpoint import save_pretrained
+    from keras_resblocks.checkpoints import save_pretrained
 
     return save_pretrained(model, directory, **kwargs)

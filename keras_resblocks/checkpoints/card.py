@@ -1,0 +1,105 @@
+"""The model card (``README.md``) written beside a checkpoint, with its Hub front matter."""
+
+from __future__ import annotations
+
+import json
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+
+def model_card(model, config, metadata, license):
+    """The :class:`huggingface_hub.ModelCard` of ``model`` saved with ``config`` and ``metadata``.
+
+    ``config`` and ``metadata`` are the :class:`CheckpointConfig` and
+    :class:`CheckpointMetadata` written beside it.
+    """
+    return _model_card(model, config.to_json(), metadata.to_json(), license)
+
+
+def _metric_split(metric, train_split, eval_split):
+    """The split a metric was measured on, from its name (``train_accuracy`` -> train).
+
+    >>> _metric_split("train_accuracy", "train", "test"), _metric_split("val_accuracy", "train", "test")
+    ('train', 'validation')
+    >>> _metric_split("test_accuracy", "train", "test"), _metric_split("accuracy", "train", "test")
+    ('test', 'test')
+    """
+    prefix = metric.split("_", 1)[0]
+    return {"train": train_split, "val": "validation", "test": eval_split}.get(prefix, eval_split)
+
+
+def _data_lines(meta):
+    """The card's account of the data a trainer recorded: its source, split sizes and note."""
+    data, lines = meta.get("data"), []
+    if isinstance(data, dict) and data.get("source"):
+        sizes = ", ".join(f"{data[k]:,} {k}" for k in ("train", "validation", "test")
+                          if isinstance(data.get(k), int))
+        lines.append(f"Source: {data['source']}" + (f" ({sizes} images)." if sizes else "."))
+    if meta.get("data_note"):
+        lines.append(str(meta["data_note"]))
+    return lines
+
+
+def _model_card(model, config, meta, license):
+    dataset, metrics, command = meta["dataset"], meta["metrics"] or {}, meta["command"]
+    train_split = meta.get("train_split", "train")
+    eval_split = meta.get("eval_split", "test")
+    name = meta.get("model_name", model.name)
+    eval_results = [
+        EvalResult(task_type="image-classification", dataset_type=dataset or "unknown",
+                   dataset_name=dataset or "unknown",
+                   dataset_split=_metric_split(metric, train_split, eval_split),
+                   metric_type=metric, metric_value=float(value))
+        for metric, value in metrics.items()
+    ]
+    card_data = ModelCardData(
+        library_name="keras-resblocks",
+        license=license,
+        tags=["keras", "resnet", "image-classification", "keras-resblocks"],
+        datasets=[dataset] if dataset else None,
+        pipeline_tag="image-classification",
+        model_name=name,
+        eval_results=eval_results or None,
+    )
+    arch = config["architecture"]
+    lines = [
+        f"# {name}",
+        "",
+        f"A residual network from [keras-resblocks](https://pypi.org/project/keras-resblocks/) "
+        f"({model.architecture.depth} weighted layers, {model.count_params():,} parameters, "
+        f"{arch['block']} blocks, stage depths {arch['stage_depths']}, widths {arch['stage_widths']}).",
+        "",
+        "```python",
+        "from keras_resblocks import from_pretrained",
+        'model = from_pretrained("hf://OWNER/REPO")  # or the local directory',
+        "```",
+        "",
+        "## Data",
+        "",
+        (f"Trained on the `{train_split}` split of `{dataset}` and evaluated on its "
+         f"`{eval_split}` split." if dataset else "Training data: not recorded."),
+        f"Input: {config['model']['input_shape']} images; preprocessing: {config['preprocessing']}.",
+        *_data_lines(meta),
+        "",
+        "## Results",
+        "",
+    ]
+    if metrics:
+        lines += ["| metric | value |", "| --- | --- |"]
+        lines += [f"| {metric} | {value} |" for metric, value in metrics.items()]
+        lines += ["", "Measured with:", "", "```bash", command, "```"]
+    else:
+        lines.append("No metrics were measured for this checkpoint.")
+    if meta["recipe"]:
+        lines += ["", "## Training recipe", "", "```json", json.dumps(meta["recipe"], indent=2), "```"]
+    if meta.get("reference"):
+        lines += ["", "## Reference batch", "",
+                  f"`reference.safetensors` holds {meta['reference']['num_inputs']} inputs and the "
+                  f"outputs this checkpoint gave on them ({meta['reference']['backend']} backend, "
+                  "float32). Check that it computes the same on your backend:", "",
+                  "```python", "from keras_resblocks import verify_reference",
+                  'print(verify_reference("hf://OWNER/REPO"))  # or the local directory', "```"]
+    lines += ["", f"Weights sha256: `{meta['sha256']}`; written with keras-resblocks "
+              f"{meta['package_version']}, Keras {meta['keras_version']} ({meta['backend']} backend)."]
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
+

@@ -1,0 +1,118 @@
+"""Saving: write a :class:`ResNet` as a checkpoint directory, all files or none."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras
+import numpy as np
+import safetensors.numpy
+
+from keras_resblocks.checkpoints.card import model_card
+from keras_resblocks.checkpoints.format import (
+    _RESERVED_METADATA,
+    CARD_FILE,
+    CONFIG_FILE,
+    FORMAT,
+    METADATA_FILE,
+    WEIGHTS_FILE,
+    CheckpointConfig,
+    CheckpointMetadata,
+)
+from keras_resblocks.checkpoints.io import replacing_directory, sha256_of, write_json
+from keras_resblocks.checkpoints.reference import check_reference_inputs, write_reference
+from keras_resblocks.models import ResNet
+
+
+def save_pretrained(model, directory, *, labels=None, dataset=None, metrics=None, recipe=None,
+                    command=None, license="apache-2.0", reference_inputs=None, **metadata):
+    """Write ``model`` as a checkpoint directory (config, safetensors, metadata, card).
+
+    The directory is first written beside the target under a temporary name and
+    then renamed into place, so a failure midway leaves an existing checkpoint
+    untouched. ``metrics`` (``{"accuracy": 0.91, ...}``) must come with the
+    ``command`` that measured them; both go into the model card and its
+    ``model-index``. ``dataset`` is the Hub dataset id the model was trained and
+    evaluated on (``train_split`` / ``eval_split`` in ``metadata`` name the splits,
+    by default ``"train"`` and ``"test"``). Any further keyword is stored in
+    ``metadata.json``. The config and metadata are checked by the same schema that
+    loading uses (:class:`CheckpointConfig`, :class:`CheckpointMetadata`), so
+    nothing is written that :func:`load_checkpoint` would refuse.
+
+    ``reference_inputs`` (a few images shaped like the model input, uint8 or
+    float; at most 64) adds ``reference.safetensors``: the checkpoint just
+    written is loaded back with :func:`load_checkpoint` under the float32 policy,
+    exactly as a user would load it (not ``model`` itself, which may run in
+    mixed precision), and its inference-mode outputs on these inputs are stored
+    with them, so that :func:`verify_reference` can later check the checkpoint
+    on any backend.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_resblocks import Architecture, ResNet, save_pretrained
+    >>> arch = Architecture(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 2])
+    >>> model = ResNet(arch, num_classes=3, input_shape=(8, 8, 3))
+    >>> path = save_pretrained(model, tempfile.mkdtemp() + "/tiny", labels=["a", "b", "c"])
+    >>> sorted(p.name for p in path.iterdir())
+    ['README.md', 'config.json', 'metadata.json', 'model.safetensors']
+    """
+    if not isinstance(model, ResNet):
+        raise ValueError(
+            "`save_pretrained` writes keras_resblocks.ResNet models (their config is an "
+            f"Architecture). Received: model of type {type(model).__name__}"
+        )
+    if metrics and not command:
+        raise ValueError(
+            "Metrics must come with the `command` that measured them, so the model card "
+            f"can say how to reproduce them. Received: metrics={metrics!r}, command={command!r}"
+        )
+    clash = sorted(set(metadata) & set(_RESERVED_METADATA))
+    if clash:
+        raise ValueError(f"Reserved metadata key(s) {clash}. Received: {sorted(metadata)}")
+    config = CheckpointConfig.from_model(model, labels=labels)
+    # Checked before anything is written; the sha256 is filled in once the weights are.
+    CheckpointMetadata(sha256="0" * 64, dataset=dataset, recipe=recipe, metrics=metrics,
+                       command=command, extra=metadata)
+    if reference_inputs is not None:
+        reference_inputs = check_reference_inputs(reference_inputs, model.image_shape)
+    tensors = {}
+    for variable in model.variables:
+        if variable.path in tensors:
+            raise ValueError(f"Two variables share the path {variable.path!r}; keys must be unique.")
+        tensors[variable.path] = np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
+
+    with replacing_directory(directory) as staging:
+        write_json(staging / CONFIG_FILE, config.to_json())
+        safetensors.numpy.save_file(tensors, str(staging / WEIGHTS_FILE),
+                                    metadata={"format": FORMAT})
+        meta = CheckpointMetadata(
+            sha256=sha256_of(staging / WEIGHTS_FILE),
+            package_version=_package_version(),
+            keras_version=keras.__version__,
+            backend=keras.backend.backend(),
+            dataset=dataset,
+            recipe=recipe,
+            metrics=metrics,
+            command=command,
+            extra=metadata,
+        )
+        write_json(staging / METADATA_FILE, meta.to_json())
+        if reference_inputs is not None:
+            entry = write_reference(staging, reference_inputs, meta.sha256)
+            meta = dataclasses.replace(meta, reference=entry)
+            write_json(staging / METADATA_FILE, meta.to_json())
+        model_card(model, config, meta, license).save(staging / CARD_FILE)
+    return Path(directory)
+
+
+def checkpoint_config(model, labels=None):
+    """The ``config.json`` of a :class:`ResNet`: plain JSON, our schema only."""
+    return CheckpointConfig.from_model(model, labels=labels).to_json()
+
+
+def _package_version():
+    from keras_resblocks import __version__
+
+    return __version__
