@@ -44,7 +44,8 @@ from benchmarks.sections import _section, skipped_section  # noqa: E402
 from benchmarks.timing import interleaved  # noqa: E402
 
 TORCH_SCRIPT = REPO / "benchmarks" / "torch_resnet.py"
-DEFAULT_TORCH_PYTHON = Path("/work/torchvenv/bin/python")
+# A Python with torch, from --torch-python or $TORCH_PYTHON (torch is never a package dependency).
+DEFAULT_TORCH_PYTHON = os.environ.get("TORCH_PYTHON")
 TRAINER = "trainer (train.py --recipe budget)"
 TORCH = "pytorch eager"
 MARKER = "cpu-training"  # docs/benchmarks.md's block for these tables
@@ -179,7 +180,7 @@ def _contest(settings, tmp):
         "compilation, evaluation).",
         f"trainer: {settings.epochs} epochs of {settings.images:,} random 32x32 PNG images "
         f"(batch {settings.batch}, recipe budget: SGD Nesterov 0.9, lr schedule, weight decay "
-        "5e-4 as L2 in the loss, label smoothing 0.1) with its whole input pipeline: uint8 "
+        "5e-4 as L2 in the loss, cross-entropy) with its whole input pipeline: uint8 "
         "images held in a variable, an index gather, pad-4 crop and flip in the compiled "
         "step. images/s is the checkpoint's `images_per_second`: epochs after the first "
         "(which compiles), the per-epoch evaluation left out. Command: "
@@ -304,7 +305,7 @@ def run_breakdown(settings):
         notes=[f"Batch {settings.batch}. Each part is a tf.function (no XLA, as the trainer "
                "on a CPU) over the package's model built as the trainer builds it "
                "(create_model with the data's normalization and L2, RandomCropFlip, "
-               "ResidentImages, budget recipe's SGD and label-smoothed loss); each part adds "
+               "ResidentImages, budget recipe's SGD and loss); each part adds "
                "work to the one above. step_ms: median over interleaved turns; added_ms: "
                "the difference to the row above (noise can make a small one negative); "
                "share: added_ms over the trainer's step. The last row is Keras's own "
@@ -494,8 +495,8 @@ def main(argv=None):
     parser.add_argument("--torch-steps", type=int,
                         help="timed PyTorch steps (default 60, after 10 warm-up steps)")
     parser.add_argument("--torch-python", type=Path,
-                        default=DEFAULT_TORCH_PYTHON if DEFAULT_TORCH_PYTHON.exists() else None,
-                        help="a Python with torch installed (default %(default)s; the "
+                        default=DEFAULT_TORCH_PYTHON,
+                        help="a Python with torch installed (default: $TORCH_PYTHON; the "
                              "PyTorch part is skipped without one)")
     parser.add_argument("--json", metavar="OUT", help="write the results here")
     parser.add_argument("--markdown", metavar="OUT", help="write markdown tables here")
