@@ -137,6 +137,27 @@ def test_a_deadline_stops_at_an_epoch_boundary_and_resume_ends_like_an_uninterru
     assert [row["epoch"] for row in read_history(tmp_path / "split" / "history.csv")] == [1, 2]
 
 
+def test_a_run_stopped_by_an_earlier_version_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
+    import shutil
+
+    from tests.fixtures.make_backup_v1 import HERE, KWARGS
+
+    work = tmp_path / "old-run"
+    shutil.copytree(HERE / "backup_v1", work)
+    first_epoch = read_history(work / "history.csv")[0]
+    resumed = train(work_dir=work, resume=True, **KWARGS)
+    assert resumed["finished"] and [row["epoch"] for row in resumed["history"]] == [1, 2]
+    assert resumed["history"][0] == first_epoch
+    if keras.backend.backend() != "tensorflow":
+        return  # the backup was written on TensorFlow, whose initial weights differ from others'
+    whole = train(work_dir=tmp_path / "whole", **KWARGS)
+    for a, b in zip(whole["model"].get_weights(), resumed["model"].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    for a, b in zip(whole["history"], resumed["history"]):
+        for key in ("iterations", "train_loss", "train_error", "val_error", "test_error", "lr"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key
+
+
 def test_label_smoothing_changes_the_training_loss_only():
     from keras_resblocks.training.trainer import SmoothedSparseCrossentropy
 
