@@ -21,30 +21,12 @@ import subprocess
 import sys
 import time
 import traceback
-from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-def _version(dist):
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
 def _git_commit():
@@ -61,26 +43,21 @@ def _git_commit():
 def environment(argv):
     import keras
 
-    import keras_resblocks
     from benchmarks.sections import accelerator
+    from keras_resblocks.training.environment import hardware_description, software_versions
 
-    backend = keras.backend.backend()
+    hardware = hardware_description()
     command = "python benchmarks/run.py " + shlex.join(argv)
-    if backend != "tensorflow":
-        command = f"KERAS_BACKEND={backend} " + command
+    if hardware["backend"] != "tensorflow":
+        command = f"KERAS_BACKEND={hardware['backend']} " + command
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": platform.platform(),
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
+        "cpu": hardware["cpu"],
+        "cpu_count": hardware["cpu_count"],
         "accelerator": accelerator() or "none",
-        "backend": backend,
-        "python": platform.python_version(),
-        "keras": keras.__version__,
-        "tensorflow": _version("tensorflow"),
-        "jax": _version("jax"),
-        "numpy": _version("numpy"),
-        "keras_resblocks": keras_resblocks.__version__,
+        "backend": keras.backend.backend(),
+        **software_versions(),
         "git_commit": _git_commit(),
         "command": command.strip(),
     }

@@ -50,7 +50,7 @@ def plot_history(history, ax=None, label=None, color=None):
     >>> [line.get_label() for line in ax.get_lines()]
     ['_resnet20 train', 'resnet20']
     """
-    from keras_resblocks.training.trainer import read_history
+    from keras_resblocks.training.history import read_history
 
     if not isinstance(history, (list, tuple)):
         label = label or run_label(history)

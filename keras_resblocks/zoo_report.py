@@ -70,7 +70,7 @@ def load_run(model, checkpoint, history_path):
     Returns the dict :func:`table`, :func:`degradation_checks` and :func:`report` read.
     """
     from keras_resblocks.checkpoints.io import read_metadata
-    from keras_resblocks.training.trainer import read_history
+    from keras_resblocks.training.history import read_history
 
     checkpoint = pathlib.Path(checkpoint)
     meta = read_metadata(checkpoint).to_json()

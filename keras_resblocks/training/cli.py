@@ -9,7 +9,7 @@ import os
 import shlex
 import sys
 
-from keras_resblocks.training.recipes import PRESETS, Recipe, SCHEDULES, get_recipe
+from keras_resblocks.training.recipes import PRESETS, SCHEDULES, get_recipe
 
 # Recipe fields a flag can override, with how to parse them.
 _RECIPE_FLAGS = {
@@ -232,11 +232,11 @@ def run_train(args, command=None):
     except (DatasetError, NonFiniteLossError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    if not result["finished"]:
-        last = result["history"][-1] if result["history"] else {}
+    if not result.finished:
+        last = result.history[-1] if result.history else {}
         print(json.dumps({"finished": False, "epoch": int(last.get("epoch") or 0),
-                          "epochs": result["recipe"].epochs}))
+                          "epochs": result.recipe.epochs}))
         return EXIT_UNFINISHED
-    print(json.dumps({"output": str(result["output"]), "metrics": result["metrics"],
-                      "recipe": dataclasses.asdict(result["recipe"]) if isinstance(result["recipe"], Recipe) else None}))
+    print(json.dumps({"output": str(result.output), "metrics": result.metrics,
+                      "recipe": dataclasses.asdict(result.recipe)}))
     return 0

@@ -11,362 +11,70 @@ random state is saved with the weights, so a run resumed from its last
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import json
-import math
-import os
 import pathlib
-import platform
 import sys
-import time
+from typing import Any, Optional
 
 import keras
 import numpy as np
-from keras import ops
 
-from keras_resblocks.blocks import PACKAGE
 from keras_resblocks.models import create_model
+from keras_resblocks.training.augment import RandomCropFlip, ResidentImages
+from keras_resblocks.training.callbacks import (
+    EpochRecorder,
+    NonFiniteLossError,
+    StopAtIteration,
+    StopBeforeDeadline,
+    StopOnNonFiniteLoss,
+    evaluate_accuracy,
+)
 from keras_resblocks.training.data import load_dataset
+from keras_resblocks.training.environment import hardware_description, software_versions
+from keras_resblocks.training.history import HISTORY_FIELDS, HISTORY_FILE, read_history
+from keras_resblocks.training.losses import SmoothedSparseCrossentropy
 from keras_resblocks.training.recipes import Recipe, get_recipe, learning_rate_schedule
 
-HISTORY_FIELDS = (
-    "epoch", "iterations", "train_loss", "train_error", "val_error", "test_error",
-    "lr", "wall_time", "train_seconds", "eval_seconds",
-)
+# Names that lived here before the trainer was split into parts; they keep working.
+__all__ = [
+    "EpochRecorder", "HISTORY_FIELDS", "HISTORY_FILE", "NonFiniteLossError", "RandomCropFlip",
+    "ResidentImages", "SmoothedSparseCrossentropy", "StopAtIteration", "StopBeforeDeadline",
+    "StopOnNonFiniteLoss", "TrainResult", "channel_statistics", "epoch_order",
+    "evaluate_accuracy", "hardware_description", "read_history", "software_versions", "train",
+]
+
 BACKUP_DIR = "backup"
-HISTORY_FILE = "history.csv"
 REFERENCE_IMAGES = 8  # stored with the checkpoint, see keras_resblocks.verify_reference
 
 
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns.
 
+    Fields:
+        finished: false when the run stopped before its deadline (resume it).
+        metrics: final-epoch accuracies (empty for an unfinished run).
+        recipe: the resolved :class:`Recipe`.
+        history: the rows of history.csv (see :func:`read_history`).
+        model: the trained :class:`keras_resblocks.ResNet` (softmax head).
+        output: the checkpoint directory written, or ``None``.
+        run: what the run used and measured (epochs, time, images/s, hardware,
+            versions, data), as stored in the checkpoint's metadata.
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class SmoothedSparseCrossentropy(keras.losses.Loss):
-    """Cross-entropy of logits against integer labels with label smoothing.
-
-    Keras's ``SparseCategoricalCrossentropy`` has no ``label_smoothing``; this
-    one-hots the labels and uses ``categorical_crossentropy``'s.
-
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_resblocks.training.trainer import SmoothedSparseCrossentropy
-    >>> loss = SmoothedSparseCrossentropy(num_classes=2, label_smoothing=0.2)
-    >>> round(float(loss(np.array([0]), np.array([[0.0, 0.0]]))), 4)  # log 2 whatever the target
-    0.6931
+    ``result["metrics"]`` works too, as for the dict earlier versions returned.
     """
 
-    def __init__(self, num_classes, label_smoothing=0.0, name="smoothed_sparse_crossentropy",
-                 **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.num_classes = int(num_classes)
-        self.label_smoothing = float(label_smoothing)
+    finished: bool
+    metrics: dict
+    recipe: Recipe
+    history: list
+    model: Any
+    output: Optional[pathlib.Path] = None
+    run: Optional[dict] = None
 
-    def call(self, y_true, y_pred):
-        labels = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), self.num_classes)
-        return keras.losses.categorical_crossentropy(
-            labels, y_pred, from_logits=True, label_smoothing=self.label_smoothing
-        )
-
-    def get_config(self):
-        return dict(super().get_config(), num_classes=self.num_classes,
-                    label_smoothing=self.label_smoothing)
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class ResidentImages(keras.layers.Layer):
-    """Maps a batch of indices to uint8 images held in a non-trainable variable.
-
-    The images are data, not state: they are left out of saved weights
-    (``save_own_variables`` stores nothing), so backups stay small.
-
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_resblocks.training.trainer import ResidentImages
-    >>> images = np.arange(4 * 2 * 2 * 3, dtype="uint8").reshape(4, 2, 2, 3)
-    >>> out = ResidentImages(images)(np.array([3, 0]))
-    >>> import keras
-    >>> tuple(out.shape), keras.backend.standardize_dtype(out.dtype)
-    ((2, 2, 2, 3), 'uint8')
-    """
-
-    def __init__(self, images, **kwargs):
-        super().__init__(dtype="float32", **kwargs)
-        images = np.asarray(images)
-        self.images = self.add_weight(
-            shape=images.shape, dtype=images.dtype.name, initializer="zeros",
-            trainable=False, name="images",
-        )
-        self.images.assign(images)
-
-    def call(self, indices):
-        return ops.take(self.images, ops.cast(indices, "int32"), axis=0)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape) + tuple(self.images.shape[1:])
-
-    def save_own_variables(self, store):
-        pass
-
-    def load_own_variables(self, store):
-        pass
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class RandomCropFlip(keras.layers.Layer):
-    """Casts images to float32 and, in training, pads, crops back at random and flips.
-
-    Zero padding of ``padding`` pixels then a random crop to the input size (He
-    et al. 2015's augmentation), written as two one-hot matrix products so it
-    runs per sample inside the compiled step on every backend. Outside training
-    it only casts. The random state is saved with the weights, so a resumed
-    run draws the same crops.
-
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_resblocks.training.trainer import RandomCropFlip
-    >>> x = np.random.randint(0, 255, (2, 8, 8, 3)).astype("uint8")
-    >>> layer = RandomCropFlip(padding=2, flip=True, seed=0)
-    >>> y = layer(x, training=True)
-    >>> tuple(y.shape), bool((np.asarray(layer(x)) == x).all())
-    ((2, 8, 8, 3), True)
-    """
-
-    def __init__(self, padding=4, flip=True, seed=None, **kwargs):
-        super().__init__(dtype="float32", **kwargs)
-        self.padding = int(padding)
-        self.flip = bool(flip)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, images, training=None):
-        x = ops.cast(images, "float32")
-        if not training or (self.padding == 0 and not self.flip):
-            return x
-        batch = ops.shape(x)[0]
-        height, width = x.shape[1], x.shape[2]
-        if self.padding:
-            p = self.padding
-            x = ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
-            rows = self._window(batch, height, 2 * p)
-            cols = self._window(batch, width, 2 * p)
-            # out[b, i, j] = padded[b, i + dy[b], j + dx[b]]; exact, as the
-            # matrices hold only zeros and ones.
-            x = ops.einsum("bip,bpqc->biqc", rows, x)
-            x = ops.einsum("bjq,biqc->bijc", cols, x)
-        if self.flip:
-            flip = keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator) < 0.5
-            x = ops.where(flip, ops.flip(x, axis=2), x)
-        return x
-
-    def _window(self, batch, size, slack):
-        """One-hot ``(batch, size, size + slack)`` matrices selecting a random window."""
-        offset = keras.random.randint(
-            (batch, 1), 0, slack + 1, seed=self.seed_generator, dtype="int32"
-        )
-        positions = ops.arange(size, dtype="int32")[None, :] + offset
-        return ops.one_hot(positions, size + slack, dtype="float32")
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def get_config(self):
-        return dict(super().get_config(), padding=self.padding, flip=self.flip, seed=self.seed)
-
-    # The seed generator's state is not a layer weight, so Keras would not save
-    # it; a resumed run must continue the same random stream.
-    def save_own_variables(self, store):
-        store["seed_generator_state"] = ops.convert_to_numpy(self.seed_generator.state.value)
-
-    def load_own_variables(self, store):
-        if "seed_generator_state" in store:
-            self.seed_generator.state.assign(np.asarray(store["seed_generator_state"]))
-
-
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Raises :class:`NonFiniteLossError` naming the iteration where the loss
-    stopped being finite, before any later callback can save that state.
-
-    Unlike ``keras.callbacks.TerminateOnNaN`` it fails the run (non-zero exit)
-    and says where.
-    """
-
-    def __init__(self, steps_per_epoch):
-        super().__init__()
-        self.steps_per_epoch = steps_per_epoch
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = float((logs or {}).get("loss", 0.0))
-        if not math.isfinite(loss):
-            iteration = self._epoch * self.steps_per_epoch + batch + 1
-            raise NonFiniteLossError(
-                f"The training loss became {loss} at iteration {iteration} (epoch "
-                f"{self._epoch + 1}, batch {batch + 1}); stopped without saving. The last "
-                "good backup is kept; lower the learning rate and --resume, or start over."
-            )
-
-
-class StopAtIteration(keras.callbacks.Callback):
-    """Ends training after exactly ``iterations`` optimizer updates.
-
-    It counts batches itself: on JAX, touching ``self.model`` in a batch
-    callback would pull the whole training state back to the model every step.
-    """
-
-    def __init__(self, iterations, steps_per_epoch):
-        super().__init__()
-        self.iterations = iterations
-        self.steps_per_epoch = steps_per_epoch
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self._epoch * self.steps_per_epoch + batch + 1 >= self.iterations:
-            self.model.stop_training = True
-
-
-class StopBeforeDeadline(keras.callbacks.Callback):
-    """Ends training at an epoch boundary when the next epoch would not finish
-    before ``deadline`` (seconds since the epoch, as ``time.time()``).
-
-    The estimate is the last epoch's duration (training and evaluation) with a
-    15% margin, half as much again before the last epoch (its closing clean
-    evaluation of the training split and the checkpoint). The epoch's backup
-    is written either way, so the run resumes exactly where it stopped.
-    ``stopped`` tells whether it did.
-    """
-
-    def __init__(self, deadline, epochs):
-        super().__init__()
-        self.deadline = float(deadline)
-        self.epochs = epochs
-        self.stopped = False
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 >= self.epochs:
-            return
-        needed = 1.15 * (time.time() - self._start)
-        if epoch + 2 == self.epochs:
-            needed *= 1.5
-        if time.time() + needed > self.deadline:
-            self.stopped = True
-            self.model.stop_training = True
-
-
-class EpochRecorder(keras.callbacks.Callback):
-    """Evaluates on the held-out sets after each epoch and appends a row to history.csv.
-
-    ``train_error`` is the running mean over the epoch's batches, measured
-    under augmentation with BatchNorm in training mode (what the paper's
-    figure shows); ``val_error`` and ``test_error`` are clean evaluations of
-    the weights at the end of the epoch. Rows of epochs that a resumed run
-    repeats are dropped first, so the file never holds an epoch twice.
-    """
-
-    def __init__(self, path, eval_model, eval_sets, batch_size, initial_epoch, replicas=1):
-        super().__init__()
-        self.initial_epoch = initial_epoch
-        self.replicas = replicas
-        self.path = pathlib.Path(path)
-        self.eval_model = eval_model
-        self.eval_sets = eval_sets  # {"val": (x, y), "test": (x, y)}
-        self.batch_size = batch_size
-        self.rows = []
-        self.train_seconds = []  # this process's epochs, without evaluation
-
-    def on_train_begin(self, logs=None):
-        rows = read_history(self.path) if self.path.exists() else []
-        self.rows = [r for r in rows if int(r["epoch"]) <= self.initial_epoch]
-        self._write()
-        self._wall_offset = float(self.rows[-1]["wall_time"]) if self.rows else 0.0
-        self._start = time.perf_counter()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs if logs is not None else {}
-        self.train_seconds.append(time.perf_counter() - self._epoch_start)
-        eval_start = time.perf_counter()
-        row = {
-            "epoch": epoch + 1,
-            "iterations": int(self.model.optimizer.iterations.numpy()),
-            "train_loss": float(logs["loss"]),
-            "train_error": 1.0 - float(logs["accuracy"]),
-            "lr": float(ops.convert_to_numpy(self.model.optimizer.learning_rate)),
-        }
-        for name, (x, y) in self.eval_sets.items():
-            error = ""
-            if len(x):
-                error = 1.0 - evaluate_accuracy(self.eval_model, x, y, self.batch_size, self.replicas)
-                logs[f"{name}_error"] = error
-            row[f"{name}_error"] = error
-        row["wall_time"] = self._wall_offset + time.perf_counter() - self._start
-        row["train_seconds"] = round(self.train_seconds[-1], 2)
-        row["eval_seconds"] = round(time.perf_counter() - eval_start, 2)
-        self.rows.append(row)
-        self._write()
-
-    def _write(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, HISTORY_FIELDS)
-            writer.writeheader()
-            writer.writerows(
-                dict(row, epoch=int(row["epoch"]), iterations=int(row["iterations"]))
-                for row in self.rows
-            )
-        os.replace(tmp, self.path)
-
-
-def evaluate_accuracy(model, x, y, batch_size, replicas=1, verbose=0):
-    """``model``'s accuracy on ``(x, y)``, in batches of one size.
-
-    The last batch is padded with images that weigh nothing, so a compiled
-    evaluation step serves every set (JAX compiles once per shape) and
-    data-parallel steps get equal shards.
-    """
-    batch_size = -(-batch_size // replicas) * replicas
-    pad = -len(x) % batch_size
-    weights = np.concatenate([np.ones(len(x), "float32"), np.zeros(pad, "float32")])
-    x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
-    y = np.concatenate([y, np.zeros(pad, y.dtype)])
-    result = model.evaluate(x, y, sample_weight=weights, batch_size=batch_size, verbose=verbose,
-                            return_dict=True)
-    return float(result["accuracy"])
-
-
-def read_history(path):
-    """The rows of a history.csv as dicts of floats (``None`` for empty cells).
-
-    Example:
-
-    >>> import pathlib, tempfile
-    >>> from keras_resblocks.training import read_history
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "history.csv"
-    >>> _ = p.write_text("epoch,iterations,train_error,test_error\\n1,10,0.5,\\n")
-    >>> read_history(p)
-    [{'epoch': 1.0, 'iterations': 10.0, 'train_error': 0.5, 'test_error': None}]
-    """
-    with open(path, newline="") as f:
-        return [
-            {k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
-            for row in csv.DictReader(f)
-        ]
+    def __getitem__(self, name):
+        return getattr(self, name)
 
 
 def _backup_epoch(backup_dir):
@@ -413,62 +121,6 @@ def channel_statistics(images):
     std = np.sqrt(np.maximum(sq / len(x) - mean**2, 1e-12))
     return {"scale": 1 / 255, "mean": [round(float(m), 6) for m in mean],
             "std": [round(max(float(s), 1e-3), 6) for s in std]}
-
-
-def hardware_description():
-    """A short description of the devices Keras trains on.
-
-    Example:
-
-    >>> from keras_resblocks.training.trainer import hardware_description
-    >>> sorted(hardware_description())
-    ['backend', 'cpu_count', 'devices', 'machine']
-    """
-    backend = keras.backend.backend()
-    devices = []
-    if backend == "jax":
-        import jax
-
-        devices = [f"{d.platform}:{d.device_kind}" for d in jax.devices()]
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        devices = [f"{d.device_type}:{d.name}" for d in tf.config.list_logical_devices()]
-    return {
-        "backend": backend,
-        "devices": devices,
-        "machine": f"{platform.machine()} {platform.processor() or platform.system()}".strip(),
-        "cpu_count": os.cpu_count(),
-    }
-
-
-def software_versions():
-    """Versions of the libraries a run used.
-
-    Example:
-
-    >>> from keras_resblocks.training.trainer import software_versions
-    >>> {"keras", "numpy", "python", "keras_resblocks"} <= set(software_versions())
-    True
-    """
-    import keras_resblocks
-
-    versions = {
-        "keras_resblocks": keras_resblocks.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        versions["jax"] = jax.__version__
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        versions["tensorflow"] = tf.__version__
-    return versions
 
 
 class _DistributionScope:
@@ -559,10 +211,8 @@ def train(
             no checkpoint); ``resume=True`` continues it exactly.
         data_note: a sentence about the data for the model card.
 
-    Returns a dict with ``finished``, ``metrics``, ``recipe`` (resolved),
-    ``history`` (rows), ``model`` (the trained model, softmax head) and
-    ``output``; an unfinished run (stopped at ``deadline``) has empty
-    ``metrics`` and no ``output``.
+    Returns a :class:`TrainResult`; an unfinished run (stopped at
+    ``deadline``) has empty ``metrics`` and no ``output``.
 
     Example (``tests/test_training.py`` runs real trainings; a bad argument
     fails before any work):
@@ -695,8 +345,7 @@ def train(
         if verbose:
             print(f"Stopped before the deadline after epoch {int(last.get('epoch') or 0)} of "
                   f"{recipe.epochs}; continue with resume=True (--resume).", flush=True)
-        return {"finished": False, "metrics": {}, "recipe": recipe, "history": history,
-                "model": net, "output": None, "run": None}
+        return TrainResult(False, {}, recipe, history, net)
     # Steady-state throughput: this process's epochs after the first (compilation).
     timed = recorder.train_seconds[1:] or recorder.train_seconds
     images_per_second = (
@@ -739,8 +388,7 @@ def train(
             reference_inputs=reference_source[:REFERENCE_IMAGES], **run_info,
             **({"data_note": data_note} if data_note else {}),
         )
-    return {"finished": True, "metrics": metrics, "recipe": recipe, "history": history,
-            "model": net, "output": out, "run": run_info}
+    return TrainResult(True, metrics, recipe, history, net, out, run_info)
 
 
 def write_checkpoint(model, directory, **kwargs):

@@ -1,0 +1,172 @@
+"""The training loop's callbacks: stop on a non-finite loss, after an exact number of
+iterations or before a deadline, and record each epoch's errors in history.csv."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import time
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_resblocks.training.history import read_history, write_history
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raises :class:`NonFiniteLossError` naming the iteration where the loss
+    stopped being finite, before any later callback can save that state.
+
+    Unlike ``keras.callbacks.TerminateOnNaN`` it fails the run (non-zero exit)
+    and says where.
+    """
+
+    def __init__(self, steps_per_epoch):
+        super().__init__()
+        self.steps_per_epoch = steps_per_epoch
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            iteration = self._epoch * self.steps_per_epoch + batch + 1
+            raise NonFiniteLossError(
+                f"The training loss became {loss} at iteration {iteration} (epoch "
+                f"{self._epoch + 1}, batch {batch + 1}); stopped without saving. The last "
+                "good backup is kept; lower the learning rate and --resume, or start over."
+            )
+
+
+class StopAtIteration(keras.callbacks.Callback):
+    """Ends training after exactly ``iterations`` optimizer updates.
+
+    It counts batches itself: on JAX, touching ``self.model`` in a batch
+    callback would pull the whole training state back to the model every step.
+    """
+
+    def __init__(self, iterations, steps_per_epoch):
+        super().__init__()
+        self.iterations = iterations
+        self.steps_per_epoch = steps_per_epoch
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._epoch * self.steps_per_epoch + batch + 1 >= self.iterations:
+            self.model.stop_training = True
+
+
+class StopBeforeDeadline(keras.callbacks.Callback):
+    """Ends training at an epoch boundary when the next epoch would not finish
+    before ``deadline`` (seconds since the epoch, as ``time.time()``).
+
+    The estimate is the last epoch's duration (training and evaluation) with a
+    15% margin, half as much again before the last epoch (its closing clean
+    evaluation of the training split and the checkpoint). The epoch's backup
+    is written either way, so the run resumes exactly where it stopped.
+    ``stopped`` tells whether it did.
+    """
+
+    def __init__(self, deadline, epochs):
+        super().__init__()
+        self.deadline = float(deadline)
+        self.epochs = epochs
+        self.stopped = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= self.epochs:
+            return
+        needed = 1.15 * (time.time() - self._start)
+        if epoch + 2 == self.epochs:
+            needed *= 1.5
+        if time.time() + needed > self.deadline:
+            self.stopped = True
+            self.model.stop_training = True
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Evaluates on the held-out sets after each epoch and appends a row to history.csv.
+
+    ``train_error`` is the running mean over the epoch's batches, measured
+    under augmentation with BatchNorm in training mode (what the paper's
+    figure shows); ``val_error`` and ``test_error`` are clean evaluations of
+    the weights at the end of the epoch. Rows of epochs that a resumed run
+    repeats are dropped first, so the file never holds an epoch twice.
+    """
+
+    def __init__(self, path, eval_model, eval_sets, batch_size, initial_epoch, replicas=1):
+        super().__init__()
+        self.initial_epoch = initial_epoch
+        self.replicas = replicas
+        self.path = pathlib.Path(path)
+        self.eval_model = eval_model
+        self.eval_sets = eval_sets  # {"val": (x, y), "test": (x, y)}
+        self.batch_size = batch_size
+        self.rows = []
+        self.train_seconds = []  # this process's epochs, without evaluation
+
+    def on_train_begin(self, logs=None):
+        rows = read_history(self.path) if self.path.exists() else []
+        self.rows = [r for r in rows if int(r["epoch"]) <= self.initial_epoch]
+        self._write()
+        self._wall_offset = float(self.rows[-1]["wall_time"]) if self.rows else 0.0
+        self._start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        self.train_seconds.append(time.perf_counter() - self._epoch_start)
+        eval_start = time.perf_counter()
+        row = {
+            "epoch": epoch + 1,
+            "iterations": int(self.model.optimizer.iterations.numpy()),
+            "train_loss": float(logs["loss"]),
+            "train_error": 1.0 - float(logs["accuracy"]),
+            "lr": float(ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+        }
+        for name, (x, y) in self.eval_sets.items():
+            error = ""
+            if len(x):
+                error = 1.0 - evaluate_accuracy(self.eval_model, x, y, self.batch_size, self.replicas)
+                logs[f"{name}_error"] = error
+            row[f"{name}_error"] = error
+        row["wall_time"] = self._wall_offset + time.perf_counter() - self._start
+        row["train_seconds"] = round(self.train_seconds[-1], 2)
+        row["eval_seconds"] = round(time.perf_counter() - eval_start, 2)
+        self.rows.append(row)
+        self._write()
+
+    def _write(self):
+        write_history(self.path, self.rows)
+
+
+def evaluate_accuracy(model, x, y, batch_size, replicas=1, verbose=0):
+    """``model``'s accuracy on ``(x, y)``, in batches of one size.
+
+    The last batch is padded with images that weigh nothing, so a compiled
+    evaluation step serves every set (JAX compiles once per shape) and
+    data-parallel steps get equal shards.
+    """
+    batch_size = -(-batch_size // replicas) * replicas
+    pad = -len(x) % batch_size
+    weights = np.concatenate([np.ones(len(x), "float32"), np.zeros(pad, "float32")])
+    x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
+    y = np.concatenate([y, np.zeros(pad, y.dtype)])
+    result = model.evaluate(x, y, sample_weight=weights, batch_size=batch_size, verbose=verbose,
+                            return_dict=True)
+    return float(result["accuracy"])
