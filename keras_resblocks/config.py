@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any, Optional, Tuple
 
 from keras_resblocks.blocks import SHORTCUTS
@@ -107,11 +108,16 @@ class Architecture:
             v = getattr(self, field)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 _fail(field, v, "a positive integer")
-        if not 0.0 <= float(self.bn_momentum) < 1.0:
+        for field in ("bn_momentum", "bn_epsilon", "kernel_l2"):
+            v = getattr(self, field)
+            # A number, not a string or a boolean that float() would quietly accept.
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                _fail(field, v, "a finite number")
+        if not 0.0 <= self.bn_momentum < 1.0:
             _fail("bn_momentum", self.bn_momentum, "in [0, 1)")
-        if not float(self.bn_epsilon) > 0:
+        if not self.bn_epsilon > 0:
             _fail("bn_epsilon", self.bn_epsilon, "positive")
-        if not float(self.kernel_l2) >= 0:
+        if not self.kernel_l2 >= 0:
             _fail("kernel_l2", self.kernel_l2, "zero or positive")
         if self.block == "plain" and self.zero_init_last:
             _fail("zero_init_last", True, "false for plain blocks (it would zero their output)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import keras
 
@@ -83,13 +84,21 @@ def _check_preprocessing(preprocessing, channels):
             f"Unknown preprocessing key(s) {sorted(unknown)}; expected 'scale', "
             f"'mean', 'std'. Received: preprocessing={preprocessing!r}"
         )
-    scale = float(preprocessing.get("scale", 1.0))
-    mean = [float(v) for v in preprocessing.get("mean", [0.0] * channels)]
-    std = [float(v) for v in preprocessing.get("std", [1.0] * channels)]
+    def number(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise TypeError(v)
+        return float(v)
+
+    try:
+        scale = number(preprocessing.get("scale", 1.0))
+        mean = [number(v) for v in preprocessing.get("mean", [0.0] * channels)]
+        std = [number(v) for v in preprocessing.get("std", [1.0] * channels)]
+    except TypeError:
+        mean = std = []
     if len(mean) != channels or len(std) != channels or min(std) <= 0:
         raise ValueError(
-            f"`preprocessing` needs one mean and one positive std per channel "
-            f"({channels}). Received: preprocessing={preprocessing!r}"
+            f"`preprocessing` needs a finite number `scale` and lists of one finite mean and "
+            f"one positive std per channel ({channels}). Received: preprocessing={preprocessing!r}"
         )
     return {"scale": scale, "mean": mean, "std": std}
 

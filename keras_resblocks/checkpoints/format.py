@@ -99,6 +99,66 @@ class Provenance:
     recovery: str = ""
 
 
+# What a checkpoint's config may ask for. Generous: every published ResNet fits with room to
+# spare (ResNet-1202: 600 blocks, 19.4M parameters; ResNet-152: widths up to 512 x 4; the
+# largest class count in common use is ImageNet-21k's 21,841). A config beyond them is refused
+# before anything is built or allocated.
+LIMITS = {
+    "stages": 16,
+    "blocks": 1024,  # all stages together
+    "width": 8192,  # stage widths and the stem's
+    "expansion": 16,
+    "stride": 8,
+    "num_classes": 100_000,
+    "input_size": 4096,  # height and width
+    "channels": 16,
+    "parameters": 1_000_000_000,  # counted from the config, without building the model
+}
+
+
+def _check_limits(config):
+    """Raise :class:`CheckpointError` naming the first field of ``config`` beyond :data:`LIMITS`."""
+    from keras_resblocks.models import parameter_count
+
+    arch = config.architecture
+
+    def refuse(field, value, limit, what):
+        raise CheckpointError(
+            f"`{field}` in {CONFIG_FILE} asks for {what}, beyond the limit of {limit:,} that "
+            f"every real ResNet fits. Received: {field.rsplit('.', 1)[-1]}={value!r}")
+
+    if len(arch.stage_depths) > LIMITS["stages"]:
+        refuse("architecture.stage_depths", list(arch.stage_depths), LIMITS["stages"],
+               f"{len(arch.stage_depths):,} stages")
+    if arch.num_blocks > LIMITS["blocks"]:
+        refuse("architecture.stage_depths", list(arch.stage_depths), LIMITS["blocks"],
+               f"{arch.num_blocks:,} blocks")
+    for field, values in (("stage_widths", arch.stage_widths), ("stem_width", [arch.stem_width])):
+        if max(values) > LIMITS["width"]:
+            refuse(f"architecture.{field}", list(values) if field == "stage_widths" else values[0],
+                   LIMITS["width"], f"a width of {max(values):,}")
+    if arch.expansion > LIMITS["expansion"]:
+        refuse("architecture.expansion", arch.expansion, LIMITS["expansion"],
+               f"an expansion of {arch.expansion:,}")
+    if max(arch.stage_strides) > LIMITS["stride"]:
+        refuse("architecture.stage_strides", list(arch.stage_strides), LIMITS["stride"],
+               f"a stride of {max(arch.stage_strides):,}")
+    if config.num_classes > LIMITS["num_classes"]:
+        refuse("model.num_classes", config.num_classes, LIMITS["num_classes"],
+               f"{config.num_classes:,} classes")
+    height, width, channels = config.input_shape
+    if max(n or 0 for n in (height, width)) > LIMITS["input_size"]:
+        refuse("model.input_shape", list(config.input_shape), LIMITS["input_size"],
+               f"images of {height}x{width}")
+    if (channels or 0) > LIMITS["channels"]:
+        refuse("model.input_shape", list(config.input_shape), LIMITS["channels"],
+               f"{channels:,} channels")
+    count = parameter_count(arch, num_classes=config.num_classes, include_top=config.include_top,
+                            channels=channels or 3)
+    if count > LIMITS["parameters"]:
+        refuse("architecture", arch.to_dict(), LIMITS["parameters"], f"{count:,} parameters")
+
+
 def _bad_model_field(include_top, num_classes, pooling, classifier_activation, input_shape):
     """The first field of a config's ``model`` block that the schema refuses, or None."""
     if not isinstance(include_top, bool):
@@ -159,6 +219,7 @@ class CheckpointConfig:
             raise CheckpointError(f"Invalid `model.{bad}` in {CONFIG_FILE}{allowed}. "
                                   f"Received: {bad}={getattr(self, bad)!r}")
         object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        _check_limits(self)
         labels = self.labels
         if labels is not None and not (isinstance(labels, (list, tuple))
                                        and all(isinstance(x, str) for x in labels)):
@@ -170,9 +231,13 @@ class CheckpointConfig:
                 f"Received: {len(labels)} labels")
         if labels is not None:
             object.__setattr__(self, "labels", list(labels))
-        if self.preprocessing is not None and not isinstance(self.preprocessing, dict):
-            raise CheckpointError(
-                f"`preprocessing` must be null or an object. Received: {self.preprocessing!r}")
+        if self.preprocessing is not None:
+            from keras_resblocks.models import _check_preprocessing
+
+            try:
+                _check_preprocessing(self.preprocessing, self.input_shape[-1] or 3)
+            except ValueError as error:
+                raise CheckpointError(f"Invalid `preprocessing` in {CONFIG_FILE}: {error}") from None
 
     @classmethod
     def from_model(cls, model, labels=None):
