@@ -112,9 +112,10 @@ def _from_hub(source, repo_id, revision, expected_sha256, cache_dir, token, forc
     directory = hub.download(repo_id, revision=revision, cache_dir=cache_dir, token=token,
                              force_download=force_download)
     # The snapshot folder of huggingface_hub's cache is named after the commit.
+    # Its files are links into the repo's blobs/ folder, two levels up.
     return Provenance(directory, kind="hub", source=source, repo_id=repo_id,
                       revision=directory.name, expected_sha256=expected_sha256,
-                      recovery=_DOWNLOAD_AGAIN)
+                      recovery=_DOWNLOAD_AGAIN, root=directory.parent.parent)
 
 
 def _builtin(name, entry, revision, cache_dir, token, force_download):

@@ -1,12 +1,15 @@
-"""A stranger's config.json cannot make loading build, allocate or compute what it likes: each
-case is a checkpoint written by the package and then edited, met through from_pretrained and
-through the command, refused in one line before any model is built. docs/checkpoints.md's table
-of these cases is checked against CASES."""
+"""A stranger's checkpoint cannot make loading build, allocate, hang or read what it likes: each
+case is a checkpoint written by the package and then damaged (config.json edited, or a file
+replaced), met through from_pretrained and through the command, refused in one line before
+any model is built. docs/checkpoints.md's table of these cases is checked against CASES and
+FILE_CASES."""
 
 import json
+import os
 import re
 import time
 
+import numpy as np
 import pytest
 
 from keras_resblocks import Architecture, ResNet, from_pretrained, save_pretrained
@@ -53,6 +56,55 @@ CASES = [
 ]
 
 
+def _replace(name, make):
+    def damage(directory):
+        (directory / name).unlink()
+        make(directory / name)
+    return damage
+
+
+def _rewrite_weights(transform):
+    def damage(directory):
+        import hashlib
+
+        import safetensors.numpy
+
+        tensors = safetensors.numpy.load_file(str(directory / "model.safetensors"))
+        safetensors.numpy.save_file(transform(tensors), str(directory / "model.safetensors"))
+        meta = json.loads((directory / "metadata.json").read_text())
+        meta["sha256"] = hashlib.sha256((directory / "model.safetensors").read_bytes()).hexdigest()
+        (directory / "metadata.json").write_text(json.dumps(meta))
+    return damage
+
+
+def _nested(depth):
+    return "[" * depth + "]" * depth
+
+
+# (case as the docs table names it, the damage done to the directory, what the error says)
+FILE_CASES = [
+    ("model.safetensors is a FIFO", _replace("model.safetensors", os.mkfifo),
+     "model.safetensors is a FIFO, not a regular file"),
+    ("config.json is a link to /dev/zero", _replace("config.json", lambda p: p.symlink_to("/dev/zero")),
+     "config.json is a link to '/dev/zero', outside its checkpoint directory"),
+    ("model.safetensors is a link to a file outside the directory",
+     _replace("model.safetensors", lambda p: p.symlink_to(p.parent.parent / "elsewhere.bin")),
+     "outside its checkpoint directory"),
+    ("model.safetensors is a directory", _replace("model.safetensors", lambda p: p.mkdir()),
+     "model.safetensors is a directory, not a regular file"),
+    ("config.json of 200 MB", _replace("config.json", lambda p: p.write_bytes(b" " * (200 << 20))),
+     "beyond the limit of 1,048,576"),
+    ("metadata.json nested 2,000 deep",
+     _replace("metadata.json", lambda p: p.write_text('{"sha256": ' + _nested(2000) + "}")),
+     "metadata.json is nested too deeply"),
+    ("float16 weights", _rewrite_weights(lambda t: {k: v.astype("float16") for k, v in t.items()}),
+     "must hold finite float32 tensors; 'predictions/bias' is of dtype float16"),
+    ("a NaN weight", _rewrite_weights(
+        lambda t: {k: (v * np.nan if k == "stem_conv/kernel" else v) for k, v in t.items()}),
+     "must hold finite float32 tensors; 'stem_conv/kernel' is not finite"),
+]
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     arch = Architecture(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 2])
@@ -88,8 +140,29 @@ def test_a_config_beyond_its_bounds_is_refused_before_anything_is_built(
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("case,damage,message", FILE_CASES, ids=[c[0] for c in FILE_CASES])
+def test_a_damaged_file_is_refused_without_hanging_or_reading_it_whole(
+        case, damage, message, checkpoint, tmp_path, capsys):
+    import shutil
+
+    target = tmp_path / "damaged"
+    shutil.copytree(checkpoint, target)
+    (tmp_path / "elsewhere.bin").write_bytes((checkpoint / "model.safetensors").read_bytes())
+    damage(target)
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError) as error:
+        from_pretrained(str(target))
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert time.perf_counter() - start < 5
+
+    assert main(["predict", str(target), str(tmp_path / "any.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
 def test_the_docs_table_lists_every_case():
     text = (ROOT / "docs" / "checkpoints.md").read_text()
-    rows = re.findall(r"^\| config\.json: (.+?) \| refused: (.+?) \|$", text, re.MULTILINE)
-    assert [case for case, _ in rows] == [case for case, _, _ in CASES]
-    assert all(message in said for (_, said), (_, _, message) in zip(rows, CASES))
+    rows = re.findall(r"^\| (?:config\.json: )?(.+?) \| refused: (.+?) \|$", text, re.MULTILINE)
+    cases = CASES + FILE_CASES
+    assert [case for case, _ in rows] == [case for case, _, _ in cases]
+    assert all(message in said for (_, said), (_, _, message) in zip(rows, cases))

@@ -87,7 +87,8 @@ class Provenance:
     ``source`` what the caller gave; ``repo_id`` and ``revision`` (the commit) for a
     Hub checkpoint; ``expected_sha256`` the weights' hash the source vouches for
     (the registry's), if any, else ``metadata.json`` is trusted; ``recovery`` how to
-    replace a corrupted copy, added to a :class:`ChecksumError`.
+    replace a corrupted copy, added to a :class:`ChecksumError`; ``root`` the folder
+    its files may really be in when they are links (default: ``directory`` itself).
     """
 
     directory: Path
@@ -97,6 +98,7 @@ class Provenance:
     revision: str | None = None
     expected_sha256: str | None = None
     recovery: str = ""
+    root: Path | None = None  # where its files may really live (a Hub cache links into blobs/)
 
 
 # What a checkpoint's config may ask for. Generous: every published ResNet fits with room to

@@ -8,9 +8,11 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import safetensors.numpy
 
 from keras_resblocks.checkpoints.format import (
@@ -55,14 +57,86 @@ def verify_sha256(path, expected, hint=""):
     return actual
 
 
-def read_json(path):
-    """A JSON file holding an object, or a :class:`CheckpointError` naming the file."""
+MAX_JSON_BYTES = 1 << 20  # config.json and metadata.json: a few KiB in practice
+MAX_WEIGHTS_BYTES = 8 << 30  # a billion float32 parameters (the config's limit) and then some
+_FILE_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device",
+               stat.S_IFBLK: "a device", stat.S_IFSOCK: "a socket"}
+
+
+def read_file(path, root=None, max_bytes=None):
+    """The bytes of a checkpoint's file, read once: a regular file, really inside ``root``.
+
+    ``root`` (default: the file's directory, or for a snapshot of huggingface_hub's
+    cache its repo folder, whose blobs the snapshot links to) is where the file may
+    be: a link leading out of it is refused rather than followed. FIFOs, devices, sockets and
+    directories are refused without reading (nothing can hang on them), and so is
+    a file over ``max_bytes``. Callers check hashes on the returned bytes, so what
+    is checked is what is used.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from pathlib import Path
+    >>> from keras_resblocks.checkpoints.io import read_file
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> os.mkfifo(folder / "config.json")
+    >>> read_file(folder / "config.json")
+    Traceback (most recent call last):
+    ...
+    keras_resblocks.checkpoints.format.CheckpointError: config.json is a FIFO, not a regular file; refusing to read it. Received: ...
+    """
     path = Path(path)
+    root = Path(root if root is not None else _default_root(path.parent)).resolve()
+    real = path.resolve()
+    if real != root and root not in real.parents:
+        raise CheckpointError(
+            f"{path.name} is a link to {str(real)!r}, outside its checkpoint directory; refusing "
+            f"to follow it. Received: {str(path)!r}")
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError) as error:
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as error:
+        raise CheckpointError(f"Cannot open {path.name}: {error.strerror}. Received: {str(path)!r}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+            raise CheckpointError(f"{path.name} is {kind}, not a regular file; refusing to read "
+                                  f"it. Received: {str(path)!r}")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise CheckpointError(f"{path.name} is {info.st_size:,} bytes, beyond the limit of "
+                                  f"{max_bytes:,}. Received: {str(path)!r}")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
+        data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:  # it grew while being read
+        raise CheckpointError(f"{path.name} is over the limit of {max_bytes:,} bytes. "
+                              f"Received: {str(path)!r}")
+    return data
+
+
+def _default_root(directory):
+    # huggingface_hub's cache: models--owner--name/snapshots/<commit>/<file> are links
+    # into models--owner--name/blobs/, so a snapshot's files may live anywhere in its repo folder.
+    directory = Path(directory)
+    if directory.parent.name == "snapshots" and directory.parent.parent.name.startswith("models--"):
+        return directory.parent.parent
+    return directory
+
+
+def read_json(path, root=None):
+    """A JSON file holding an object (at most :data:`MAX_JSON_BYTES`, read by
+    :func:`read_file`), or a :class:`CheckpointError` naming the file."""
+    path = Path(path)
+    data = read_file(path, root, MAX_JSON_BYTES)
+    try:
+        data = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
         raise CheckpointError(f"Cannot read {path.name} as JSON: {error}. Received: {str(path)!r}") from None
+    except RecursionError:
+        raise CheckpointError(f"{path.name} is nested too deeply to be a checkpoint's JSON. "
+                              f"Received: {str(path)!r}") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path.name} must hold a JSON object. Received: {type(data).__name__}")
     return data
@@ -74,14 +148,14 @@ def write_json(path, data):
         f.write("\n")
 
 
-def read_config(directory):
+def read_config(directory, root=None):
     """The validated :class:`CheckpointConfig` of a checkpoint directory."""
-    return CheckpointConfig.from_json(read_json(Path(directory) / CONFIG_FILE))
+    return CheckpointConfig.from_json(read_json(Path(directory) / CONFIG_FILE, root))
 
 
-def read_metadata(directory):
+def read_metadata(directory, root=None):
     """The validated :class:`CheckpointMetadata` of a checkpoint directory."""
-    return CheckpointMetadata.from_json(read_json(Path(directory) / METADATA_FILE))
+    return CheckpointMetadata.from_json(read_json(Path(directory) / METADATA_FILE, root))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,28 +169,51 @@ class CheckpointFiles:
     reference_sha256: str | None
 
 
-def read_checkpoint(directory, expected_sha256=None, hint=""):
+def read_checkpoint(directory, expected_sha256=None, hint="", root=None):
     """Read a checkpoint directory: files present, JSON valid, hashes right, weights readable.
 
-    The weights' sha256 is checked against ``expected_sha256`` if given, else the one
-    in ``metadata.json``; the optional ``reference.safetensors`` against
-    ``metadata.json``. ``hint`` (how to get a good copy) ends a :class:`ChecksumError`.
+    Every file is read once, by :func:`read_file` (regular files inside ``root``,
+    default ``directory``), and checked from those bytes. The weights' sha256 is
+    checked against ``expected_sha256`` if given, else the one in
+    ``metadata.json``; the optional ``reference.safetensors`` against
+    ``metadata.json``. The weights must be finite float32 tensors. ``hint`` (how to
+    get a good copy) ends a :class:`ChecksumError`.
     """
     directory = Path(directory)
     check_files(directory)
-    config = read_config(directory)
-    metadata = read_metadata(directory)
+    config = read_config(directory, root)
+    metadata = read_metadata(directory, root)
     weights_path = directory / WEIGHTS_FILE
-    sha256 = verify_sha256(weights_path, expected_sha256 or metadata.sha256, hint)
+    weights = read_file(weights_path, root, MAX_WEIGHTS_BYTES)
+    sha256 = _check_sha256(weights, WEIGHTS_FILE, expected_sha256 or metadata.sha256, hint, weights_path)
     # The reference batch is optional; when it is there, it must be the one written.
     reference_sha256 = None
-    if metadata.reference and (directory / REFERENCE_FILE).is_file():
-        reference_sha256 = verify_sha256(directory / REFERENCE_FILE, metadata.reference["sha256"], hint)
+    if metadata.reference and (directory / REFERENCE_FILE).exists():
+        reference = read_file(directory / REFERENCE_FILE, root, MAX_WEIGHTS_BYTES)
+        reference_sha256 = _check_sha256(reference, REFERENCE_FILE, metadata.reference["sha256"],
+                                         hint, directory / REFERENCE_FILE)
     try:
-        tensors = safetensors.numpy.load_file(str(weights_path))
+        tensors = safetensors.numpy.load(weights)
     except Exception as error:  # safetensors raises its own SafetensorError
         raise CheckpointError(f"Cannot read {WEIGHTS_FILE}: {error}. Received: {str(weights_path)!r}")
+    for key, tensor in sorted(tensors.items()):
+        if tensor.dtype != np.float32 or not np.isfinite(tensor).all():
+            what = f"of dtype {tensor.dtype}" if tensor.dtype != np.float32 else "not finite"
+            raise CheckpointError(
+                f"{WEIGHTS_FILE} must hold finite float32 tensors; {key!r} is {what}. "
+                f"Received: {str(weights_path)!r}")
     return CheckpointFiles(config, metadata, tensors, sha256, reference_sha256)
+
+
+def _check_sha256(data, name, expected, hint, path):
+    actual = sha256_of_bytes(data)
+    if actual != expected:
+        raise ChecksumError(
+            f"sha256 mismatch for {name}: expected {expected}, got {actual}. The file "
+            f"is corrupted or was changed after the checkpoint was written.{hint} "
+            f"Received: {str(path)!r}"
+        )
+    return actual
 
 
 def check_files(directory):

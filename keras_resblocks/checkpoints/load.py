@@ -77,7 +77,8 @@ def load_resolved(provenance, *, num_classes=None, include_top=True, input_shape
                   pooling=None):
     """:func:`load_checkpoint` for a directory that :func:`resolve` found (a :class:`Provenance`)."""
     directory = Path(provenance.directory)
-    files = read_checkpoint(directory, provenance.expected_sha256, provenance.recovery)
+    files = read_checkpoint(directory, provenance.expected_sha256, provenance.recovery,
+                            root=provenance.root)
     config, tensors = files.config, files.tensors
 
     kwargs = config.model_kwargs()
