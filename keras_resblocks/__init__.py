@@ -40,6 +40,7 @@ from keras_resblocks.models import (
     parameter_count,
 )
 from keras_resblocks.checkpoints import (
+    CheckpointDownloadError,
     CheckpointError,
     ChecksumError,
     CheckpointNotFoundError,

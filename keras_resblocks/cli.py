@@ -1,7 +1,9 @@
 """The ``keras-resblocks`` command: list, info, predict, evaluate, verify, train, publish, plot.
 
 Exit codes: 0 success, 1 the work failed (a bad file, a failed check, a failed
-run), 2 bad usage (argparse's own).
+run, a download that failed because the machine is offline or the server cannot be
+reached), 2 bad usage (argparse's own). Every failure is one ``error: ...`` line
+on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -374,6 +376,8 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of the ``keras-resblocks`` console script; returns the exit code."""
+    from keras_resblocks._downloads import download_failure, is_network_error, one_line
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -381,7 +385,12 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 1
     except (ValueError, OSError, ConnectionError) as e:
-        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"error: {type(e).__name__}: {one_line(e)}", file=sys.stderr)
+        return 1
+    except Exception as e:  # keras.utils.get_file raises a bare Exception when offline
+        if not is_network_error(e):
+            raise
+        print(f"error: {download_failure('a file', e)}", file=sys.stderr)
         return 1
 
 

@@ -151,7 +151,9 @@ def from_pretrained(source, *, revision=None, num_classes=None, include_top=True
     Errors: :class:`CheckpointNotFoundError` (unknown repo or revision),
     :class:`MissingFileError` (a file is missing; lists the expected ones),
     :class:`ChecksumError` (names the file and both hashes),
-    :class:`HubUnavailableError` (the Hub cannot be reached and nothing is cached).
+    :class:`HubUnavailableError` (the Hub cannot be reached and nothing is cached),
+    :class:`CheckpointDownloadError` (its base: also an ImageNet name whose
+    ``keras.applications`` weights cannot be downloaded).
 
     Example:
 

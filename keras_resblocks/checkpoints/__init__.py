@@ -31,6 +31,7 @@ from keras_resblocks.checkpoints.format import (
     UNSAFE_SUFFIXES,
     WEIGHTS_FILE,
     CheckpointConfig,
+    CheckpointDownloadError,
     CheckpointError,
     CheckpointMetadata,
     CheckpointNotFoundError,

@@ -75,7 +75,12 @@ class CheckpointNotFoundError(CheckpointError):
     """The Hub answered: no such repo, or no such revision in it."""
 
 
-class HubUnavailableError(CheckpointError, ConnectionError):
+class CheckpointDownloadError(CheckpointError, ConnectionError):
+    """A checkpoint's files could not be downloaded (offline, or the server unreachable)
+    and nothing usable is cached; the message names what was wanted and the offline way."""
+
+
+class HubUnavailableError(CheckpointDownloadError):
     """The Hub cannot be reached (or offline mode is on) and nothing usable is cached."""
 
 

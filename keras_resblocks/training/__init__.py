@@ -4,7 +4,13 @@
 :func:`keras_resblocks.training.cli.main`.
 """
 
-from keras_resblocks.training.data import Dataset, DatasetError, load_dataset, load_image_folder
+from keras_resblocks.training.data import (
+    Dataset,
+    DatasetDownloadError,
+    DatasetError,
+    load_dataset,
+    load_image_folder,
+)
 from keras_resblocks.training.recipes import (
     PRESETS,
     Recipe,

@@ -31,6 +31,10 @@ class DatasetError(ValueError):
     """A dataset path that is missing or not laid out as expected."""
 
 
+class DatasetDownloadError(DatasetError, ConnectionError):
+    """A named dataset could not be downloaded (offline, or its server unreachable)."""
+
+
 @dataclasses.dataclass
 class Dataset:
     """Train/validation/test splits as uint8 images and int32 labels.
@@ -117,11 +121,26 @@ def load_digits_dataset():
 
 
 def load_keras_dataset(name):
-    """CIFAR-10 or CIFAR-100 through ``keras.datasets`` (downloads once; needs internet)."""
+    """CIFAR-10 or CIFAR-100 through ``keras.datasets`` (downloads once; needs internet).
+
+    Offline, with nothing downloaded before, raises :class:`DatasetDownloadError`
+    naming the URL and the offline way (an image folder or a .tar.gz of one).
+    """
     import keras
 
+    from keras_resblocks._downloads import download_failure, is_network_error
+
     module = {"cifar10": keras.datasets.cifar10, "cifar100": keras.datasets.cifar100}[name]
-    (x_train, y_train), (x_test, y_test) = module.load_data()
+    try:
+        (x_train, y_train), (x_test, y_test) = module.load_data()
+    except Exception as error:  # keras.utils.get_file raises a bare Exception
+        if not is_network_error(error):
+            raise
+        raise DatasetDownloadError(
+            f"{download_failure(name, error)} Offline, give a dataset path instead of the "
+            f"name: an image folder holding {FOLDER_LAYOUT}, or a .tar.gz of one (`--dataset PATH` "
+            f"on the command line, load_dataset(PATH) in Python). Received: dataset={name!r}"
+        ) from None
     labels = CIFAR10_LABELS if name == "cifar10" else None
     return (
         x_train.astype("uint8"), y_train.reshape(-1).astype("int32"),
