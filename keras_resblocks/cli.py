@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -107,8 +108,6 @@ def cmd_list(args):
 
 # -- info --------------------------------------------------------------------------------
 def cmd_info(args):
-    import os
-
     from keras_resblocks import Architecture, list_models, list_pretrained, parameter_count
     from keras_resblocks.checkpoints import CARD_FILE, METADATA_FILE
     from keras_resblocks.checkpoints.registry import weights_root
@@ -125,6 +124,7 @@ def cmd_info(args):
             print(f"{name}: {arch.depth} weighted layers, {info['parameters']:,} parameters")
             print(json.dumps(arch.to_dict(), indent=1))
             if args.summary:
+                import_backend(quietly=not args.debug)
                 from keras_resblocks import create_model
 
                 create_model(name).summary()
@@ -321,6 +321,9 @@ def build_parser():
                     "training and publishing.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the backend's start-up log and full tracebacks "
+                             "(also KERAS_RESBLOCKS_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="architectures and pretrained checkpoints")
@@ -339,7 +342,7 @@ def build_parser():
     p.add_argument("--top-k", type=int, default=5, help="labels per image (default 5)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_predict)
+    p.set_defaults(func=cmd_predict, backend=True)
 
     p = sub.add_parser("evaluate", help="top-1 accuracy on an image folder or a dataset")
     p.add_argument("name", help="pretrained name, hf://owner/repo[@rev] or checkpoint directory")
@@ -349,7 +352,7 @@ def build_parser():
     p.add_argument("--split", choices=["test", "train"], default="test")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, backend=True)
 
     p = sub.add_parser("verify", help="rerun a checkpoint's reference batch on this backend")
     p.add_argument("name", help="pretrained name, hf://owner/repo[@rev] or checkpoint directory")
@@ -358,15 +361,15 @@ def build_parser():
     p.add_argument("--rtol", type=float, default=REFERENCE_RTOL,
                    help=f"relative tolerance (default {REFERENCE_RTOL:g})")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_verify)
+    p.set_defaults(func=cmd_verify, backend=True)
 
-    p = sub.add_parser("train", help="train a model and write a checkpoint (scripts/train.py)")
+    p = sub.add_parser("train", help="train a model and write a checkpoint")
     add_train_arguments(p)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, backend=True)
 
-    p = sub.add_parser("publish", help="publish a checkpoint to the Hub (scripts/publish.py)")
+    p = sub.add_parser("publish", help="publish a checkpoint to the Hub")
     add_publish_arguments(p)
-    p.set_defaults(func=cmd_publish)
+    p.set_defaults(func=cmd_publish, backend=True)
 
     p = sub.add_parser("plot", help="training curves from history files to a PNG")
     add_plot_arguments(p)
@@ -374,21 +377,79 @@ def build_parser():
     return parser
 
 
+def quiet_backend_logs(debug=False):
+    """Silence the deep-learning backend's own log for this process, unless ``debug``.
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (only where the user has not set it) and the
+    Python loggers of TensorFlow, absl and JAX to errors. Must run before the
+    backend is imported to take full effect; the command calls it first thing.
+    """
+    import logging
+
+    if debug:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("tensorflow", "absl", "jax._src.xla_bridge"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def import_backend(quietly=True):
+    """Import Keras, and with it the backend; ``quietly``, without its start-up log.
+
+    TensorFlow's C++ core writes a few lines to file descriptor 2 while it loads,
+    before any setting can silence them ("All log messages before
+    absl::InitializeLog() ...", oneDNN, CUDA drivers); ``quietly``, that descriptor
+    points to /dev/null for the import only. Python's own errors are unaffected.
+    """
+    if "keras" in sys.modules or not quietly:
+        import keras  # noqa: F401
+
+        return
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (a closed stderr): nothing to silence
+        import keras  # noqa: F401
+
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def main(argv=None):
-    """Entry point of the ``keras-resblocks`` console script; returns the exit code."""
+    """Entry point of the ``keras-resblocks`` console script; returns the exit code.
+
+    A failure is one ``error: ...`` line on stderr and exit code 1 (2 for bad
+    usage); ``--debug`` (or ``KERAS_RESBLOCKS_DEBUG=1``) shows the traceback and the
+    backend's start-up log instead.
+    """
     from keras_resblocks._downloads import download_failure, is_network_error, one_line
 
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("KERAS_RESBLOCKS_DEBUG", "") not in ("", "0")
+    quiet_backend_logs(debug)
     try:
+        if getattr(args, "backend", False):
+            import_backend(quietly=not debug)
         return args.func(args)
     except CommandError as e:
+        if debug:
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 1
     except (ValueError, OSError, ConnectionError) as e:
+        if debug:
+            raise
         print(f"error: {type(e).__name__}: {one_line(e)}", file=sys.stderr)
         return 1
     except Exception as e:  # keras.utils.get_file raises a bare Exception when offline
-        if not is_network_error(e):
+        if debug or not is_network_error(e):
             raise
         print(f"error: {download_failure('a file', e)}", file=sys.stderr)
         return 1

@@ -13,17 +13,14 @@ import os
 import re
 from pathlib import Path
 
-import keras
-
-from keras_resblocks import hub, port
+# Keras, the Hub client and the port are imported where they are needed, so that
+# list_pretrained() (and `keras-resblocks list`) loads no deep-learning backend.
 from keras_resblocks.checkpoints import registry
-from keras_resblocks.checkpoints.format import CONFIG_FILE, Provenance
-from keras_resblocks.checkpoints.load import load_resolved
-from keras_resblocks.checkpoints.reference import (
+from keras_resblocks.checkpoints.format import (
+    CONFIG_FILE,
     REFERENCE_ATOL,
     REFERENCE_RTOL,
-    compare_reference,
-    float32_inference,
+    Provenance,
 )
 
 _HF_SOURCE = re.compile(r"^hf://([A-Za-z0-9][\w.-]*/[\w.-]+)(?:@([^@\s]+))?$")
@@ -109,6 +106,8 @@ def resolve(source, *, revision=None, cache_dir=None, token=None, force_download
 
 
 def _from_hub(source, repo_id, revision, expected_sha256, cache_dir, token, force_download):
+    from keras_resblocks import hub
+
     directory = hub.download(repo_id, revision=revision, cache_dir=cache_dir, token=token,
                              force_download=force_download)
     # The snapshot folder of huggingface_hub's cache is named after the commit.
@@ -128,6 +127,8 @@ def _builtin(name, entry, revision, cache_dir, token, force_download):
         expected = entry["sha256"] if revision in (None, pinned) else None
         return _from_hub(name, entry["hub"]["repo_id"], revision or pinned, expected, cache_dir,
                          token, force_download)
+    from keras_resblocks import port
+
     directory = port.ported_dir(name, cache_dir)
     if force_download or not (directory / CONFIG_FILE).is_file():
         port.import_keras_applications(name, cache_dir=cache_dir)
@@ -166,6 +167,8 @@ def from_pretrained(source, *, revision=None, num_classes=None, include_top=True
     >>> model.output_shape
     (None, 8)
     """
+    from keras_resblocks.checkpoints.load import load_resolved
+
     provenance = resolve(source, revision=revision, cache_dir=cache_dir, token=token,
                          force_download=force_download)
     return load_resolved(provenance, num_classes=num_classes, include_top=include_top,
@@ -204,6 +207,10 @@ def verify_reference(source, *, atol=REFERENCE_ATOL, rtol=REFERENCE_RTOL, raise_
     >>> report.allclose, report.num_inputs, sorted(report.diffs)
     (True, 2, ['logits', 'outputs'])
     """
+    import keras
+
+    from keras_resblocks.checkpoints.reference import compare_reference, float32_inference
+
     if isinstance(source, keras.Model):
         return compare_reference(source, atol=atol, rtol=rtol, raise_on_mismatch=raise_on_mismatch)
     with float32_inference():

@@ -39,7 +39,6 @@ from keras_resblocks.checkpoints.io import (
     sha256_of,
     sha256_of_bytes,
 )
-from keras_resblocks.checkpoints.reference import read_reference
 
 _LOGIN_HINT = (
     "log in with `hf auth login` (or `huggingface-cli login`), set the HF_TOKEN "
@@ -208,6 +207,8 @@ def validate_checkpoint_dir(directory):
     _check_tensors(root / WEIGHTS_FILE)
     _check_readme(root / CARD_FILE)
     if REFERENCE_FILE in names:
+        from keras_resblocks.checkpoints.reference import read_reference
+
         read_reference(root)  # present, recorded, the recorded sha256, the expected tensors
         _check_tensors(root / REFERENCE_FILE, what="reference outputs")
     return files
