@@ -38,6 +38,7 @@ from keras_resblocks.checkpoints.io import (
     read_metadata,
     sha256_of,
     sha256_of_bytes,
+    usual_permissions,
 )
 
 _LOGIN_HINT = (
@@ -415,6 +416,7 @@ def record_publication(publication, name, registry_path=None):
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(registry, f, indent=2)
             f.write("\n")
+        usual_permissions(tmp)  # not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)

@@ -1,5 +1,6 @@
 """Image-folder datasets (tiny generated JPEGs) and the figure-6 plot script."""
 
+import os
 import pathlib
 import runpy
 import sys
@@ -35,6 +36,9 @@ def test_image_folder_is_decoded_once_and_cached(tmp_path):
     assert list(y_train) == [0, 0, 0, 1, 1, 1] and list(y_test) == [0, 0, 1, 1]
     np.testing.assert_array_equal(x_train[0], np.asarray(Image.open(root / "train/cat/0000.png")))
     (cached,) = cache.glob("pets-*.npz")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert cached.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
     # The second load reads the cache, not the images: doctor the cache and see it.
     with np.load(cached) as arrays:

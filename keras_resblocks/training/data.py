@@ -300,6 +300,8 @@ def load_image_folder(path, cache_dir=None, verbose=1):
                 [str(label) for label in cached["labels"]],
             )
 
+    from keras_resblocks.checkpoints.io import usual_permissions
+
     if verbose:
         print(f"Reading {path.name} (first use: decoded once, then cached in {cache_dir})",
               file=sys.stderr, flush=True)
@@ -320,6 +322,7 @@ def load_image_folder(path, cache_dir=None, verbose=1):
     fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npz.tmp")
     with os.fdopen(fd, "wb") as f:
         np.savez(f, labels=np.array(labels), **arrays)
+    usual_permissions(tmp)  # not mkstemp's 0600
     os.replace(tmp, cache_file)
     if verbose:
         size = cache_file.stat().st_size / 2**20
