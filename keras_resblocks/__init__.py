@@ -56,6 +56,7 @@ _EXPORTS = {
     "save_pretrained": "keras_resblocks.checkpoints",
     "import_keras_applications": "keras_resblocks.port",
     "port_keras_applications": "keras_resblocks.port",
+    "Pretrained": "keras_resblocks.pretrained",
     "from_pretrained": "keras_resblocks.pretrained",
     "list_pretrained": "keras_resblocks.pretrained",
     "resolve": "keras_resblocks.pretrained",

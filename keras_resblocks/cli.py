@@ -39,34 +39,26 @@ def _architecture_rows():
 
 
 def _checkpoint_rows():
-    from keras_resblocks import Architecture, list_pretrained, parameter_count
-    from keras_resblocks.registry import ARCHITECTURES
+    from keras_resblocks import list_pretrained
 
     rows = []
     for name, entry in sorted(list_pretrained().items()):
-        arch = Architecture(**ARCHITECTURES[entry["architecture"]])
-        metrics = entry.get("metrics") or {}
-        accuracy = metrics.get("test_accuracy", metrics.get("top1_accuracy"))
-        if entry.get("bundled"):
-            source = "bundled"
-            if entry.get("ported_from"):
-                upstream = entry["ported_from"].split("@")[0]
-                source += f", ported from {upstream}, not trained by this package"
-        elif entry.get("hub"):
-            source = f"hf://{entry['hub']['repo_id']}@{entry['hub'].get('revision', 'main')[:12]}"
-        else:
-            source = f"keras.applications.{entry['keras_applications']} (download)"
-        rows.append({
-            "name": name,
-            "kind": "checkpoint",
-            "architecture": entry["architecture"],
-            "parameters": parameter_count(arch),
-            "dataset": entry.get("dataset", ""),
-            "accuracy": accuracy,
-            "source": source,
-            "ported_from": entry.get("ported_from"),
-        })
+        source = entry.source if entry.source == "bundled" else entry.location
+        if entry.ported_from:
+            source += f", ported from {entry.ported_from.split('@')[0]}"
+        rows.append(dict(_listing(entry), kind="checkpoint", source=source,
+                         measured_on=(entry.measured_on or "").removeprefix("the ") or None))
     return rows
+
+
+def _listing(entry):
+    """A :class:`Pretrained` as JSON, without its raw registry entry."""
+    import dataclasses
+
+    return {k: v for k, v in dataclasses.asdict(entry).items() if k != "registry"}
+
+
+_HEADS = {"size_mb": "SIZE", "measured_on": "MEASURED ON"}
 
 
 def _table(rows, columns):
@@ -78,12 +70,16 @@ def _table(rows, columns):
             return f"{value / 1e6:.2f}M"
         if column == "accuracy":
             return f"{100 * value:.2f}%"
+        if column == "size_mb":
+            return f"{value:.1f} MB"
         return str(value)
 
     cells = [[cell(r, c) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
               for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths))]
+    heads = [_HEADS.get(c, c.upper()) for c in columns]
+    widths = [max(w, len(h)) for w, h in zip(widths, heads)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(line.rstrip() for line in lines)
 
@@ -98,11 +94,11 @@ def cmd_list(args):
     print(_table(architectures, ["name", "family", "block", "depth", "parameters"]))
     print()
     print("Pretrained checkpoints (keras_resblocks.from_pretrained(NAME)):")
-    print(_table(checkpoints, ["name", "architecture", "parameters", "dataset", "accuracy",
-                               "source"]))
-    if any(row["ported_from"] for row in checkpoints):
-        print("Ported checkpoints: ACCURACY is this package's own measurement; the data it was "
-              "measured on and upstream's figures are in `keras-resblocks info NAME`.")
+    print(_table(checkpoints, ["name", "architecture", "parameters", "size_mb", "dataset",
+                               "accuracy", "measured_on", "source"]))
+    print("ACCURACY: top-1, measured by this package (SIZE: the float32 weights). Ported "
+          "checkpoints were not trained by this package; the data they were measured on and "
+          "upstream's figures are in `keras-resblocks info NAME`.")
     return 0
 
 
@@ -136,10 +132,11 @@ def cmd_info(args):
         if entry.get("bundled"):
             card_file = weights_root() / entry["bundled"] / CARD_FILE
             card = card_file.read_text(encoding="utf-8")
+        listing = dict(_listing(entry), registry=entry.registry)
         if args.json:
-            print(json.dumps(dict(entry, name=name), indent=1))
+            print(json.dumps(listing, indent=1))
         else:
-            print(card if card else json.dumps(dict(entry, name=name), indent=1))
+            print(card if card else json.dumps(listing, indent=1))
         return 0
     if os.path.isdir(name):
         card_path = os.path.join(name, CARD_FILE)
@@ -152,9 +149,11 @@ def cmd_info(args):
             with open(card_path, encoding="utf-8") as f:
                 print(f.read())
         return 0
+    from keras_resblocks._suggest import SEE_ALL, did_you_mean
+
     raise CommandError(
-        f"unknown name {name!r}: not an architecture (keras-resblocks list), a pretrained "
-        "checkpoint, or a checkpoint directory"
+        f"unknown name {name!r}: not an architecture, a pretrained checkpoint, or a checkpoint "
+        f"directory.{did_you_mean(name, [*list_models(), *pretrained])} {SEE_ALL}"
     )
 
 

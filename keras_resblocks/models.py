@@ -6,6 +6,7 @@ import dataclasses
 
 import keras
 
+from keras_resblocks._suggest import SEE_ALL, did_you_mean
 from keras_resblocks.blocks import PACKAGE, PlainBlock, ResidualBlock
 from keras_resblocks.config import (  # noqa: F401  (list_models, parameter_count: also here)
     POOLINGS,
@@ -318,8 +319,8 @@ def create_model(name, **overrides):
     """
     if name not in ARCHITECTURES:
         raise ValueError(
-            f"Unknown model name {name!r}; choose one of {list_models()}. "
-            f"Received: name={name!r}"
+            f"Unknown model name {name!r}.{did_you_mean(name, ARCHITECTURES)} The architectures "
+            f"are {list_models()}; {SEE_ALL[0].lower()}{SEE_ALL[1:]} Received: name={name!r}"
         )
     arch_fields = {k: v for k, v in overrides.items() if k in _ARCH_FIELDS}
     model_kwargs = {k: v for k, v in overrides.items() if k not in _ARCH_FIELDS}
