@@ -294,7 +294,10 @@ def cmd_publish(args):
 
 
 def cmd_plot(args):
+    from keras_resblocks._extras import require
     from keras_resblocks.plotting import run_plot
+
+    require("matplotlib", "Plotting")  # before reading the histories loads the backend
 
     return run_plot(args)
 
@@ -372,7 +375,7 @@ def build_parser():
 
     p = sub.add_parser("plot", help="training curves from history files to a PNG")
     add_plot_arguments(p)
-    p.set_defaults(func=cmd_plot)
+    p.set_defaults(func=cmd_plot, backend=True)
     return parser
 
 
@@ -399,18 +402,33 @@ def import_backend(quietly=True):
     before any setting can silence them ("All log messages before
     absl::InitializeLog() ...", oneDNN, CUDA drivers); ``quietly``, that descriptor
     points to /dev/null for the import only. Python's own errors are unaffected.
+    A backend that is not installed raises :class:`MissingExtraError` naming the
+    extra that installs it.
     """
-    if "keras" in sys.modules or not quietly:
+    if "keras" in sys.modules:
+        return
+    try:
+        _import_keras(quietly)
+    except ModuleNotFoundError as error:
+        from keras_resblocks._extras import missing_extra
+
+        backend = (error.name or "").split(".")[0]
+        if backend not in ("tensorflow", "jax"):
+            raise
+        raise missing_extra(backend, f"Keras' {backend} backend (KERAS_BACKEND="
+                                     f"{os.environ.get('KERAS_BACKEND', 'tensorflow')})") from None
+
+
+def _import_keras(quietly):
+    try:
+        saved = os.dup(2) if quietly else None
+    except OSError:  # no file descriptor 2 (a closed stderr): nothing to silence
+        saved = None
+    if saved is None:
         import keras  # noqa: F401
 
         return
     sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no file descriptor 2 (a closed stderr): nothing to silence
-        import keras  # noqa: F401
-
-        return
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
@@ -429,6 +447,7 @@ def main(argv=None):
     backend's start-up log instead.
     """
     from keras_resblocks._downloads import download_failure, is_network_error, one_line
+    from keras_resblocks._extras import MissingExtraError
 
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("KERAS_RESBLOCKS_DEBUG", "") not in ("", "0")
@@ -437,7 +456,7 @@ def main(argv=None):
         if getattr(args, "backend", False):
             import_backend(quietly=not debug)
         return args.func(args)
-    except CommandError as e:
+    except (CommandError, MissingExtraError) as e:
         if debug:
             raise
         print(f"error: {e}", file=sys.stderr)

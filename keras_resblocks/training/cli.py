@@ -228,6 +228,7 @@ def _without_local_path(arg):
 
 def run_train(args, command=None):
     """Train from parsed :func:`add_train_arguments` options; returns the exit status."""
+    from keras_resblocks._extras import MissingExtraError
     from keras_resblocks.training.data import DatasetError
     from keras_resblocks.training.trainer import NonFiniteLossError, train
 
@@ -248,7 +249,7 @@ def run_train(args, command=None):
             model_overrides=args.model_overrides, verbose=verbose,
             command=command, deadline=args.deadline, data_note=args.data_note,
         )
-    except (DatasetError, NonFiniteLossError, ValueError) as e:
+    except (DatasetError, NonFiniteLossError, ValueError, MissingExtraError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if not result["finished"]:

@@ -97,7 +97,8 @@ def hold_out(x, y, validation):
 def load_digits_dataset():
     """scikit-learn's 8x8 digits as 32x32 RGB uint8, 80/20 stratified train/test.
 
-    Bundled with scikit-learn, so it works offline.
+    Bundled with scikit-learn, so it works offline; scikit-learn comes with the
+    ``train`` extra (``pip install "keras-resblocks[train]"``).
 
     Example:
 
@@ -106,6 +107,9 @@ def load_digits_dataset():
     >>> tuple(x_train.shape), x_train.dtype.name, int(x_train.max()), len(x_test), labels[:3]
     ((1437, 32, 32, 3), 'uint8', 255, 360, ['0', '1', '2'])
     """
+    from keras_resblocks._extras import require
+
+    require("sklearn", "The digits dataset")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
