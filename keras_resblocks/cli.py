@@ -451,6 +451,7 @@ def main(argv=None):
 
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("KERAS_RESBLOCKS_DEBUG", "") not in ("", "0")
+    args.debug = debug
     quiet_backend_logs(debug)
     try:
         if getattr(args, "backend", False):

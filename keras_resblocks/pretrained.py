@@ -79,6 +79,13 @@ class Pretrained:
     def __getitem__(self, key):
         return self.registry[key]
 
+    def __contains__(self, key):
+        return key in self.registry
+
+    def keys(self):
+        """The raw registry entry's keys (so ``dict(entry)`` gives that entry, as before)."""
+        return self.registry.keys()
+
     def get(self, key, default=None):
         """``registry.get(key, default)``: the raw registry entry, as before."""
         return self.registry.get(key, default)

@@ -337,7 +337,8 @@ def test_list_pretrained_describes_each_checkpoint_for_a_reader(private_registry
     assert published.accuracy is None and published.measured_on is None
     # Code written for the raw registry entries still reads them.
     assert bundled["bundled"] == bundled.get("bundled") == "tiny_bundled"
-    assert published.get("nothing", 1) == 1
+    assert published.get("nothing", 1) == 1 and "hub" in published and "bogus" not in published
+    assert dict(bundled) == private_registry[1]["checkpoints"]["resnet20_bundled"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         bundled.accuracy = 1.0
     assert "resnet20, 0.27M parameters" in bundled.summary()
