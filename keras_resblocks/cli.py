@@ -249,7 +249,9 @@ def cmd_evaluate(args):
         )
     # weighted: the padded last batch of evaluate_accuracy weighs nothing
     model.compile(loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
-    accuracy = evaluate_accuracy(model, x, y, args.batch_size, verbose=0 if args.json else 1)
+    # A progress bar on a terminal; redirected, one plain line (no control characters).
+    verbose = 0 if args.json else (1 if sys.stdout.isatty() else 2)
+    accuracy = evaluate_accuracy(model, x, y, args.batch_size, verbose=verbose)
     result = {"model": args.name, "data": str(source), "split": args.split,
               "images": int(len(x)), "accuracy": accuracy}
     if args.json:

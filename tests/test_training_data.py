@@ -110,3 +110,9 @@ def test_plot_degradation_script_draws_figure_6(tmp_path, monkeypatch):
     train_line, test_line = right.get_lines()
     assert test_line.get_linewidth() > train_line.get_linewidth() and train_line.get_linestyle() == "--"
     assert test_line.get_xdata()[-1] == pytest.approx(5 * 351 / 1e4)
+
+
+def test_a_mistyped_dataset_name_suggests_the_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no folder called cifar-10 here
+    with pytest.raises(DatasetError, match=r"Unknown dataset 'cifar-10'.*Did you mean 'cifar10'"):
+        load_dataset("cifar-10")

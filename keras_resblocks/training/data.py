@@ -19,12 +19,15 @@ from typing import Optional
 
 import numpy as np
 
+from keras_resblocks._suggest import did_you_mean
+
 CIFAR10_LABELS = [
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
 ]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 FOLDER_LAYOUT = "train/<class>/*.jpg and test/<class>/*.jpg (the same classes in both)"
+DATASET_NAMES = ("digits", "cifar10", "cifar100")
 
 
 class DatasetError(ValueError):
@@ -405,6 +408,12 @@ def load_dataset(name, validation=5000, cache_dir=None):
         parts, source = load_keras_dataset(name), f"keras.datasets.{name}"
     else:
         path = pathlib.Path(name).expanduser()
+        hint = did_you_mean(str(name), DATASET_NAMES) if not path.exists() else ""
+        if hint:
+            raise DatasetError(
+                f"Unknown dataset {str(name)!r}: not one of {list(DATASET_NAMES)} and no such "
+                f"path.{hint} Received: dataset={str(name)!r}"
+            )
         parts = load_image_folder(path, cache_dir=cache_dir)
         # The file's name and content hash, not where it sits on this machine.
         source = f"image folder {path.name}"
