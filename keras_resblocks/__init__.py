@@ -1,58 +1,69 @@
-"""keras-resblocks: residual networks for Keras 3, from blocks to pretrained checkpoints."""
+"""keras-resblocks: residual networks for Keras 3, from blocks to pretrained checkpoints.
+
+Every public name is imported on first use, so ``import keras_resblocks`` (and the
+command's ``--help``, ``list`` and ``info``) load no deep-learning backend.
+"""
 
 __version__ = "0.1.0"
 
-from keras_resblocks.blocks import (
-    DensePlainBlock,
-    DenseResidualBlock,
-    PlainBlock,
-    ResidualBlock,
-)
-from keras_resblocks.config import Architecture
-from keras_resblocks.models import (
-    Plain18,
-    Plain20,
-    Plain32,
-    Plain34,
-    Plain44,
-    Plain56,
-    Plain110,
-    ResNet,
-    ResNet18,
-    ResNet20,
-    ResNet32,
-    ResNet34,
-    ResNet44,
-    ResNet50,
-    ResNet50V2,
-    ResNet56,
-    ResNet101,
-    ResNet101V2,
-    ResNet110,
-    ResNet152,
-    ResNet152V2,
-    ResNet1202,
-    block_specs,
-    cifar_architecture,
-    create_model,
-    feature_extractor,
-    list_models,
-    parameter_count,
-)
-from keras_resblocks.checkpoints import (
-    CheckpointError,
-    ChecksumError,
-    CheckpointNotFoundError,
-    HubUnavailableError,
-    LoadReport,
-    MissingFileError,
-    Provenance,
-    ReferenceMismatchError,
-    ReferenceReport,
-    load_checkpoint,
-    save_pretrained,
-)
-from keras_resblocks.port import import_keras_applications, port_keras_applications
-from keras_resblocks.pretrained import from_pretrained, list_pretrained, resolve, verify_reference
-from keras_resblocks.publish import push_to_hub, validate_checkpoint_dir
-from keras_resblocks.transfer import freeze_backbone
+from keras_resblocks._lazy import lazy_names
+
+_EXPORTS = {
+    "DensePlainBlock": "keras_resblocks.blocks",
+    "DenseResidualBlock": "keras_resblocks.blocks",
+    "PlainBlock": "keras_resblocks.blocks",
+    "ResidualBlock": "keras_resblocks.blocks",
+    "Architecture": "keras_resblocks.config",
+    "Plain18": "keras_resblocks.models",
+    "Plain20": "keras_resblocks.models",
+    "Plain32": "keras_resblocks.models",
+    "Plain34": "keras_resblocks.models",
+    "Plain44": "keras_resblocks.models",
+    "Plain56": "keras_resblocks.models",
+    "Plain110": "keras_resblocks.models",
+    "ResNet": "keras_resblocks.models",
+    "ResNet18": "keras_resblocks.models",
+    "ResNet20": "keras_resblocks.models",
+    "ResNet32": "keras_resblocks.models",
+    "ResNet34": "keras_resblocks.models",
+    "ResNet44": "keras_resblocks.models",
+    "ResNet50": "keras_resblocks.models",
+    "ResNet50V2": "keras_resblocks.models",
+    "ResNet56": "keras_resblocks.models",
+    "ResNet101": "keras_resblocks.models",
+    "ResNet101V2": "keras_resblocks.models",
+    "ResNet110": "keras_resblocks.models",
+    "ResNet152": "keras_resblocks.models",
+    "ResNet152V2": "keras_resblocks.models",
+    "ResNet1202": "keras_resblocks.models",
+    "block_specs": "keras_resblocks.models",
+    "cifar_architecture": "keras_resblocks.models",
+    "create_model": "keras_resblocks.models",
+    "feature_extractor": "keras_resblocks.models",
+    "list_models": "keras_resblocks.config",
+    "parameter_count": "keras_resblocks.config",
+    "CheckpointDownloadError": "keras_resblocks.checkpoints",
+    "CheckpointError": "keras_resblocks.checkpoints",
+    "ChecksumError": "keras_resblocks.checkpoints",
+    "CheckpointNotFoundError": "keras_resblocks.checkpoints",
+    "HubUnavailableError": "keras_resblocks.checkpoints",
+    "LoadReport": "keras_resblocks.checkpoints",
+    "MissingFileError": "keras_resblocks.checkpoints",
+    "Provenance": "keras_resblocks.checkpoints",
+    "ReferenceMismatchError": "keras_resblocks.checkpoints",
+    "ReferenceReport": "keras_resblocks.checkpoints",
+    "load_checkpoint": "keras_resblocks.checkpoints",
+    "save_pretrained": "keras_resblocks.checkpoints",
+    "import_keras_applications": "keras_resblocks.port",
+    "port_keras_applications": "keras_resblocks.port",
+    "Pretrained": "keras_resblocks.pretrained",
+    "from_pretrained": "keras_resblocks.pretrained",
+    "list_pretrained": "keras_resblocks.pretrained",
+    "resolve": "keras_resblocks.pretrained",
+    "verify_reference": "keras_resblocks.pretrained",
+    "push_to_hub": "keras_resblocks.publish",
+    "validate_checkpoint_dir": "keras_resblocks.publish",
+    "freeze_backbone": "keras_resblocks.transfer",
+}
+__all__ = ["__version__", *_EXPORTS]
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-PACKAGE = "keras_resblocks"
+from keras_resblocks.config import SHORTCUTS
 
-SHORTCUTS = ("auto", "projection", "zero_pad", "identity")
+PACKAGE = "keras_resblocks"
 NORMALIZATIONS = (None, "batch", "layer")
 
 

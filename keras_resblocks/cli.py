@@ -1,13 +1,16 @@
 """The ``keras-resblocks`` command: list, info, predict, evaluate, verify, train, publish, plot.
 
 Exit codes: 0 success, 1 the work failed (a bad file, a failed check, a failed
-run), 2 bad usage (argparse's own).
+run, a download that failed because the machine is offline or the server cannot be
+reached), 2 bad usage (argparse's own). Every failure is one ``error: ...`` line
+on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -36,34 +39,26 @@ def _architecture_rows():
 
 
 def _checkpoint_rows():
-    from keras_resblocks import Architecture, list_pretrained, parameter_count
-    from keras_resblocks.registry import ARCHITECTURES
+    from keras_resblocks import list_pretrained
 
     rows = []
     for name, entry in sorted(list_pretrained().items()):
-        arch = Architecture(**ARCHITECTURES[entry["architecture"]])
-        metrics = entry.get("metrics") or {}
-        accuracy = metrics.get("test_accuracy", metrics.get("top1_accuracy"))
-        if entry.get("bundled"):
-            source = "bundled"
-            if entry.get("ported_from"):
-                upstream = entry["ported_from"].split("@")[0]
-                source += f", ported from {upstream}, not trained by this package"
-        elif entry.get("hub"):
-            source = f"hf://{entry['hub']['repo_id']}@{entry['hub'].get('revision', 'main')[:12]}"
-        else:
-            source = f"keras.applications.{entry['keras_applications']} (download)"
-        rows.append({
-            "name": name,
-            "kind": "checkpoint",
-            "architecture": entry["architecture"],
-            "parameters": parameter_count(arch),
-            "dataset": entry.get("dataset", ""),
-            "accuracy": accuracy,
-            "source": source,
-            "ported_from": entry.get("ported_from"),
-        })
+        source = entry.source if entry.source == "bundled" else entry.location
+        if entry.ported_from:
+            source += f", ported from {entry.ported_from.split('@')[0]}"
+        rows.append(dict(_listing(entry), kind="checkpoint", source=source,
+                         measured_on=(entry.measured_on or "").removeprefix("the ") or None))
     return rows
+
+
+def _listing(entry):
+    """A :class:`Pretrained` as JSON, without its raw registry entry."""
+    import dataclasses
+
+    return {k: v for k, v in dataclasses.asdict(entry).items() if k != "registry"}
+
+
+_HEADS = {"size_mb": "SIZE", "measured_on": "MEASURED ON"}
 
 
 def _table(rows, columns):
@@ -75,12 +70,16 @@ def _table(rows, columns):
             return f"{value / 1e6:.2f}M"
         if column == "accuracy":
             return f"{100 * value:.2f}%"
+        if column == "size_mb":
+            return f"{value:.1f} MB"
         return str(value)
 
     cells = [[cell(r, c) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
               for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths))]
+    heads = [_HEADS.get(c, c.upper()) for c in columns]
+    widths = [max(w, len(h)) for w, h in zip(widths, heads)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(line.rstrip() for line in lines)
 
@@ -95,18 +94,16 @@ def cmd_list(args):
     print(_table(architectures, ["name", "family", "block", "depth", "parameters"]))
     print()
     print("Pretrained checkpoints (keras_resblocks.from_pretrained(NAME)):")
-    print(_table(checkpoints, ["name", "architecture", "parameters", "dataset", "accuracy",
-                               "source"]))
-    if any(row["ported_from"] for row in checkpoints):
-        print("Ported checkpoints: ACCURACY is this package's own measurement; the data it was "
-              "measured on and upstream's figures are in `keras-resblocks info NAME`.")
+    print(_table(checkpoints, ["name", "architecture", "parameters", "size_mb", "dataset",
+                               "accuracy", "measured_on", "source"]))
+    print("ACCURACY: top-1, measured by this package (SIZE: the float32 weights). Ported "
+          "checkpoints were not trained by this package; the data they were measured on and "
+          "upstream's figures are in `keras-resblocks info NAME`.")
     return 0
 
 
 # -- info --------------------------------------------------------------------------------
 def cmd_info(args):
-    import os
-
     from keras_resblocks import Architecture, list_models, list_pretrained, parameter_count
     from keras_resblocks.checkpoints import CARD_FILE, METADATA_FILE
     from keras_resblocks.checkpoints.registry import weights_root
@@ -123,6 +120,7 @@ def cmd_info(args):
             print(f"{name}: {arch.depth} weighted layers, {info['parameters']:,} parameters")
             print(json.dumps(arch.to_dict(), indent=1))
             if args.summary:
+                import_backend(quietly=not args.debug)
                 from keras_resblocks import create_model
 
                 create_model(name).summary()
@@ -134,10 +132,11 @@ def cmd_info(args):
         if entry.get("bundled"):
             card_file = weights_root() / entry["bundled"] / CARD_FILE
             card = card_file.read_text(encoding="utf-8")
+        listing = dict(_listing(entry), registry=entry.registry)
         if args.json:
-            print(json.dumps(dict(entry, name=name), indent=1))
+            print(json.dumps(listing, indent=1))
         else:
-            print(card if card else json.dumps(dict(entry, name=name), indent=1))
+            print(card if card else json.dumps(listing, indent=1))
         return 0
     if os.path.isdir(name):
         card_path = os.path.join(name, CARD_FILE)
@@ -150,9 +149,11 @@ def cmd_info(args):
             with open(card_path, encoding="utf-8") as f:
                 print(f.read())
         return 0
+    from keras_resblocks._suggest import SEE_ALL, did_you_mean
+
     raise CommandError(
-        f"unknown name {name!r}: not an architecture (keras-resblocks list), a pretrained "
-        "checkpoint, or a checkpoint directory"
+        f"unknown name {name!r}: not an architecture, a pretrained checkpoint, or a checkpoint "
+        f"directory.{did_you_mean(name, [*list_models(), *pretrained])} {SEE_ALL}"
     )
 
 
@@ -248,7 +249,9 @@ def cmd_evaluate(args):
         )
     # weighted: the padded last batch of evaluate_accuracy weighs nothing
     model.compile(loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
-    accuracy = evaluate_accuracy(model, x, y, args.batch_size, verbose=0 if args.json else 1)
+    # A progress bar on a terminal; redirected, one plain line (no control characters).
+    verbose = 0 if args.json else (1 if sys.stdout.isatty() else 2)
+    accuracy = evaluate_accuracy(model, x, y, args.batch_size, verbose=verbose)
     result = {"model": args.name, "data": str(source), "split": args.split,
               "images": int(len(x)), "accuracy": accuracy}
     if args.json:
@@ -293,7 +296,10 @@ def cmd_publish(args):
 
 
 def cmd_plot(args):
+    from keras_resblocks._extras import require
     from keras_resblocks.plotting import run_plot
+
+    require("matplotlib", "Plotting")  # before reading the histories loads the backend
 
     return run_plot(args)
 
@@ -319,6 +325,9 @@ def build_parser():
                     "training and publishing.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the backend's start-up log and full tracebacks "
+                             "(also KERAS_RESBLOCKS_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="architectures and pretrained checkpoints")
@@ -337,7 +346,7 @@ def build_parser():
     p.add_argument("--top-k", type=int, default=5, help="labels per image (default 5)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_predict)
+    p.set_defaults(func=cmd_predict, backend=True)
 
     p = sub.add_parser("evaluate", help="top-1 accuracy on an image folder or a dataset")
     p.add_argument("name", help="pretrained name, hf://owner/repo[@rev] or checkpoint directory")
@@ -347,7 +356,7 @@ def build_parser():
     p.add_argument("--split", choices=["test", "train"], default="test")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, backend=True)
 
     p = sub.add_parser("verify", help="rerun a checkpoint's reference batch on this backend")
     p.add_argument("name", help="pretrained name, hf://owner/repo[@rev] or checkpoint directory")
@@ -356,32 +365,114 @@ def build_parser():
     p.add_argument("--rtol", type=float, default=REFERENCE_RTOL,
                    help=f"relative tolerance (default {REFERENCE_RTOL:g})")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_verify)
+    p.set_defaults(func=cmd_verify, backend=True)
 
-    p = sub.add_parser("train", help="train a model and write a checkpoint (scripts/train.py)")
+    p = sub.add_parser("train", help="train a model and write a checkpoint")
     add_train_arguments(p)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, backend=True)
 
-    p = sub.add_parser("publish", help="publish a checkpoint to the Hub (scripts/publish.py)")
+    p = sub.add_parser("publish", help="publish a checkpoint to the Hub")
     add_publish_arguments(p)
-    p.set_defaults(func=cmd_publish)
+    p.set_defaults(func=cmd_publish, backend=True)
 
     p = sub.add_parser("plot", help="training curves from history files to a PNG")
     add_plot_arguments(p)
-    p.set_defaults(func=cmd_plot)
+    p.set_defaults(func=cmd_plot, backend=True)
     return parser
 
 
-def main(argv=None):
-    """Entry point of the ``keras-resblocks`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
+def quiet_backend_logs(debug=False):
+    """Silence the deep-learning backend's own log for this process, unless ``debug``.
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (only where the user has not set it) and the
+    Python loggers of TensorFlow, absl and JAX to errors. Must run before the
+    backend is imported to take full effect; the command calls it first thing.
+    """
+    import logging
+
+    if debug:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("tensorflow", "absl", "jax._src.xla_bridge"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def import_backend(quietly=True):
+    """Import Keras, and with it the backend; ``quietly``, without its start-up log.
+
+    TensorFlow's C++ core writes a few lines to file descriptor 2 while it loads,
+    before any setting can silence them ("All log messages before
+    absl::InitializeLog() ...", oneDNN, CUDA drivers); ``quietly``, that descriptor
+    points to /dev/null for the import only. Python's own errors are unaffected.
+    A backend that is not installed raises :class:`MissingExtraError` naming the
+    extra that installs it.
+    """
+    if "keras" in sys.modules:
+        return
     try:
+        _import_keras(quietly)
+    except ModuleNotFoundError as error:
+        from keras_resblocks._extras import missing_extra
+
+        backend = (error.name or "").split(".")[0]
+        if backend not in ("tensorflow", "jax"):
+            raise
+        raise missing_extra(backend, f"Keras' {backend} backend (KERAS_BACKEND="
+                                     f"{os.environ.get('KERAS_BACKEND', 'tensorflow')})") from None
+
+
+def _import_keras(quietly):
+    try:
+        saved = os.dup(2) if quietly else None
+    except OSError:  # no file descriptor 2 (a closed stderr): nothing to silence
+        saved = None
+    if saved is None:
+        import keras  # noqa: F401
+
+        return
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def main(argv=None):
+    """Entry point of the ``keras-resblocks`` console script; returns the exit code.
+
+    A failure is one ``error: ...`` line on stderr and exit code 1 (2 for bad
+    usage); ``--debug`` (or ``KERAS_RESBLOCKS_DEBUG=1``) shows the traceback and the
+    backend's start-up log instead.
+    """
+    from keras_resblocks._downloads import download_failure, is_network_error, one_line
+    from keras_resblocks._extras import MissingExtraError
+
+    args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("KERAS_RESBLOCKS_DEBUG", "") not in ("", "0")
+    args.debug = debug
+    quiet_backend_logs(debug)
+    try:
+        if getattr(args, "backend", False):
+            import_backend(quietly=not debug)
         return args.func(args)
-    except CommandError as e:
+    except (CommandError, MissingExtraError) as e:
+        if debug:
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 1
     except (ValueError, OSError, ConnectionError) as e:
-        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"error: {type(e).__name__}: {one_line(e)}", file=sys.stderr)
+        return 1
+    except Exception as e:  # keras.utils.get_file raises a bare Exception when offline
+        if debug or not is_network_error(e):
+            raise
+        print(f"error: {download_failure('a file', e)}", file=sys.stderr)
         return 1
 
 

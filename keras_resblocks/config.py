@@ -7,8 +7,10 @@ import json
 import math
 from typing import Any, Optional, Tuple
 
-from keras_resblocks.blocks import SHORTCUTS
+from keras_resblocks.registry import ARCHITECTURES, DEFAULT_HEAD
 
+SHORTCUTS = ("auto", "projection", "zero_pad", "identity")
+POOLINGS = (None, "avg", "max")
 BLOCKS = ("residual", "plain")
 STEMS = ("cifar", "imagenet")
 DOWNSAMPLE = ("first", "last")
@@ -176,3 +178,127 @@ class Architecture:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+
+# -- what an architecture holds, computed without Keras ---------------------------------
+def list_models():
+    """Names of the built-in architectures, for :func:`create_model`.
+
+    Example:
+
+    >>> from keras_resblocks import list_models
+    >>> "resnet56" in list_models() and "plain56" in list_models()
+    True
+    """
+    return sorted(ARCHITECTURES, key=lambda n: (n.rstrip("0123456789v"), len(n), n))
+
+
+def block_plan(arch):
+    """The blocks of an architecture, stage by stage: ``[[kwargs, ...], ...]``, without Keras.
+
+    The keyword arguments of each block but its ``kernel_regularizer`` (a Keras
+    object, which :func:`keras_resblocks.block_specs` adds); :func:`parameter_count`
+    counts from it, so listing sizes needs no deep-learning backend.
+
+    Example:
+
+    >>> from keras_resblocks.config import Architecture, block_plan
+    >>> arch = Architecture(stage_depths=[1, 2], stage_widths=[4, 8], stage_strides=[1, 2])
+    >>> [[spec["strides"] for spec in stage] for stage in block_plan(arch)]
+    [[1], [2, 1]]
+    """
+    stages = []
+    channels = arch.stem_width
+    for depth, width, stride in zip(arch.stage_depths, arch.stage_widths, arch.stage_strides):
+        out_channels = width * arch.expansion if arch.bottleneck else width
+        blocks = []
+        for j in range(depth):
+            strided = j == (0 if arch.downsample == "first" else depth - 1)
+            strides = stride if strided else 1
+            kwargs = dict(
+                filters=width,
+                strides=strides,
+                bottleneck=arch.bottleneck,
+                expansion=arch.expansion,
+                stride_in_1x1=arch.stride_in_1x1,
+                preact=arch.preact,
+                use_bias=arch.use_bias,
+                norm_momentum=arch.bn_momentum,
+                norm_epsilon=arch.bn_epsilon,
+            )
+            if arch.block == "residual":
+                shortcut = arch.shortcut
+                if shortcut == "auto" and strides > 1 and channels == out_channels:
+                    # keras.applications' V2 layout: a strided block that keeps
+                    # its width has a parameter-free (subsampling) shortcut.
+                    shortcut = "zero_pad"
+                if shortcut == "identity" and (strides > 1 or channels != out_channels):
+                    raise ValueError(
+                        "`shortcut='identity'` needs every block to keep its shape, but "
+                        f"stage {len(stages) + 1} block {j + 1} goes from {channels} to "
+                        f"{out_channels} channels with stride {strides}. "
+                        f"Received: shortcut='identity'"
+                    )
+                if shortcut == "zero_pad" and out_channels < channels:
+                    raise ValueError(
+                        "`shortcut='zero_pad'` cannot remove channels, but stage "
+                        f"{len(stages) + 1} goes from {channels} to {out_channels}. "
+                        f"Received: shortcut='zero_pad'"
+                    )
+                kwargs.update(shortcut=shortcut, zero_init_last=arch.zero_init_last)
+            blocks.append(kwargs)
+            channels = out_channels
+        stages.append(blocks)
+    return stages
+
+
+def parameter_count(architecture, num_classes=None, include_top=True, channels=3):
+    """Weights of the model an architecture builds (as ``count_params()``), without building it.
+
+    Counts every variable, BatchNorm's moving statistics included, from the same
+    :func:`block_plan` the builder uses (no Keras needed); the tests hold it equal to
+    ``count_params()`` of every named model.
+
+    Example:
+
+    >>> from keras_resblocks import create_model, parameter_count
+    >>> arch = create_model("resnet20").architecture
+    >>> parameter_count(arch) == create_model("resnet20").count_params() == 271098
+    True
+    """
+    arch = Architecture.coerce(architecture)
+    bn = 4  # gamma, beta, moving mean, moving variance
+
+    def conv(k, cin, cout, bias):
+        return k * k * cin * cout + (cout if bias else 0)
+
+    total = conv(7 if arch.stem == "imagenet" else 3, channels, arch.stem_width,
+                 arch.use_bias or arch.preact)
+    if not arch.preact:
+        total += bn * arch.stem_width
+    cin = arch.stem_width
+    for stage in block_plan(arch):
+        for spec in stage:
+            f, k = spec["filters"], 3
+            plan = [(f, 1), (f, k), (f * arch.expansion, 1)] if arch.bottleneck else [(f, k), (f, k)]
+            cout = plan[-1][0]
+            if arch.preact:
+                total += bn * cin
+            c = cin
+            for i, (units, size) in enumerate(plan):
+                has_norm = not (arch.preact and i == len(plan) - 1)
+                total += conv(size, c, units, arch.use_bias or not has_norm)
+                total += bn * units if has_norm else 0
+                c = units
+            shortcut = spec.get("shortcut")
+            if shortcut == "projection" or (shortcut == "auto" and (cin != cout or spec["strides"] > 1)):
+                total += conv(1, cin, cout, arch.use_bias or arch.preact)
+                total += 0 if arch.preact else bn * cout
+            cin = cout
+    if arch.preact:
+        total += bn * cin
+    if include_top:
+        if num_classes is None:
+            num_classes = DEFAULT_HEAD[arch.stem]["num_classes"]
+        total += cin * num_classes + num_classes
+    return total

@@ -28,6 +28,7 @@ from huggingface_hub.errors import (
     RevisionResolutionError,
 )
 
+from keras_resblocks._downloads import one_line
 from keras_resblocks.checkpoints.format import (
     CONFIG_FILE,
     METADATA_FILE,
@@ -85,10 +86,11 @@ def download(repo_id, *, revision=None, cache_dir=None, token=None, force_downlo
         except (CheckpointError, ValueError):
             raise
         except Exception as error:  # transport errors (httpx, OSError) after the client's retries
-            raise HubUnavailableError(
+            raise HubUnavailableError(one_line(
                 f"Downloading {filename} of {repo_id}@{resolved.resolved} from {api.endpoint} failed: "
-                f"{type(error).__name__}: {error}. Retry later. Received: repo_id={repo_id!r}"
-            ) from error
+                f"{type(error).__name__}: {error}. Retry later. {_OFFLINE_WAY} "
+                f"Received: repo_id={repo_id!r}"
+            )) from error
     _download_reference(paths[METADATA_FILE], fetch, where)
     return Path(paths[CONFIG_FILE]).parent
 
@@ -108,20 +110,24 @@ def _download_reference(metadata_path, fetch, where):
         logger.warning("%s records a %s but it could not be fetched (%s); the model loads "
                        "without it.", where, REFERENCE_FILE, type(error).__name__)
     except Exception as error:  # transport errors, as for the required files
-        raise HubUnavailableError(
+        raise HubUnavailableError(one_line(
             f"Downloading {REFERENCE_FILE} of {where} failed: {type(error).__name__}: {error}. "
-            f"Retry later. Received: repo_id={fetch['repo_id']!r}"
-        ) from error
+            f"Retry later. {_OFFLINE_WAY} Received: repo_id={fetch['repo_id']!r}"
+        )) from error
+
+
+_OFFLINE_WAY = ("Offline, load a local checkpoint directory instead, or fill the cache on a "
+                "connected machine and set HF_HUB_OFFLINE=1.")
 
 
 def _unavailable(where, cache_dir, error):
     reason = ("offline mode is on (HF_HUB_OFFLINE)" if hf_constants.is_offline_mode()
-              else "the Hub cannot be reached")
-    return HubUnavailableError(
+              else "the Hub cannot be reached (is this machine offline?)")
+    return HubUnavailableError(one_line(
         f"Cannot load {where}: {reason} and it is not in the cache "
         f"{str(cache_dir or hf_constants.HF_HUB_CACHE)!r}. ({type(error).__name__}: {error}) "
-        "Connect once to download it, or point HF_ENDPOINT at a reachable mirror."
-    )
+        f"Connect once to download it, or point HF_ENDPOINT at a reachable mirror. {_OFFLINE_WAY}"
+    ))
 
 
 # Names that lived here before resolving moved to keras_resblocks.pretrained and the

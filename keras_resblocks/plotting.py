@@ -12,7 +12,9 @@ import sys
 
 
 def _pyplot():
-    import matplotlib
+    from keras_resblocks._extras import require
+
+    matplotlib = require("matplotlib", "Plotting")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import keras
 
+from keras_resblocks._downloads import download_failure, is_network_error, url_of
+from keras_resblocks.checkpoints import CheckpointDownloadError, save_pretrained
 from keras_resblocks.checkpoints import registry as checkpoint_registry
-from keras_resblocks.checkpoints import save_pretrained
 from keras_resblocks.models import create_model
 
 # keras.applications names its layers conv{stage+1}_block{j}_{k}_{conv|bn}, where
@@ -142,7 +143,8 @@ def import_keras_applications(name, *, weights_path=None, cache_dir=None, input_
     takes a local weights file instead (e.g. for tests, or a machine without
     network), and ``input_shape`` then may be smaller than 224x224. The ported model
     is written with :func:`save_pretrained`, so later loads are local.
-    Returns the checkpoint directory.
+    Returns the checkpoint directory. Offline, with the weights never downloaded,
+    raises :class:`CheckpointDownloadError` naming the URL and the offline ways.
 
     Example:
 
@@ -162,7 +164,12 @@ def import_keras_applications(name, *, weights_path=None, cache_dir=None, input_
         raise ValueError(f"`name` must be one of {ported}. Received: name={name!r}")
     constructor = getattr(keras.applications, entry["keras_applications"])
     weights = "imagenet" if weights_path is None else str(weights_path)
-    source = constructor(weights=weights, input_shape=input_shape)
+    try:
+        source = constructor(weights=weights, input_shape=input_shape)
+    except Exception as error:  # keras.utils.get_file raises a bare Exception
+        if not is_network_error(error):
+            raise
+        raise CheckpointDownloadError(_offline_message(name, entry, error)) from None
     model = port_keras_applications(source)
     return save_pretrained(
         model, ported_dir(name, cache_dir), dataset=entry["dataset"],
@@ -171,3 +178,15 @@ def import_keras_applications(name, *, weights_path=None, cache_dir=None, input_
         weights=weights if weights_path is None else os.path.basename(str(weights_path)),
         model_name=name,
     )
+
+
+def _offline_message(name, entry, error):
+    what = f"the ImageNet weights of {name} (keras.applications.{entry['keras_applications']})"
+    url = url_of(error)
+    keras_cache = os.path.join(
+        os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "models")
+    copy = (f", or copy {os.path.basename(url)} from a machine that has it into {keras_cache}"
+            if url else "")
+    return (f"{download_failure(what, error)} Offline, load a local checkpoint directory "
+            f"instead (from_pretrained(DIR); `keras-resblocks predict DIR ...`){copy}. "
+            f"Received: name={name!r}")

@@ -9,21 +9,23 @@ directory, and returns a :class:`Provenance`: the directory and where it came fr
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import os
 import re
 from pathlib import Path
+from typing import Optional
 
-import keras
-
-from keras_resblocks import hub, port
+# Keras, the Hub client and the port are imported where they are needed, so that
+# list_pretrained() (and `keras-resblocks list`) loads no deep-learning backend.
 from keras_resblocks.checkpoints import registry
-from keras_resblocks.checkpoints.format import CONFIG_FILE, Provenance
-from keras_resblocks.checkpoints.load import load_resolved
-from keras_resblocks.checkpoints.reference import (
+from keras_resblocks._suggest import SEE_ALL, did_you_mean
+from keras_resblocks.checkpoints.format import (
+    CONFIG_FILE,
+    METADATA_FILE,
     REFERENCE_ATOL,
     REFERENCE_RTOL,
-    compare_reference,
-    float32_inference,
+    Provenance,
 )
 
 _HF_SOURCE = re.compile(r"^hf://([A-Za-z0-9][\w.-]*/[\w.-]+)(?:@([^@\s]+))?$")
@@ -31,25 +33,143 @@ _DOWNLOAD_AGAIN = " Download it again with from_pretrained(..., force_download=T
 _PORT_AGAIN = " Port it again with from_pretrained(..., force_download=True)."
 
 
-def list_pretrained():
-    """The built-in checkpoints: ``{name: entry}`` from ``weights/registry.json``.
+@dataclasses.dataclass(frozen=True)
+class Pretrained:
+    """One built-in checkpoint, as :func:`list_pretrained` describes it.
 
-    An entry records the architecture (a :func:`list_models` name), the dataset,
-    measured metrics, the sha256 of the weights, and where the weights come from:
-    ``"hub"`` (``{"repo_id", "revision"}``), ``"bundled"`` (a directory inside the
-    package, loaded without network) or ``"keras_applications"`` (ported on first
-    use from ``keras.applications``' own ImageNet download). ``"ported_from"``
-    (``"owner/repo@commit"``) marks weights converted from another project rather
-    than trained by this package.
+    Fields:
+        name: what :func:`from_pretrained` takes.
+        architecture: its :func:`list_models` name.
+        dataset: what it was trained on (a Hub dataset id or a short name).
+        accuracy: top-1 accuracy measured by this package, or None (not measured).
+        measured_on: on what ``accuracy`` was measured: the split, its size and, for
+            data other than the original, what it was (``data_note`` in full).
+        data_note: the full account of the data ``accuracy`` was measured on, or None.
+        parameters: weights of the model, BatchNorm statistics included.
+        size_mb: the float32 weights, in MB (10**6 bytes).
+        source: ``"bundled"`` (in the package, no network), ``"hub"`` (downloaded
+            from ``location``) or ``"keras.applications"`` (ported on first use from
+            Keras' own ImageNet download).
+        location: the package folder, ``hf://owner/repo@revision`` or the Keras
+            constructor the weights come from.
+        ported_from: ``"owner/repo@commit"`` for weights converted from another
+            project rather than trained by this package, else None.
+        license: the weights' licence.
+        description: one sentence about the weights.
+        registry: the raw entry of ``weights/registry.json``. For code written when
+            :func:`list_pretrained` returned those dicts, ``entry["key"]`` and
+            ``entry.get("key")`` still read it.
+    """
+
+    name: str
+    architecture: str
+    dataset: str
+    accuracy: Optional[float]
+    measured_on: Optional[str]
+    data_note: Optional[str]
+    parameters: int
+    size_mb: float
+    source: str
+    location: str
+    ported_from: Optional[str]
+    license: Optional[str]
+    description: str
+    registry: dict = dataclasses.field(repr=False)
+
+    def __getitem__(self, key):
+        return self.registry[key]
+
+    def __contains__(self, key):
+        return key in self.registry
+
+    def keys(self):
+        """The raw registry entry's keys (so ``dict(entry)`` gives that entry, as before)."""
+        return self.registry.keys()
+
+    def get(self, key, default=None):
+        """``registry.get(key, default)``: the raw registry entry, as before."""
+        return self.registry.get(key, default)
+
+    def summary(self):
+        """One line: name, architecture, size, accuracy and on what, where it comes from."""
+        accuracy = (f"{100 * self.accuracy:.2f}% top-1 on {self.measured_on}"
+                    if self.accuracy is not None else "accuracy not measured here")
+        return (f"{self.name}: {self.architecture}, {self.parameters / 1e6:.2f}M parameters "
+                f"({self.size_mb:.1f} MB), {self.dataset}, {accuracy}; {self.source}")
+
+
+def list_pretrained():
+    """The built-in checkpoints: ``{name: Pretrained}``, read from ``weights/registry.json``.
+
+    Each :class:`Pretrained` says what a user scans for: the architecture, the
+    dataset, the accuracy this package measured and on what, the size, and where
+    the weights come from (``bundled`` in the package, the ``hub``, or
+    ``keras.applications``' ImageNet download); ``ported_from`` marks weights
+    converted from another project rather than trained by this package. Nothing
+    is downloaded or loaded, and no deep-learning backend is imported.
+    ``keras-resblocks list`` prints the same as a table.
 
     Example:
 
     >>> from keras_resblocks import list_pretrained
-    >>> entry = list_pretrained()["resnet50_imagenet"]
-    >>> entry["architecture"], entry["keras_applications"]
-    ('resnet50', 'ResNet50')
+    >>> entry = list_pretrained()["resnet20_cifar10_akamaster"]
+    >>> entry.architecture, entry.accuracy, entry.source, entry.parameters
+    ('resnet20', 0.8103, 'bundled', 271098)
+    >>> print(entry.summary())
+    resnet20_cifar10_akamaster: resnet20, 0.27M parameters (1.1 MB), cifar10, 81.03% top-1 on the test (JPEG q75 copy) split, 10,000 images; bundled
+    >>> list_pretrained()["resnet50_imagenet"]["keras_applications"]  # the registry entry
+    'ResNet50'
     """
-    return copy.deepcopy(registry.entries())
+    return {name: _describe(name, copy.deepcopy(entry))
+            for name, entry in registry.entries().items()}
+
+
+def _describe(name, entry):
+    from keras_resblocks.config import Architecture, parameter_count
+    from keras_resblocks.registry import ARCHITECTURES
+
+    metrics = entry.get("metrics") or {}
+    metric = next((m for m in ("test_accuracy", "top1_accuracy", "accuracy") if m in metrics), None)
+    meta, num_classes = {}, None
+    if entry.get("bundled"):
+        directory = registry.weights_root() / entry["bundled"]
+        meta = _json_or_empty(directory / METADATA_FILE)
+        num_classes = (_json_or_empty(directory / CONFIG_FILE).get("model") or {}).get("num_classes")
+        source, location = "bundled", f"keras_resblocks/weights/{entry['bundled']}"
+    elif entry.get("hub"):
+        hub_entry = entry["hub"]
+        source = "hub"
+        location = f"hf://{hub_entry['repo_id']}@{(hub_entry.get('revision') or 'main')[:12]}"
+    else:
+        source = "keras.applications"
+        location = f"keras.applications.{entry['keras_applications']} (download on first use)"
+    measured_on, data_note = None, None
+    if metric is not None:
+        measurement = meta.get("measurement") if isinstance(meta.get("measurement"), dict) else {}
+        data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
+        split = meta.get("eval_split", "test") if metric != "accuracy" else "test"
+        images = measurement.get("images") or data.get("test")
+        measured_on = f"the {split} split" + (f", {images:,} images" if images else "")
+        data_note = measurement.get("data") or meta.get("data_note")
+    parameters = parameter_count(Architecture(**ARCHITECTURES[entry["architecture"]]),
+                                 num_classes=num_classes)
+    ported = entry.get("ported_from")
+    return Pretrained(
+        name=name, architecture=entry["architecture"], dataset=entry.get("dataset") or "",
+        accuracy=metrics.get(metric) if metric else None, measured_on=measured_on,
+        data_note=data_note, parameters=parameters, size_mb=round(4 * parameters / 1e6, 1),
+        source=source, location=location, ported_from=ported, license=entry.get("license"),
+        description=entry.get("description") or "", registry=entry,
+    )
+
+
+def _json_or_empty(path):
+    # The listing describes; a broken file is reported when the checkpoint is loaded.
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def resolve(source, *, revision=None, cache_dir=None, token=None, force_download=False):
@@ -103,12 +223,15 @@ def resolve(source, *, revision=None, cache_dir=None, token=None, force_download
     if os.path.isdir(source):
         return Provenance(Path(source), source=source)
     raise ValueError(
-        f"Unknown checkpoint {source!r}: not a built-in name ({sorted(entries)}), not "
-        f"'hf://owner/repo[@revision]' and not an existing directory. Received: source={source!r}"
+        f"Unknown checkpoint {source!r}: not a built-in name, not 'hf://owner/repo[@revision]' "
+        f"and not an existing directory.{did_you_mean(source, entries)} {SEE_ALL} "
+        f"Received: source={source!r}"
     )
 
 
 def _from_hub(source, repo_id, revision, expected_sha256, cache_dir, token, force_download):
+    from keras_resblocks import hub
+
     directory = hub.download(repo_id, revision=revision, cache_dir=cache_dir, token=token,
                              force_download=force_download)
     # The snapshot folder of huggingface_hub's cache is named after the commit.
@@ -129,6 +252,8 @@ def _builtin(name, entry, revision, cache_dir, token, force_download):
         expected = entry["sha256"] if revision in (None, pinned) else None
         return _from_hub(name, entry["hub"]["repo_id"], revision or pinned, expected, cache_dir,
                          token, force_download)
+    from keras_resblocks import port
+
     directory = port.ported_dir(name, cache_dir)
     if force_download or not (directory / CONFIG_FILE).is_file():
         port.import_keras_applications(name, cache_dir=cache_dir)
@@ -152,7 +277,9 @@ def from_pretrained(source, *, revision=None, num_classes=None, include_top=True
     Errors: :class:`CheckpointNotFoundError` (unknown repo or revision),
     :class:`MissingFileError` (a file is missing; lists the expected ones),
     :class:`ChecksumError` (names the file and both hashes),
-    :class:`HubUnavailableError` (the Hub cannot be reached and nothing is cached).
+    :class:`HubUnavailableError` (the Hub cannot be reached and nothing is cached),
+    :class:`CheckpointDownloadError` (its base: also an ImageNet name whose
+    ``keras.applications`` weights cannot be downloaded).
 
     Example:
 
@@ -165,6 +292,8 @@ def from_pretrained(source, *, revision=None, num_classes=None, include_top=True
     >>> model.output_shape
     (None, 8)
     """
+    from keras_resblocks.checkpoints.load import load_resolved
+
     provenance = resolve(source, revision=revision, cache_dir=cache_dir, token=token,
                          force_download=force_download)
     return load_resolved(provenance, num_classes=num_classes, include_top=include_top,
@@ -203,6 +332,10 @@ def verify_reference(source, *, atol=REFERENCE_ATOL, rtol=REFERENCE_RTOL, raise_
     >>> report.allclose, report.num_inputs, sorted(report.diffs)
     (True, 2, ['logits', 'outputs'])
     """
+    import keras
+
+    from keras_resblocks.checkpoints.reference import compare_reference, float32_inference
+
     if isinstance(source, keras.Model):
         return compare_reference(source, atol=atol, rtol=rtol, raise_on_mismatch=raise_on_mismatch)
     with float32_inference():

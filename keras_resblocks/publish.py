@@ -38,8 +38,8 @@ from keras_resblocks.checkpoints.io import (
     read_metadata,
     sha256_of,
     sha256_of_bytes,
+    usual_permissions,
 )
-from keras_resblocks.checkpoints.reference import read_reference
 
 _LOGIN_HINT = (
     "log in with `hf auth login` (or `huggingface-cli login`), set the HF_TOKEN "
@@ -208,6 +208,8 @@ def validate_checkpoint_dir(directory):
     _check_tensors(root / WEIGHTS_FILE)
     _check_readme(root / CARD_FILE)
     if REFERENCE_FILE in names:
+        from keras_resblocks.checkpoints.reference import read_reference
+
         read_reference(root)  # present, recorded, the recorded sha256, the expected tensors
         _check_tensors(root / REFERENCE_FILE, what="reference outputs")
     return files
@@ -414,6 +416,7 @@ def record_publication(publication, name, registry_path=None):
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(registry, f, indent=2)
             f.write("\n")
+        usual_permissions(tmp)  # not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)

@@ -2,6 +2,8 @@
 
 import json
 import logging
+import os
+import stat
 
 import keras
 import numpy as np
@@ -326,3 +328,25 @@ def test_load_refuses_metadata_save_would_not_write(saved):
         (path / "metadata.json").write_text(json.dumps({**metadata, **change}))
         with pytest.raises(CheckpointError, match=message):
             load_checkpoint(path)
+
+
+@pytest.fixture(params=[0o022, 0o077], ids=["umask022", "umask077"])
+def umask(request):
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_written_files_have_the_usual_permissions_under_the_umask(umask, tmp_path):
+    path = save_pretrained(tiny_model(), tmp_path / "tiny", reference_inputs=IMAGES)
+    assert _mode(path) == 0o777 & ~umask  # 0755 under 022, not mkdtemp's 0700
+    files = sorted(p.name for p in path.iterdir())
+    assert "reference.safetensors" in files and "README.md" in files
+    assert {name: _mode(path / name) for name in files} == dict.fromkeys(files, 0o666 & ~umask)
+    # Replacing an existing checkpoint keeps to the same rule.
+    save_pretrained(tiny_model(), path)
+    assert _mode(path) == 0o777 & ~umask and _mode(path / "config.json") == 0o666 & ~umask

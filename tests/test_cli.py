@@ -30,6 +30,37 @@ def test_list_json_has_architectures_and_checkpoints(capsys):
     assert rows["resnet50"]["parameters"] == 25_636_712
     assert rows["resnet20"]["depth"] == 20
     assert "resnet50_imagenet" in {r["name"] for r in listing["checkpoints"]}
+    ported = {r["name"]: r for r in listing["checkpoints"]}["resnet20_cifar10_akamaster"]
+    assert ported["parameters"] == 271_098 and ported["size_mb"] == 1.1
+    assert ported["accuracy"] == 0.8103 and "10,000 images" in ported["measured_on"]
+    assert ported["source"].startswith("bundled, ported from akamaster/")
+
+
+def test_list_shows_what_a_user_scans(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("NAME") and "DATASET" in line)
+    assert header.split()[:9] == ["NAME", "ARCHITECTURE", "PARAMETERS", "SIZE", "DATASET",
+                                  "ACCURACY", "MEASURED", "ON", "SOURCE"]
+    row = next(line for line in lines if line.startswith("resnet56_cifar10_akamaster "))
+    for cell in ("resnet56", "0.86M", "3.4 MB", "cifar10", "83.20%", "test (JPEG q75 copy) split",
+                 "bundled"):
+        assert cell in row
+    row = next(line for line in lines if line.startswith("resnet50_imagenet "))
+    assert "keras.applications.ResNet50 (download on first use)" in row
+
+
+@pytest.mark.parametrize("argv, suggested", [
+    (["info", "resnt56"], "'resnet56'"),
+    (["info", "resnet56_cifar10"], "'resnet56_cifar10_akamaster'"),
+    (["predict", "resnet50_imagnet", "cat.png"], "'resnet50_imagenet'"),
+    (["evaluate", "resnet20_cifar10", "--dataset", "digits"], "'resnet20_cifar10_akamaster'"),
+])
+def test_an_unknown_name_suggests_the_closest_and_how_to_see_all(argv, suggested, capsys):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert f"Did you mean {suggested}" in err and "`keras-resblocks list`" in err
 
 
 def test_info_of_an_architecture_and_a_checkpoint(capsys, checkpoint):

@@ -1,5 +1,6 @@
 """from_pretrained against a real HTTP server on 127.0.0.1, through the real huggingface_hub client."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -18,8 +19,11 @@ from keras_resblocks import (
     ChecksumError,
     HubUnavailableError,
     MissingFileError,
+    Pretrained,
+    create_model,
     from_pretrained,
     list_pretrained,
+    parameter_count,
     save_pretrained,
 )
 from keras_resblocks.checkpoints import registry as registry_module
@@ -318,6 +322,26 @@ def test_the_registry_is_read_and_validated_once(private_registry):
     path.write_text(json.dumps(registry))
     with pytest.raises(CheckpointError, match="Invalid registry entry 'resnet20_bundled'"):
         list_pretrained()
+
+
+def test_list_pretrained_describes_each_checkpoint_for_a_reader(private_registry):
+    entries = list_pretrained()
+    bundled, published = entries["resnet20_bundled"], entries["resnet20_published"]
+    assert isinstance(bundled, Pretrained) and bundled.name == "resnet20_bundled"
+    assert (bundled.source, bundled.location) == ("bundled", "keras_resblocks/weights/tiny_bundled")
+    # The bundled checkpoint's own config.json gives its head (3 classes, not CIFAR's 10).
+    assert bundled.parameters == parameter_count(create_model("resnet20").architecture,
+                                                 num_classes=3)
+    assert bundled.size_mb == round(4 * bundled.parameters / 1e6, 1)
+    assert (published.source, published.location) == ("hub", f"hf://{REPO}@main")
+    assert published.accuracy is None and published.measured_on is None
+    # Code written for the raw registry entries still reads them.
+    assert bundled["bundled"] == bundled.get("bundled") == "tiny_bundled"
+    assert published.get("nothing", 1) == 1 and "hub" in published and "bogus" not in published
+    assert dict(bundled) == private_registry[1]["checkpoints"]["resnet20_bundled"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        bundled.accuracy = 1.0
+    assert "resnet20, 0.27M parameters" in bundled.summary()
 
 
 def test_bundled_name_loads_without_network(private_registry, fake_hub):

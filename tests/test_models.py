@@ -232,3 +232,9 @@ def test_bad_arguments_raise_value_error_naming_the_value(make, message):
     with pytest.raises(ValueError, match="Received") as info:
         make()
     assert message in str(info.value)
+
+
+def test_an_unknown_architecture_suggests_the_closest_names():
+    with pytest.raises(ValueError, match=r"Unknown model name 'resnet5O'\. Did you mean [^?]*'resnet50'"
+                                         r".*`keras-resblocks list`"):
+        create_model("resnet5O")

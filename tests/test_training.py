@@ -49,6 +49,10 @@ def test_two_epochs_on_digits_end_to_end(tmp_path, capsys):
     assert metadata["recipe"]["name"] == "quick" and metadata["recipe"]["epochs"] == 2
     assert metadata["iterations"] == 30 and metadata["epochs"] == 2
     assert "--iterations 30" in metadata["command"]
+    # The card shows the command without this machine's paths (the output's included).
+    card = (out / "README.md").read_text()
+    assert "--output .../resnet-digits" in metadata["command"] and metadata["command"] in card
+    assert str(tmp_path) not in card and sys.prefix not in card
 
     model = _load(out)
     data = load_dataset("digits")

@@ -1,5 +1,6 @@
 """Image-folder datasets (tiny generated JPEGs) and the figure-6 plot script."""
 
+import os
 import pathlib
 import runpy
 import sys
@@ -35,6 +36,9 @@ def test_image_folder_is_decoded_once_and_cached(tmp_path):
     assert list(y_train) == [0, 0, 0, 1, 1, 1] and list(y_test) == [0, 0, 1, 1]
     np.testing.assert_array_equal(x_train[0], np.asarray(Image.open(root / "train/cat/0000.png")))
     (cached,) = cache.glob("pets-*.npz")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert cached.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
     # The second load reads the cache, not the images: doctor the cache and see it.
     with np.load(cached) as arrays:
@@ -106,3 +110,9 @@ def test_plot_degradation_script_draws_figure_6(tmp_path, monkeypatch):
     train_line, test_line = right.get_lines()
     assert test_line.get_linewidth() > train_line.get_linewidth() and train_line.get_linestyle() == "--"
     assert test_line.get_xdata()[-1] == pytest.approx(5 * 351 / 1e4)
+
+
+def test_a_mistyped_dataset_name_suggests_the_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no folder called cifar-10 here
+    with pytest.raises(DatasetError, match=r"Unknown dataset 'cifar-10'.*Did you mean 'cifar10'"):
+        load_dataset("cifar-10")

@@ -17,6 +17,7 @@ job; the Hub transport (:mod:`keras_resblocks.hub`, :mod:`keras_resblocks.publis
 imports from this package, never the reverse.
 """
 
+from keras_resblocks._lazy import lazy_names
 from keras_resblocks.checkpoints.format import (
     CARD_FILE,
     CHECKPOINT_FILES,
@@ -26,11 +27,14 @@ from keras_resblocks.checkpoints.format import (
     FORMAT_VERSION,
     HEAD_PREFIX,
     METADATA_FILE,
+    REFERENCE_ATOL,
     REFERENCE_FILE,
+    REFERENCE_RTOL,
     REQUIRED_FILES,
     UNSAFE_SUFFIXES,
     WEIGHTS_FILE,
     CheckpointConfig,
+    CheckpointDownloadError,
     CheckpointError,
     CheckpointMetadata,
     CheckpointNotFoundError,
@@ -40,25 +44,54 @@ from keras_resblocks.checkpoints.format import (
     Provenance,
     ReferenceMismatchError,
 )
-from keras_resblocks.checkpoints.io import (
-    CheckpointFiles,
-    check_files,
-    missing_files_error,
-    read_checkpoint,
-    read_config,
-    read_json,
-    read_metadata,
-    sha256_of,
-    verify_sha256,
-)
-from keras_resblocks.checkpoints.load import LoadReport, load_checkpoint, load_resolved
-from keras_resblocks.checkpoints.reference import (
-    MAX_REFERENCE_INPUTS,
-    REFERENCE_ATOL,
-    REFERENCE_RTOL,
-    REFERENCE_TENSORS,
-    ReferenceReport,
-    compare_reference,
-    read_reference,
-)
-from keras_resblocks.checkpoints.save import checkpoint_config, save_pretrained
+
+# The modules that need numpy, safetensors or Keras are imported on first use.
+_EXPORTS = {
+    "CheckpointFiles": "keras_resblocks.checkpoints.io",
+    "check_files": "keras_resblocks.checkpoints.io",
+    "missing_files_error": "keras_resblocks.checkpoints.io",
+    "read_checkpoint": "keras_resblocks.checkpoints.io",
+    "read_config": "keras_resblocks.checkpoints.io",
+    "read_json": "keras_resblocks.checkpoints.io",
+    "read_metadata": "keras_resblocks.checkpoints.io",
+    "sha256_of": "keras_resblocks.checkpoints.io",
+    "verify_sha256": "keras_resblocks.checkpoints.io",
+    "LoadReport": "keras_resblocks.checkpoints.load",
+    "load_checkpoint": "keras_resblocks.checkpoints.load",
+    "load_resolved": "keras_resblocks.checkpoints.load",
+    "MAX_REFERENCE_INPUTS": "keras_resblocks.checkpoints.reference",
+    "REFERENCE_TENSORS": "keras_resblocks.checkpoints.reference",
+    "ReferenceReport": "keras_resblocks.checkpoints.reference",
+    "compare_reference": "keras_resblocks.checkpoints.reference",
+    "read_reference": "keras_resblocks.checkpoints.reference",
+    "checkpoint_config": "keras_resblocks.checkpoints.save",
+    "save_pretrained": "keras_resblocks.checkpoints.save",
+}
+__all__ = [
+    "CARD_FILE",
+    "CHECKPOINT_FILES",
+    "CLASSIFIER_ACTIVATIONS",
+    "CONFIG_FILE",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "HEAD_PREFIX",
+    "METADATA_FILE",
+    "REFERENCE_ATOL",
+    "REFERENCE_FILE",
+    "REFERENCE_RTOL",
+    "REQUIRED_FILES",
+    "UNSAFE_SUFFIXES",
+    "WEIGHTS_FILE",
+    "CheckpointConfig",
+    "CheckpointDownloadError",
+    "CheckpointError",
+    "CheckpointMetadata",
+    "CheckpointNotFoundError",
+    "ChecksumError",
+    "HubUnavailableError",
+    "MissingFileError",
+    "Provenance",
+    "ReferenceMismatchError",
+    *_EXPORTS,
+]
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

@@ -24,8 +24,7 @@ import math
 import re
 from pathlib import Path
 
-from keras_resblocks.config import Architecture
-from keras_resblocks.models import POOLINGS
+from keras_resblocks.config import POOLINGS, Architecture
 
 FORMAT = "keras-resblocks"
 FORMAT_VERSION = 1
@@ -37,6 +36,10 @@ REFERENCE_FILE = "reference.safetensors"
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE)
 CHECKPOINT_FILES = REQUIRED_FILES + (CARD_FILE,)
 HEAD_PREFIX = "predictions/"
+# float32 inference of the same weights on TensorFlow and JAX (CPU) differs by
+# rounding only; see docs/checkpoints.md for the measured differences.
+REFERENCE_ATOL = 1e-3
+REFERENCE_RTOL = 1e-3
 
 # Formats we refuse to read: pickle can run arbitrary code on load, and HDF5 /
 # .keras archives carry Keras configs that deserialize into arbitrary layers.
@@ -75,7 +78,12 @@ class CheckpointNotFoundError(CheckpointError):
     """The Hub answered: no such repo, or no such revision in it."""
 
 
-class HubUnavailableError(CheckpointError, ConnectionError):
+class CheckpointDownloadError(CheckpointError, ConnectionError):
+    """A checkpoint's files could not be downloaded (offline, or the server unreachable)
+    and nothing usable is cached; the message names what was wanted and the offline way."""
+
+
+class HubUnavailableError(CheckpointDownloadError):
     """The Hub cannot be reached (or offline mode is on) and nothing usable is cached."""
 
 

@@ -245,12 +245,37 @@ def missing_files_error(missing, present, where):
     )
 
 
+def usual_permissions(path):
+    """Give ``path`` the mode ``open()`` or ``mkdir`` would have: 0o666 for a file, 0o777
+    for a directory, less the umask (0644 / 0755 under the usual umask 022).
+
+    ``tempfile.mkstemp`` and ``mkdtemp`` create 0600 / 0700, which would keep a
+    checkpoint meant to be shared from others on the machine.
+
+    Example:
+
+    >>> import os, stat, tempfile
+    >>> from keras_resblocks.checkpoints.io import usual_permissions
+    >>> old = os.umask(0o022)
+    >>> directory = tempfile.mkdtemp()
+    >>> usual_permissions(directory)
+    >>> _ = os.umask(old)
+    >>> oct(stat.S_IMODE(os.stat(directory).st_mode))
+    '0o755'
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    full = 0o777 if os.path.isdir(path) else 0o666
+    os.chmod(path, full & ~umask)
+
+
 @contextlib.contextmanager
 def replacing_directory(target):
     """Yield an empty staging directory beside ``target``; on success it becomes ``target``.
 
     A failure midway leaves an existing checkpoint at ``target`` untouched, and
-    only a checkpoint (or an empty directory) is ever replaced.
+    only a checkpoint (or an empty directory) is ever replaced. The directory and
+    its files get the permissions of :func:`usual_permissions`.
     """
     target = Path(target)
     _check_overwritable(target)
@@ -258,6 +283,8 @@ def replacing_directory(target):
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield staging
+        for path in [staging, *staging.iterdir()]:
+            usual_permissions(path)
         _swap_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

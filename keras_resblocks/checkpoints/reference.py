@@ -13,7 +13,9 @@ import safetensors.numpy
 from keras_resblocks.checkpoints.format import (
     FORMAT,
     METADATA_FILE,
+    REFERENCE_ATOL,
     REFERENCE_FILE,
+    REFERENCE_RTOL,
     CheckpointError,
     MissingFileError,
     ReferenceMismatchError,
@@ -24,10 +26,6 @@ from keras_resblocks.checkpoints.load import LoadReport, load_checkpoint
 # The reference batch is a check, not a data set: a few images keep the file small.
 MAX_REFERENCE_INPUTS = 64
 REFERENCE_TENSORS = ("inputs", "outputs", "logits")
-# float32 inference of the same weights on TensorFlow and JAX (CPU) differs by
-# rounding only; see docs/checkpoints.md for the measured differences.
-REFERENCE_ATOL = 1e-3
-REFERENCE_RTOL = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)

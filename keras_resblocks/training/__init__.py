@@ -7,19 +7,24 @@ in-graph input pipeline), ``losses``, ``callbacks`` (stopping rules and the per-
 ``trainer`` (:func:`train`, the loop that puts them together).
 """
 
-from keras_resblocks.training.data import Dataset, DatasetError, load_dataset, load_image_folder
-from keras_resblocks.training.history import read_history
-from keras_resblocks.training.recipes import (
-    PRESETS,
-    Recipe,
-    get_recipe,
-    learning_rate_schedule,
-    list_recipes,
-)
-from keras_resblocks.training.trainer import NonFiniteLossError, TrainResult, train
+from keras_resblocks._lazy import lazy_names
 
-__all__ = [
-    "PRESETS", "Dataset", "DatasetError", "NonFiniteLossError", "Recipe", "TrainResult",
-    "get_recipe", "learning_rate_schedule", "list_recipes", "load_dataset", "load_image_folder",
-    "read_history", "train",
-]
+# Imported on first use: the trainer needs Keras, and `keras-resblocks --help` should not.
+_EXPORTS = {
+    "Dataset": "keras_resblocks.training.data",
+    "DatasetDownloadError": "keras_resblocks.training.data",
+    "DatasetError": "keras_resblocks.training.data",
+    "load_dataset": "keras_resblocks.training.data",
+    "load_image_folder": "keras_resblocks.training.data",
+    "PRESETS": "keras_resblocks.training.recipes",
+    "Recipe": "keras_resblocks.training.recipes",
+    "get_recipe": "keras_resblocks.training.recipes",
+    "learning_rate_schedule": "keras_resblocks.training.recipes",
+    "list_recipes": "keras_resblocks.training.recipes",
+    "NonFiniteLossError": "keras_resblocks.training.trainer",
+    "TrainResult": "keras_resblocks.training.trainer",
+    "read_history": "keras_resblocks.training.history",
+    "train": "keras_resblocks.training.trainer",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

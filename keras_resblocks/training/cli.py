@@ -187,28 +187,48 @@ def main(argv=None):
         prog="train", description="Train a keras-resblocks model and write a checkpoint."))
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    return run_train(args, command=" ".join(shlex.quote(a) for a in ["train.py"] + argv))
+    return run_train(args, command=command_line(["train.py"] + argv))
 
 
 def command_line(argv=None):
-    """This process's command line as the user would type it: the program's name
-    without the directory it was installed in.
+    """This process's command line as the user would type it, without this machine's paths.
+
+    The program's name loses the directory it was installed in (a virtual
+    environment's ``bin``); an absolute path among the arguments becomes relative
+    to the working directory when it lies below it, else ``.../`` and its last
+    component. The result goes into checkpoint cards, which get published.
 
     Example:
 
     >>> from keras_resblocks.training.cli import command_line
-    >>> command_line(["/home/me/.venv/bin/keras-resblocks", "train", "--output", "my run"])
-    "keras-resblocks train --output 'my run'"
+    >>> command_line(["/home/me/.venv/bin/keras-resblocks", "train", "--output", "my run",
+    ...               "--dataset=/home/me/data/cifar.tar.gz"])
+    "keras-resblocks train --output 'my run' --dataset=.../cifar.tar.gz"
     """
     argv = list(sys.argv if argv is None else argv)
     program = os.path.basename(argv[0]) if argv else "keras-resblocks"
     if program == "__main__.py":
         program = "python -m keras_resblocks"
-    return " ".join([program] + [shlex.quote(a) for a in argv[1:]])
+    return " ".join([program] + [shlex.quote(_without_local_path(a)) for a in argv[1:]])
+
+
+def _without_local_path(arg):
+    option, equals, value = arg.partition("=") if arg.startswith("-") else ("", "", arg)
+    if not equals:
+        option, value = "", arg
+    if not os.path.isabs(value):
+        return arg
+    relative = os.path.relpath(value, os.getcwd())
+    if relative != os.pardir and not relative.startswith(os.pardir + os.sep):
+        value = relative
+    else:
+        value = ".../" + os.path.basename(value.rstrip(os.sep)) if value.strip(os.sep) else value
+    return option + equals + value
 
 
 def run_train(args, command=None):
     """Train from parsed :func:`add_train_arguments` options; returns the exit status."""
+    from keras_resblocks._extras import MissingExtraError
     from keras_resblocks.training.data import DatasetError
     from keras_resblocks.training.trainer import NonFiniteLossError, train
 
@@ -229,7 +249,7 @@ def run_train(args, command=None):
             model_overrides=args.model_overrides, verbose=verbose,
             command=command, deadline=args.deadline, data_note=args.data_note,
         )
-    except (DatasetError, NonFiniteLossError, ValueError) as e:
+    except (DatasetError, NonFiniteLossError, ValueError, MissingExtraError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if not result.finished:

@@ -19,16 +19,23 @@ from typing import Optional
 
 import numpy as np
 
+from keras_resblocks._suggest import did_you_mean
+
 CIFAR10_LABELS = [
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
 ]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 FOLDER_LAYOUT = "train/<class>/*.jpg and test/<class>/*.jpg (the same classes in both)"
+DATASET_NAMES = ("digits", "cifar10", "cifar100")
 
 
 class DatasetError(ValueError):
     """A dataset path that is missing or not laid out as expected."""
+
+
+class DatasetDownloadError(DatasetError, ConnectionError):
+    """A named dataset could not be downloaded (offline, or its server unreachable)."""
 
 
 @dataclasses.dataclass
@@ -93,7 +100,8 @@ def hold_out(x, y, validation):
 def load_digits_dataset():
     """scikit-learn's 8x8 digits as 32x32 RGB uint8, 80/20 stratified train/test.
 
-    Bundled with scikit-learn, so it works offline.
+    Bundled with scikit-learn, so it works offline; scikit-learn comes with the
+    ``train`` extra (``pip install "keras-resblocks[train]"``).
 
     Example:
 
@@ -102,6 +110,9 @@ def load_digits_dataset():
     >>> tuple(x_train.shape), x_train.dtype.name, int(x_train.max()), len(x_test), labels[:3]
     ((1437, 32, 32, 3), 'uint8', 255, 360, ['0', '1', '2'])
     """
+    from keras_resblocks._extras import require
+
+    require("sklearn", "The digits dataset")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -117,11 +128,26 @@ def load_digits_dataset():
 
 
 def load_keras_dataset(name):
-    """CIFAR-10 or CIFAR-100 through ``keras.datasets`` (downloads once; needs internet)."""
+    """CIFAR-10 or CIFAR-100 through ``keras.datasets`` (downloads once; needs internet).
+
+    Offline, with nothing downloaded before, raises :class:`DatasetDownloadError`
+    naming the URL and the offline way (an image folder or a .tar.gz of one).
+    """
     import keras
 
+    from keras_resblocks._downloads import download_failure, is_network_error
+
     module = {"cifar10": keras.datasets.cifar10, "cifar100": keras.datasets.cifar100}[name]
-    (x_train, y_train), (x_test, y_test) = module.load_data()
+    try:
+        (x_train, y_train), (x_test, y_test) = module.load_data()
+    except Exception as error:  # keras.utils.get_file raises a bare Exception
+        if not is_network_error(error):
+            raise
+        raise DatasetDownloadError(
+            f"{download_failure(name, error)} Offline, give a dataset path instead of the "
+            f"name: an image folder holding {FOLDER_LAYOUT}, or a .tar.gz of one (`--dataset PATH` "
+            f"on the command line, load_dataset(PATH) in Python). Received: dataset={name!r}"
+        ) from None
     labels = CIFAR10_LABELS if name == "cifar10" else None
     return (
         x_train.astype("uint8"), y_train.reshape(-1).astype("int32"),
@@ -281,6 +307,8 @@ def load_image_folder(path, cache_dir=None, verbose=1):
                 [str(label) for label in cached["labels"]],
             )
 
+    from keras_resblocks.checkpoints.io import usual_permissions
+
     if verbose:
         print(f"Reading {path.name} (first use: decoded once, then cached in {cache_dir})",
               file=sys.stderr, flush=True)
@@ -301,6 +329,7 @@ def load_image_folder(path, cache_dir=None, verbose=1):
     fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npz.tmp")
     with os.fdopen(fd, "wb") as f:
         np.savez(f, labels=np.array(labels), **arrays)
+    usual_permissions(tmp)  # not mkstemp's 0600
     os.replace(tmp, cache_file)
     if verbose:
         size = cache_file.stat().st_size / 2**20
@@ -379,6 +408,12 @@ def load_dataset(name, validation=5000, cache_dir=None):
         parts, source = load_keras_dataset(name), f"keras.datasets.{name}"
     else:
         path = pathlib.Path(name).expanduser()
+        hint = did_you_mean(str(name), DATASET_NAMES) if not path.exists() else ""
+        if hint:
+            raise DatasetError(
+                f"Unknown dataset {str(name)!r}: not one of {list(DATASET_NAMES)} and no such "
+                f"path.{hint} Received: dataset={str(name)!r}"
+            )
         parts = load_image_folder(path, cache_dir=cache_dir)
         # The file's name and content hash, not where it sits on this machine.
         source = f"image folder {path.name}"

@@ -6,7 +6,6 @@ import dataclasses
 import math
 from typing import Optional, Tuple
 
-import keras
 
 SCHEDULES = ("step", "cosine", "constant")
 
@@ -240,6 +239,8 @@ def learning_rate_schedule(recipe):
     >>> [round(float(lr(i)), 6) for i in (399, 400, 31999, 32000, 47999, 48000)]
     [0.01, 0.1, 0.1, 0.01, 0.01, 0.001]
     """
+    import keras
+
     base = recipe.learning_rate
     warmup = recipe.warmup_iterations
     if recipe.schedule == "cosine":

@@ -1,0 +1,60 @@
+"""The command's start-up: what answers without a backend does not load one, and a command
+that needs one does not print the backend's start-up log."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from tests._hubserver import tiny_model
+
+from keras_resblocks import save_pretrained
+
+BACKENDS = ("keras", "tensorflow", "jax")
+_PROBE = """
+import contextlib, io, json, sys
+from keras_resblocks.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        code = main(sys.argv[1:])
+    except SystemExit as exit:
+        code = exit.code
+print(json.dumps({"code": code, "loaded": sorted(m for m in %r if m in sys.modules)}))
+"""
+
+
+def _run(*args, env=None):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["list"], ["info", "resnet20"],
+                                  ["info", "resnet56_cifar10_akamaster"], ["train", "--help"]])
+def test_answers_without_importing_a_backend(argv):
+    done = _run("-c", _PROBE % (BACKENDS,), *argv)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"code": 0, "loaded": []}
+
+
+def test_importing_the_package_imports_no_backend_until_a_name_needs_one():
+    done = _run("-c", "import sys, keras_resblocks as k; k.Architecture; k.list_pretrained();"
+                      "k.parameter_count(k.Architecture(**k.registry.ARCHITECTURES['resnet20']));"
+                      f"print([m for m in {BACKENDS!r} if m in sys.modules]);"
+                      "k.ResNet; print('keras' in sys.modules)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["[]", "True"]
+
+
+def test_predict_prints_no_backend_log(tmp_path):
+    checkpoint = save_pretrained(tiny_model(), tmp_path / "tiny")
+    image = tmp_path / "cat.png"
+    Image.fromarray(np.zeros((8, 8, 3), "uint8")).save(image)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_RESBLOCKS_DEBUG")}
+    done = _run("-m", "keras_resblocks", "predict", str(checkpoint), str(image), env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{image}: ")
+    assert done.stderr == ""
