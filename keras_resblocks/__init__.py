@@ -67,3 +67,12 @@ _EXPORTS = {
 }
 __all__ = ["__version__", *_EXPORTS]
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS)
+
+import sys as _sys
+
+if "keras" in _sys.modules:
+    # Keras is already loaded, so registering the layers costs nothing more, and
+    # keras.saving.load_model() of a .keras file made of them works right after
+    # `import keras, keras_resblocks` (Keras finds custom layers only once registered).
+    import keras_resblocks.models  # noqa: E402, F401
+del _sys

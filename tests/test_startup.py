@@ -58,3 +58,19 @@ def test_predict_prints_no_backend_log(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{image}: ")
     assert done.stderr == ""
+
+
+def test_a_keras_file_of_the_blocks_loads_after_import_keras_then_keras_resblocks(tmp_path):
+    import keras
+
+    from keras_resblocks import ResidualBlock
+
+    inputs = keras.Input((8, 8, 4))
+    model = keras.Model(inputs, ResidualBlock(4)(inputs))
+    model.save(tmp_path / "blocks.keras")
+    code = ("import keras, keras_resblocks, sys\n"
+            "model = keras.saving.load_model(sys.argv[1], safe_mode=True)\n"
+            "print(type(model.layers[-1]).__name__)")
+    done = _run("-c", code, str(tmp_path / "blocks.keras"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("ResidualBlock")
