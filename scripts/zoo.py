@@ -20,7 +20,6 @@ checkpoint is in ``weights/<model>_cifar10/``, it is entered in
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import json
 import os
@@ -33,6 +32,8 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from keras_resblocks.training.history import read_history  # noqa: E402 (no Keras import)
+
 REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -48,12 +49,6 @@ class Zoo:
 EXIT_UNFINISHED = 75  # keras-resblocks train: stopped at --deadline
 KILL_GRACE_S = 600  # a run still going this long after the deadline is killed (it resumes
 # from its last epoch backup)
-
-
-def read_history(path):
-    # As keras_resblocks.training.read_history, without importing Keras.
-    with open(path, newline="") as f:
-        return [{k: float(v) if v else None for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def checkpoint_name(model):
