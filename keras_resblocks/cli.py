@@ -103,6 +103,18 @@ def cmd_list(args):
 
 
 # -- info --------------------------------------------------------------------------------
+def printable(text):
+    r"""``text`` without control characters other than newlines and tabs, so a model card
+    cannot move the cursor, recolour or retitle the user's terminal.
+
+    Example:
+
+    >>> printable("ok\x1b[2J\x1b]0;pwned\x07 fine\n")
+    'ok[2J]0;pwned fine\n'
+    """
+    return "".join(c for c in text if c in "\n\t" or (c.isprintable() and c != "\x7f"))
+
+
 def cmd_info(args):
     from keras_resblocks import Architecture, list_models, list_pretrained, parameter_count
     from keras_resblocks.checkpoints import CARD_FILE, METADATA_FILE
@@ -131,7 +143,7 @@ def cmd_info(args):
         card = None
         if entry.get("bundled"):
             card_file = weights_root() / entry["bundled"] / CARD_FILE
-            card = card_file.read_text(encoding="utf-8")
+            card = printable(card_file.read_text(encoding="utf-8"))
         listing = dict(_listing(entry), registry=entry.registry)
         if args.json:
             print(json.dumps(listing, indent=1))
@@ -139,15 +151,21 @@ def cmd_info(args):
             print(card if card else json.dumps(listing, indent=1))
         return 0
     if os.path.isdir(name):
-        card_path = os.path.join(name, CARD_FILE)
-        if not os.path.isfile(card_path):
-            raise CommandError(f"{name}: no {CARD_FILE} (model card) in this directory")
+        from keras_resblocks.checkpoints import CheckpointMetadata
+        from keras_resblocks.checkpoints.io import check_files, read_config, read_file, read_json
+
+        # A directory is anyone's: validate it before printing anything from it.
+        check_files(name)
+        read_config(name)
+        metadata = read_json(os.path.join(name, METADATA_FILE))
+        CheckpointMetadata.from_json(metadata)
         if args.json:
-            with open(os.path.join(name, METADATA_FILE), encoding="utf-8") as f:
-                print(f.read())
-        else:
-            with open(card_path, encoding="utf-8") as f:
-                print(f.read())
+            print(json.dumps(metadata, indent=1))
+            return 0
+        if not os.path.exists(os.path.join(name, CARD_FILE)):
+            raise CommandError(f"{name}: no {CARD_FILE} (model card) in this directory")
+        card = read_file(os.path.join(name, CARD_FILE), max_bytes=1 << 20)
+        print(printable(card.decode("utf-8", errors="replace")))
         return 0
     from keras_resblocks._suggest import SEE_ALL, did_you_mean
 

@@ -181,6 +181,50 @@ class Architecture:
 
 
 # -- what an architecture holds, computed without Keras ---------------------------------
+def check_preprocessing(preprocessing, channels):
+    """``preprocessing`` (``None`` or ``{"scale", "mean", "std"}``) checked and filled in for
+    ``channels`` input channels: finite numbers, one mean and one positive std per channel.
+
+    Example:
+
+    >>> from keras_resblocks.config import check_preprocessing
+    >>> check_preprocessing({"scale": 0.5}, 2)
+    {'scale': 0.5, 'mean': [0.0, 0.0], 'std': [1.0, 1.0]}
+    """
+    if preprocessing is None:
+        return None
+    if not isinstance(preprocessing, dict):
+        raise ValueError(
+            "`preprocessing` must be None or a dict with 'scale', 'mean' and 'std'. "
+            f"Received: preprocessing={preprocessing!r}"
+        )
+    unknown = set(preprocessing) - {"scale", "mean", "std"}
+    if unknown:
+        raise ValueError(
+            f"Unknown preprocessing key(s) {sorted(unknown)}; expected 'scale', "
+            f"'mean', 'std'. Received: preprocessing={preprocessing!r}"
+        )
+    def number(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise TypeError(v)
+        return float(v)
+
+    try:
+        scale = number(preprocessing.get("scale", 1.0))
+        mean = [number(v) for v in preprocessing.get("mean", [0.0] * channels)]
+        std = [number(v) for v in preprocessing.get("std", [1.0] * channels)]
+    except TypeError:
+        mean = std = []
+    if len(mean) != channels or len(std) != channels or min(std) <= 0:
+        raise ValueError(
+            f"`preprocessing` needs a finite number `scale` and lists of one finite mean and "
+            f"one positive std per channel ({channels}). Received: preprocessing={preprocessing!r}"
+        )
+    return {"scale": scale, "mean": mean, "std": std}
+
+
+
+
 def list_models():
     """Names of the built-in architectures, for :func:`create_model`.
 

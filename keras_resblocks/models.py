@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import keras
 
@@ -16,6 +15,7 @@ from keras_resblocks.config import (  # noqa: F401  (list_models, parameter_coun
     list_models,
     parameter_count,
 )
+from keras_resblocks.config import check_preprocessing as _check_preprocessing
 from keras_resblocks.registry import ARCHITECTURES, CONSTRUCTOR_NAMES, DEFAULT_HEAD
 _ARCH_FIELDS = {f.name for f in dataclasses.fields(Architecture)}
 
@@ -73,39 +73,6 @@ def _check_input_shape(input_shape, arch):
                 f"downsample by {smallest}, so inputs must be at least "
                 f"{smallest}x{smallest}. Received: input_shape={input_shape!r}"
             )
-
-
-def _check_preprocessing(preprocessing, channels):
-    if preprocessing is None:
-        return None
-    if not isinstance(preprocessing, dict):
-        raise ValueError(
-            "`preprocessing` must be None or a dict with 'scale', 'mean' and 'std'. "
-            f"Received: preprocessing={preprocessing!r}"
-        )
-    unknown = set(preprocessing) - {"scale", "mean", "std"}
-    if unknown:
-        raise ValueError(
-            f"Unknown preprocessing key(s) {sorted(unknown)}; expected 'scale', "
-            f"'mean', 'std'. Received: preprocessing={preprocessing!r}"
-        )
-    def number(v):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise TypeError(v)
-        return float(v)
-
-    try:
-        scale = number(preprocessing.get("scale", 1.0))
-        mean = [number(v) for v in preprocessing.get("mean", [0.0] * channels)]
-        std = [number(v) for v in preprocessing.get("std", [1.0] * channels)]
-    except TypeError:
-        mean = std = []
-    if len(mean) != channels or len(std) != channels or min(std) <= 0:
-        raise ValueError(
-            f"`preprocessing` needs a finite number `scale` and lists of one finite mean and "
-            f"one positive std per channel ({channels}). Received: preprocessing={preprocessing!r}"
-        )
-    return {"scale": scale, "mean": mean, "std": std}
 
 
 def _stem(x, arch):

@@ -166,3 +166,12 @@ def test_the_docs_table_lists_every_case():
     cases = CASES + FILE_CASES
     assert [case for case, _ in rows] == [case for case, _, _ in cases]
     assert all(message in said for (_, said), (_, _, message) in zip(rows, cases))
+
+
+def test_a_directory_that_is_not_a_checkpoint_is_named_without_listing_all_of_it(tmp_path):
+    for i in range(500):
+        (tmp_path / f"file{i:03d}.txt").write_text("x")
+    with pytest.raises(CheckpointError) as error:
+        from_pretrained(str(tmp_path))
+    message = str(error.value)
+    assert "and 488 more" in message and "file499" not in message and len(message) < 1000

@@ -159,3 +159,23 @@ def test_evaluate_gives_one_accuracy_whatever_the_batch_size(capsys, tmp_path):
         result = json.loads(capsys.readouterr().out)
         assert result["images"] == 360
         assert result["accuracy"] == pytest.approx(expected, abs=1e-6), batch_size
+
+
+def test_info_validates_a_directory_before_printing_and_strips_control_characters(
+        capsys, checkpoint, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(checkpoint, copy)
+    card = copy / "README.md"
+    card.write_text(card.read_text() + "\x1b]0;pwned\x07\x1b[2J tail\n")
+    assert main(["info", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "tail" in out
+
+    config = json.loads((copy / "config.json").read_text())
+    config["architecture"]["stage_depths"] = [100000, 1]
+    (copy / "config.json").write_text(json.dumps(config))
+    assert main(["info", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "beyond the limit of 1,024" in err and err.count("\n") == 1

@@ -24,7 +24,7 @@ import math
 import re
 from pathlib import Path
 
-from keras_resblocks.config import POOLINGS, Architecture
+from keras_resblocks.config import POOLINGS, Architecture, check_preprocessing, parameter_count
 
 FORMAT = "keras-resblocks"
 FORMAT_VERSION = 1
@@ -128,8 +128,6 @@ LIMITS = {
 
 def _check_limits(config):
     """Raise :class:`CheckpointError` naming the first field of ``config`` beyond :data:`LIMITS`."""
-    from keras_resblocks.models import parameter_count
-
     arch = config.architecture
 
     def refuse(field, value, limit, what):
@@ -242,10 +240,8 @@ class CheckpointConfig:
         if labels is not None:
             object.__setattr__(self, "labels", list(labels))
         if self.preprocessing is not None:
-            from keras_resblocks.models import _check_preprocessing
-
             try:
-                _check_preprocessing(self.preprocessing, self.input_shape[-1] or 3)
+                check_preprocessing(self.preprocessing, self.input_shape[-1] or 3)
             except ValueError as error:
                 raise CheckpointError(f"Invalid `preprocessing` in {CONFIG_FILE}: {error}") from None
 

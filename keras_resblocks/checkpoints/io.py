@@ -230,6 +230,12 @@ def check_files(directory):
         raise missing_files_error(missing, present, where=str(directory))
 
 
+def _some(names, limit=12):
+    """``names`` for an error message: at most ``limit`` of them and how many more."""
+    names = list(names)
+    return str(names) if len(names) <= limit else f"{names[:limit]} and {len(names) - limit:,} more"
+
+
 def missing_files_error(missing, present, where):
     """The error for a checkpoint (local or remote) lacking ``missing`` files."""
     unsafe = [name for name in present if name.lower().endswith(UNSAFE_SUFFIXES)]
@@ -237,11 +243,11 @@ def missing_files_error(missing, present, where):
         return CheckpointError(
             f"{where} holds {unsafe}, formats keras-resblocks refuses to read (pickle and "
             f"HDF5/.keras files can run code or rebuild arbitrary layers). A keras-resblocks "
-            f"checkpoint holds {list(CHECKPOINT_FILES)}. Received: files {present}"
+            f"checkpoint holds {list(CHECKPOINT_FILES)}. Received: files {_some(present)}"
         )
     return MissingFileError(
         f"{where} has no {', '.join(missing)}; a keras-resblocks checkpoint holds "
-        f"{list(CHECKPOINT_FILES)}. Received: files {present}"
+        f"{list(CHECKPOINT_FILES)}. Received: files {_some(present)}"
     )
 
 
