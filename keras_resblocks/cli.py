@@ -176,10 +176,16 @@ def cmd_info(args):
 
 
 # -- predict -----------------------------------------------------------------------------
+MAX_IMAGE_PIXELS = 50_000_000  # about 7,000 x 7,000: larger files are refused before decoding
+
+
 def load_image(path, size=None):
     """An image file as a uint8 RGB array, resized to ``size`` ((height, width)) if given.
 
-    Any format Pillow reads; grey, palette and RGBA images are converted to RGB.
+    Any format Pillow reads; grey, palette and RGBA images are converted to RGB, and
+    16-bit, 32-bit integer and floating-point images are scaled to 0..255 (not clipped):
+    16-bit by 255/65535, floats in 0..1 by 255. An image of more than
+    :data:`MAX_IMAGE_PIXELS` pixels is refused from its header, before it is decoded.
 
     Example:
 
@@ -190,21 +196,42 @@ def load_image(path, size=None):
     >>> Image.fromarray(np.zeros((10, 20), "uint8")).save(path)
     >>> load_image(path, size=(32, 32)).shape
     (32, 32, 3)
+    >>> Image.fromarray(np.full((4, 4), 65535, "uint16")).save(path)  # 16-bit grey
+    >>> int(load_image(path).max())
+    255
     """
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB")
-            if size is not None and all(size) and image.size != (size[1], size[0]):
-                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            return np.asarray(image, dtype="uint8")
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise CommandError(
+                    f"{path}: {width}x{height} = {width * height:,} pixels, beyond the limit of "
+                    f"{MAX_IMAGE_PIXELS:,}; resize it first")
+            if image.mode in ("RGB", "L", "P", "RGBA", "LA", "PA", "1", "CMYK", "YCbCr", "LAB", "HSV"):
+                pixels = np.asarray(image.convert("RGB"), dtype="uint8")
+            else:  # 16/32-bit integers or floats: one channel of wider values
+                values = np.asarray(image, dtype="float64")
+                if image.mode == "F":
+                    top = 1.0 if np.nanmax(values, initial=0.0) <= 1.0 else 255.0
+                else:
+                    top = 65535.0 if np.max(values, initial=0) <= 65535 else float(2**32 - 1)
+                grey = np.clip(np.nan_to_num(values) * (255.0 / top), 0, 255).round()
+                pixels = np.repeat(grey.astype("uint8")[..., None], 3, axis=-1)
+            if size is not None and all(size) and pixels.shape[:2] != tuple(size):
+                pixels = np.asarray(Image.fromarray(pixels).resize(
+                    (size[1], size[0]), Image.Resampling.BILINEAR), dtype="uint8")
+            return pixels
     except FileNotFoundError:
         raise CommandError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise CommandError(f"{path}: is a directory, not an image") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except Image.DecompressionBombError:
+        raise CommandError(f"{path}: more pixels than the limit of {MAX_IMAGE_PIXELS:,}; "
+                           "resize it first") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
         raise CommandError(f"{path}: not a readable image ({type(e).__name__})") from None
 
 
@@ -360,7 +387,9 @@ def build_parser():
 
     p = sub.add_parser("predict", help="top-k labels for image files")
     p.add_argument("name", help="pretrained name, hf://owner/repo[@rev] or checkpoint directory")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any Pillow format)")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files (any Pillow format; 16-bit and float images are scaled to "
+                   f"0..255; at most {MAX_IMAGE_PIXELS:,} pixels)")
     p.add_argument("--top-k", type=int, default=5, help="labels per image (default 5)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -179,3 +179,29 @@ def test_info_validates_a_directory_before_printing_and_strips_control_character
     assert main(["info", str(copy)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "beyond the limit of 1,024" in err and err.count("\n") == 1
+
+
+def test_predict_refuses_huge_images_by_their_header_and_scales_wide_ones(
+        capsys, checkpoint, tmp_path):
+    from keras_resblocks.cli import MAX_IMAGE_PIXELS, load_image
+
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (20000, 20000)).save(bomb)  # 400M pixels in a few KB
+    big = tmp_path / "big.png"
+    Image.new("1", (10000, 6000)).save(big)  # 60M: under Pillow's own limit, over ours
+    assert bomb.stat().st_size < 200_000
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((16, 16, 3), 90, "uint8")).save(good)
+    code = main(["predict", str(checkpoint), str(bomb), str(big), str(good), "--json"])
+    out = capsys.readouterr()
+    assert code == 1
+    assert [r["file"] for r in json.loads(out.out)] == [str(good)]  # the others still answered
+    assert f"beyond the limit of {MAX_IMAGE_PIXELS:,}" in out.err
+    assert f"{bomb}: more pixels than the limit of {MAX_IMAGE_PIXELS:,}" in out.err
+
+    sixteen = tmp_path / "sixteen.png"
+    Image.fromarray(np.array([[0, 32896, 65535]], "uint16")).save(sixteen)
+    assert load_image(sixteen)[0, :, 0].tolist() == [0, 128, 255]
+    floats = tmp_path / "floats.tiff"
+    Image.fromarray(np.array([[0.0, 0.5, 1.0]], "float32")).save(floats)
+    assert load_image(floats)[0, :, 0].tolist() == [0, 128, 255]
