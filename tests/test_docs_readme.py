@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from tests._docs import ROOT, code_blocks, run_python_blocks
 

@@ -98,7 +98,7 @@ def test_continue_stops_before_the_deadline_then_finishes_and_registers(tmp_path
     assert report.returncode == 0, report.stderr
     document = (root / "docs" / "zoo.md").read_text()
     test_error = 100 * (1 - metadata["metrics"]["test_accuracy"])
-    assert f"| resnet20 | " in document and f"| {test_error:.2f} |" in document
+    assert "| resnet20 | " in document and f"| {test_error:.2f} |" in document
     assert "\nold\n" not in document and "(fig6.png)" in document
     assert (root / "docs" / "fig6.png").read_bytes()[:4] == b"\x89PNG"
 
