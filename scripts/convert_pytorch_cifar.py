@@ -421,6 +421,7 @@ def convert(source, depth, output, data=None, command=None):
     Everything is read and checked before anything is written.
     """
     from keras_resblocks import save_pretrained
+    from keras_resblocks.checkpoints.io import record_file_hashes
 
     source, output = Path(source), Path(output)
     tensors, best_prec1 = load_upstream(source, depth)
@@ -460,6 +461,7 @@ def convert(source, depth, output, data=None, command=None):
         '"hf://OWNER/REPO")  # or the local directory', f'"{name}")  # bundled: no download')
     card.write_text(text + _card_sections(name, depth, upstream, metrics, evaluate_command, command),
                     encoding="utf-8")
+    record_file_hashes(path)  # the card changed after save_pretrained hashed it
     return path
 
 

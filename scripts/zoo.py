@@ -111,6 +111,10 @@ def finalize(zoo, model):
     """Enter a finished run's checkpoint in the registry and delete its backup."""
     name, plan = checkpoint_name(model), zoo.plan
     directory = zoo.weights / name
+    from keras_resblocks.checkpoints.io import record_file_hashes
+
+    if "files" not in json.loads((directory / "metadata.json").read_text()):
+        record_file_hashes(directory)  # a checkpoint written by keras-resblocks 0.1.0
     meta = json.loads((directory / "metadata.json").read_text())
     registry_path = zoo.weights / "registry.json"
     registry = json.loads(registry_path.read_text())

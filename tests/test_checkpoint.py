@@ -11,6 +11,7 @@ import pytest
 import safetensors.numpy
 from tests._hubserver import tiny_model
 
+from tests._helpers import rehash
 from keras_resblocks import (
     CheckpointError,
     ChecksumError,
@@ -176,6 +177,7 @@ def test_shape_mismatch_names_the_first_mismatches_and_loads_nothing(saved):
     config = json.loads((path / "config.json").read_text())
     config["architecture"]["stage_widths"] = [4, 16]
     (path / "config.json").write_text(json.dumps(config))
+    rehash(path)
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path)
     message = str(info.value)
@@ -188,6 +190,7 @@ def test_depth_mismatch_names_missing_weights(saved):
     config = json.loads((path / "config.json").read_text())
     config["architecture"]["stage_depths"] = [1, 2]
     (path / "config.json").write_text(json.dumps(config))
+    rehash(path)
     with pytest.raises(CheckpointError, match="stage2_block2/conv1/kernel: missing from the checkpoint"):
         load_checkpoint(path)
 
@@ -271,6 +274,7 @@ def test_configs_that_name_code_are_refused_and_nothing_runs(saved, tmp_path, mo
     sentinel = tmp_path / "code_ran.txt"
     for case, config in _malicious_configs(sentinel).items():
         (path / "config.json").write_text(json.dumps(config))
+        rehash(path)
         with pytest.raises(CheckpointError):
             load_checkpoint(path)
         assert not sentinel.exists(), case
@@ -298,6 +302,7 @@ def test_save_refuses_a_classifier_activation_that_load_refuses(tmp_path, saved,
     config = json.loads((path / "config.json").read_text())
     config["model"]["classifier_activation"] = activation
     (path / "config.json").write_text(json.dumps(config))
+    rehash(path)
     with pytest.raises(CheckpointError, match=rf"Received: classifier_activation='{activation}'"):
         load_checkpoint(path)
 

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from tests._helpers import rehash
 from keras_resblocks import Architecture, ResNet, from_pretrained, save_pretrained
 from keras_resblocks.checkpoints import CheckpointError
 from keras_resblocks.cli import main
@@ -122,6 +123,7 @@ def _damaged(checkpoint, tmp_path, edit):
     config = json.loads((target / "config.json").read_text())
     edit(config)
     (target / "config.json").write_text(json.dumps(config))
+    rehash(target)
     return target
 
 

@@ -58,6 +58,8 @@ def test_saving_it_again_writes_the_same_files(tmp_path):
         old.pop(key), now.pop(key)
     for key in ["sha256", "backend", "keras_version"]:
         old["reference"].pop(key), now["reference"].pop(key)
+    # Newer: the sha256 of config.json and README.md, appended after the old keys.
+    assert set(now.pop("files")) == {"config.json", "README.md"} and "files" not in old
     assert list(now) == list(old) and now == old  # the same keys, in the same order
     assert sorted(p.name for p in new.iterdir()) == sorted(p.name for p in OLD.iterdir())
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from keras_resblocks import Architecture, ResNet, save_pretrained
 from keras_resblocks.cli import main
-from tests._helpers import rewrite_reference
+from tests._helpers import rewrite_reference, rehash
 
 TINY = Architecture(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 2])
 
@@ -169,6 +169,7 @@ def test_info_validates_a_directory_before_printing_and_strips_control_character
     shutil.copytree(checkpoint, copy)
     card = copy / "README.md"
     card.write_text(card.read_text() + "\x1b]0;pwned\x07\x1b[2J tail\n")
+    rehash(copy)
     assert main(["info", str(copy)]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out and "tail" in out
@@ -176,6 +177,7 @@ def test_info_validates_a_directory_before_printing_and_strips_control_character
     config = json.loads((copy / "config.json").read_text())
     config["architecture"]["stage_depths"] = [100000, 1]
     (copy / "config.json").write_text(json.dumps(config))
+    rehash(copy)
     assert main(["info", str(copy)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "beyond the limit of 1,024" in err and err.count("\n") == 1

@@ -1,6 +1,7 @@
 """from_pretrained against a real HTTP server on 127.0.0.1, through the real huggingface_hub client."""
 
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -225,6 +226,10 @@ def test_config_naming_code_is_refused_over_the_hub(fake_hub, tmp_path):
     config = json.loads(files["config.json"])
     config["architecture"]["block"] = f"__import__('os').system('touch {sentinel}')"
     files["config.json"] = json.dumps(config).encode()
+    # A crafted repo records the matching hash: the schema itself must refuse the config.
+    metadata = json.loads(files["metadata.json"])
+    metadata["files"]["config.json"] = hashlib.sha256(files["config.json"]).hexdigest()
+    files["metadata.json"] = json.dumps(metadata).encode()
     fake_hub.commit(REPO, files)
     with pytest.raises(CheckpointError, match="block"):
         from_pretrained(f"hf://{REPO}", cache_dir=tmp_path / "cache")
@@ -393,3 +398,16 @@ def test_imagenet_name_is_ported_from_keras_applications_once(tmp_path, monkeypa
         ours = model.get_layer(ours).weights[-1]
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours),
                                       source.get_layer(theirs).get_weights()[-1])
+
+
+def test_labels_edited_in_the_hub_cache_are_caught_by_their_hash(fake_hub, tmp_path):
+    _, path = _checkpoint(tmp_path)
+    fake_hub.commit(REPO, _files(path))
+    model = from_pretrained(f"hf://{REPO}", cache_dir=tmp_path / "cache")
+    snapshot = model.load_report.provenance.directory
+    cached = (snapshot / "config.json").resolve()  # the blob the snapshot links to
+    config = json.loads(cached.read_text())
+    config["labels"] = [f"EVIL{i}" for i in range(config["model"]["num_classes"])]
+    cached.write_text(json.dumps(config))
+    with pytest.raises(ChecksumError, match="sha256 mismatch for config.json"):
+        from_pretrained(f"hf://{REPO}", cache_dir=tmp_path / "cache")

@@ -35,6 +35,9 @@ CARD_FILE = "README.md"
 REFERENCE_FILE = "reference.safetensors"
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE)
 CHECKPOINT_FILES = REQUIRED_FILES + (CARD_FILE,)
+# Files whose sha256 metadata.json records under "files" (the weights' is "sha256", the
+# reference batch's is in "reference"), so that none of them can be edited unnoticed.
+HASHED_FILES = (CONFIG_FILE, CARD_FILE)
 HEAD_PREFIX = "predictions/"
 # float32 inference of the same weights on TensorFlow and JAX (CPU) differs by
 # rounding only; see docs/checkpoints.md for the measured differences.
@@ -326,7 +329,8 @@ class CheckpointMetadata:
 
     ``metrics`` maps a metric's name to a finite number (:func:`save_pretrained`
     also wants the ``command`` that measured them); ``reference`` records the optional reference
-    batch; ``extra`` holds any further key a writer chose to record.
+    batch; ``files`` the sha256 of ``config.json`` and ``README.md`` (absent in checkpoints of
+    keras-resblocks 0.1.0); ``extra`` holds any further key a writer chose to record.
 
     Example:
 
@@ -350,6 +354,7 @@ class CheckpointMetadata:
     command: str | None = None
     reference: dict | None = None
     extra: dict = dataclasses.field(default_factory=dict)
+    files: dict | None = None
 
     def __post_init__(self):
         if not isinstance(self.sha256, str) or not _SHA256.match(self.sha256):
@@ -376,6 +381,12 @@ class CheckpointMetadata:
                 f"`reference` in {METADATA_FILE} must be null or an object with \"file\": "
                 f"{REFERENCE_FILE!r} and its \"sha256\". Received: reference={entry!r}"
             )
+        if self.files is not None and not (
+                isinstance(self.files, dict) and set(self.files) <= set(HASHED_FILES)
+                and all(isinstance(v, str) and _SHA256.match(v) for v in self.files.values())):
+            raise CheckpointError(
+                f"`files` in {METADATA_FILE} must map some of {list(HASHED_FILES)} to their "
+                f"sha256 (64 hex digits). Received: files={self.files!r}")
         clash = sorted(set(self.extra) & set(_RESERVED_METADATA))
         if clash:
             raise CheckpointError(f"Reserved metadata key(s) {clash}. Received: {sorted(self.extra)}")
@@ -402,10 +413,13 @@ class CheckpointMetadata:
     def to_json(self):
         """The plain-JSON ``metadata.json``, keys in the order format version 1 writes them."""
         data = {"format": FORMAT, "format_version": FORMAT_VERSION}
-        data.update({name: getattr(self, name) for name in _METADATA_FIELDS if name != "reference"})
+        data.update({name: getattr(self, name) for name in _METADATA_FIELDS
+                     if name not in ("reference", "files")})
         data.update(self.extra)
         if self.reference is not None:
             data["reference"] = self.reference
+        if self.files is not None:
+            data["files"] = self.files
         return data
 
 

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import stat
@@ -16,8 +17,10 @@ import numpy as np
 import safetensors.numpy
 
 from keras_resblocks.checkpoints.format import (
+    CARD_FILE,
     CHECKPOINT_FILES,
     CONFIG_FILE,
+    HASHED_FILES,
     METADATA_FILE,
     REFERENCE_FILE,
     REQUIRED_FILES,
@@ -57,6 +60,7 @@ def verify_sha256(path, expected, hint=""):
     return actual
 
 
+logger = logging.getLogger("keras_resblocks")
 MAX_JSON_BYTES = 1 << 20  # config.json and metadata.json: a few KiB in practice
 MAX_WEIGHTS_BYTES = 8 << 30  # a billion float32 parameters (the config's limit) and then some
 _FILE_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device",
@@ -125,11 +129,12 @@ def _default_root(directory):
     return directory
 
 
-def read_json(path, root=None):
+def read_json(path, root=None, data=None):
     """A JSON file holding an object (at most :data:`MAX_JSON_BYTES`, read by
-    :func:`read_file`), or a :class:`CheckpointError` naming the file."""
+    :func:`read_file`, or parsed from ``data``, its bytes already read), or a
+    :class:`CheckpointError` naming the file."""
     path = Path(path)
-    data = read_file(path, root, MAX_JSON_BYTES)
+    data = read_file(path, root, MAX_JSON_BYTES) if data is None else data
     try:
         data = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
@@ -175,14 +180,27 @@ def read_checkpoint(directory, expected_sha256=None, hint="", root=None):
     Every file is read once, by :func:`read_file` (regular files inside ``root``,
     default ``directory``), and checked from those bytes. The weights' sha256 is
     checked against ``expected_sha256`` if given, else the one in
-    ``metadata.json``; the optional ``reference.safetensors`` against
-    ``metadata.json``. The weights must be finite float32 tensors. ``hint`` (how to
+    ``metadata.json``; ``config.json``, ``README.md`` and the optional
+    ``reference.safetensors`` against ``metadata.json`` (a checkpoint of
+    keras-resblocks 0.1.0, which recorded no hash for its config, loads with a
+    one-line warning). The weights must be finite float32 tensors. ``hint`` (how to
     get a good copy) ends a :class:`ChecksumError`.
     """
     directory = Path(directory)
     check_files(directory)
-    config = read_config(directory, root)
     metadata = read_metadata(directory, root)
+    config_bytes = read_file(directory / CONFIG_FILE, root, MAX_JSON_BYTES)
+    hashed = metadata.files or {}
+    if CONFIG_FILE in hashed:
+        _check_sha256(config_bytes, CONFIG_FILE, hashed[CONFIG_FILE], hint, directory / CONFIG_FILE)
+    else:
+        logger.warning("%s: its %s is not covered by a hash (written by keras-resblocks 0.1.0 "
+                       "or by hand); its labels and settings are taken as they are.",
+                       directory, CONFIG_FILE)
+    if CARD_FILE in hashed and (directory / CARD_FILE).exists():
+        card = read_file(directory / CARD_FILE, root, MAX_JSON_BYTES)
+        _check_sha256(card, CARD_FILE, hashed[CARD_FILE], hint, directory / CARD_FILE)
+    config = CheckpointConfig.from_json(read_json(directory / CONFIG_FILE, data=config_bytes))
     weights_path = directory / WEIGHTS_FILE
     weights = read_file(weights_path, root, MAX_WEIGHTS_BYTES)
     sha256 = _check_sha256(weights, WEIGHTS_FILE, expected_sha256 or metadata.sha256, hint, weights_path)
@@ -203,6 +221,18 @@ def read_checkpoint(directory, expected_sha256=None, hint="", root=None):
                 f"{WEIGHTS_FILE} must hold finite float32 tensors; {key!r} is {what}. "
                 f"Received: {str(weights_path)!r}")
     return CheckpointFiles(config, metadata, tensors, sha256, reference_sha256)
+
+
+def record_file_hashes(directory):
+    """Add the sha256 of ``config.json`` and ``README.md`` to a checkpoint's
+    ``metadata.json`` (``"files"``): what :func:`save_pretrained` now writes itself, for a
+    checkpoint written by keras-resblocks 0.1.0 whose files are known to be good."""
+    directory = Path(directory)
+    metadata = read_metadata(directory)
+    files = {name: sha256_of(directory / name) for name in HASHED_FILES
+             if (directory / name).is_file()}
+    write_json(directory / METADATA_FILE, dataclasses.replace(metadata, files=files).to_json())
+    return files
 
 
 def _check_sha256(data, name, expected, hint, path):

@@ -95,6 +95,7 @@ def save_pretrained(model, directory, *, labels=None, dataset=None, metrics=None
         safetensors.numpy.save_file(tensors, str(staging / WEIGHTS_FILE),
                                     metadata={"format": FORMAT})
         meta = CheckpointMetadata(
+            files={CONFIG_FILE: sha256_of(staging / CONFIG_FILE)},
             sha256=sha256_of(staging / WEIGHTS_FILE),
             package_version=_package_version(),
             keras_version=keras.__version__,
@@ -111,6 +112,10 @@ def save_pretrained(model, directory, *, labels=None, dataset=None, metrics=None
             meta = dataclasses.replace(meta, reference=entry)
             write_json(staging / METADATA_FILE, meta.to_json())
         model_card(model, config, meta, license).save(staging / CARD_FILE)
+        # Every file is covered: the card too, now that it is written.
+        meta = dataclasses.replace(meta, files=dict(meta.files, **{
+            CARD_FILE: sha256_of(staging / CARD_FILE)}))
+        write_json(staging / METADATA_FILE, meta.to_json())
     return Path(directory)
 
 
