@@ -113,8 +113,13 @@ def finalize(zoo, model):
     directory = zoo.weights / name
     from keras_resblocks.checkpoints.io import record_file_hashes
 
-    if "files" not in json.loads((directory / "metadata.json").read_text()):
-        record_file_hashes(directory)  # a checkpoint written by keras-resblocks 0.1.0
+    # The generic card shows how to load a Hub repo; this one ships with the package.
+    card = directory / "README.md"
+    text = card.read_text(encoding="utf-8")
+    text = text.replace('"hf://OWNER/REPO")  # or the local directory', f'"{name}")  # bundled')
+    text = text.replace(f"\n# {model}\n", f"\n# {name}\n", 1)
+    card.write_text(text, encoding="utf-8")
+    record_file_hashes(directory)  # the card changed (and 0.1.0 recorded no file hashes)
     meta = json.loads((directory / "metadata.json").read_text())
     registry_path = zoo.weights / "registry.json"
     registry = json.loads(registry_path.read_text())
@@ -216,7 +221,7 @@ def run_queue(zoo, data, deadline, parallel, start_margin_s=600):
     _log("queue: nothing more to run before the deadline" if pending else "queue: empty")
 
 
-def write_report(zoo, figure, documents):
+def write_report(zoo, figure, documents, ymax=40.0):
     """The zoo's table, degradation checks and figure (He et al. 2015, figure 6) from the
     finished runs' checkpoints and histories, spliced into ``documents``."""
     from keras_resblocks.zoo_report import load_run, write_report as write
@@ -225,7 +230,7 @@ def write_report(zoo, figure, documents):
             for model in zoo.plan["runs"] if run_state(zoo, model)[0] == "done"]
     if not runs:
         raise FileNotFoundError(f"No finished run in {zoo.runs}")
-    return write(None, figure, documents, runs=runs,
+    return write(None, figure, documents, runs=runs, ymax=ymax,
                  command="python scripts/zoo.py report")
 
 
@@ -238,6 +243,8 @@ def main(argv=None):
     p.add_argument("--doc", action="append", default=None,
                    help="markdown file with the zoo:cifar10 markers (default docs/cifar10.md, "
                    "README.md)")
+    p.add_argument("--ymax", type=float, default=40.0,
+                   help="top of the error axis, %% (default 40: short runs start high)")
     p = sub.add_parser("continue", help="continue every unfinished run until --deadline")
     p.add_argument("--deadline", required=True,
                    help="HH:MM (local), an ISO date-time or +2h: runs stop before it")
@@ -255,7 +262,7 @@ def main(argv=None):
         return 0
     if args.command == "report":
         documents = [zoo.root / d for d in (args.doc or ["docs/cifar10.md", "README.md"])]
-        runs = write_report(zoo, zoo.root / args.figure, documents)
+        runs = write_report(zoo, zoo.root / args.figure, documents, ymax=args.ymax)
         print(f"{len(runs)} runs: {', '.join(r['model'] for r in runs)}; figure {args.figure}")
         return 0
 
