@@ -52,7 +52,7 @@ def test_list_shows_what_a_user_scans(capsys):
 
 @pytest.mark.parametrize("argv, suggested", [
     (["info", "resnt56"], "'resnet56'"),
-    (["info", "resnet56_cifar10"], "'resnet56_cifar10_akamaster'"),
+    (["info", "resnet56_cifar10_akamastr"], "'resnet56_cifar10_akamaster'"),
     (["predict", "resnet50_imagnet", "cat.png"], "'resnet50_imagenet'"),
     (["evaluate", "resnet20_cifar100", "--dataset", "digits"], "'resnet20_cifar10'"),
 ])
