@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks import flops as flops_lib  # noqa: E402
 from benchmarks import trainer_runs  # noqa: E402
+from benchmarks.run import run_sections  # noqa: E402
 from benchmarks.sections import _section, skipped_section  # noqa: E402
 from benchmarks.timing import interleaved  # noqa: E402
 
@@ -512,20 +512,10 @@ def main(argv=None):
         torch_python=args.torch_python).items() if v is not None}
     settings = Settings.quick(**changes) if args.quick else Settings(**changes)
     results = {"meta": environment(argv, settings), "sections": {}}
-    start = time.perf_counter()
     sections = {"contest": lambda: run_contest(settings),
                 "breakdown": lambda: run_breakdown(settings),
                 "peak": lambda: run_peak(settings, results["sections"].get("contest"))}
-    for name in args.section or list(sections):
-        section_start = time.perf_counter()
-        try:
-            results["sections"][name] = sections[name]()
-        except Exception as error:  # keep the other sections' figures
-            traceback.print_exc()
-            results["sections"][name] = {**skipped_section(
-                f"failed: {type(error).__name__}: {error}"), "status": "error"}
-        results["sections"][name]["wall_s"] = time.perf_counter() - section_start
-    results["meta"]["wall_s"] = round(time.perf_counter() - start, 1)
+    run_sections(results, sections, args.section)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     markdown = to_markdown(results)

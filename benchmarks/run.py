@@ -63,9 +63,29 @@ def environment(argv):
     }
 
 
+def run_sections(results, sections, names=None):
+    """Run ``sections`` (name -> no-argument function) named in ``names`` (default all) into
+    ``results["sections"]``, timing each; one that fails is recorded as an error and the
+    others still run. Sets ``results["meta"]["wall_s"]``."""
+    from benchmarks.sections import skipped_section
+
+    start = time.perf_counter()
+    for name in names or list(sections):
+        print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
+        section_start = time.perf_counter()
+        try:
+            results["sections"][name] = sections[name]()
+        except Exception as error:  # keep the other sections' figures
+            traceback.print_exc()
+            results["sections"][name] = {**skipped_section(
+                f"failed: {type(error).__name__}: {error}"), "status": "error"}
+        results["sections"][name]["wall_s"] = time.perf_counter() - section_start
+    results["meta"]["wall_s"] = round(time.perf_counter() - start, 1)
+
+
 def main(argv=None):
     from benchmarks.report import to_markdown
-    from benchmarks.sections import SECTIONS, Settings, skipped_section
+    from benchmarks.sections import SECTIONS, Settings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -92,19 +112,9 @@ def main(argv=None):
     settings = Settings.make(args.quick, with_110=args.with_110, data=args.data,
                              training_batches=args.batch, trainer_images=args.trainer_images,
                              trainer_repeats=args.trainer_repeats)
-    start = time.perf_counter()
     results = {"meta": environment(argv), "sections": {}}
-    for name in args.section or list(SECTIONS):
-        print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
-        section_start = time.perf_counter()
-        try:
-            results["sections"][name] = SECTIONS[name](settings)
-        except Exception as error:  # keep the other sections' figures
-            traceback.print_exc()
-            results["sections"][name] = {**skipped_section(
-                f"failed: {type(error).__name__}: {error}"), "status": "error"}
-        results["sections"][name]["wall_s"] = time.perf_counter() - section_start
-    results["meta"]["wall_s"] = round(time.perf_counter() - start, 1)
+    run_sections(results, {name: lambda run=SECTIONS[name]: run(settings) for name in SECTIONS},
+                 args.section)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     markdown = to_markdown(results)

@@ -267,11 +267,11 @@ def main(argv=None):
         return 0
 
     from keras_resblocks.training.cli import parse_deadline
-    from keras_resblocks.training.data import _file_sha256
+    from keras_resblocks.checkpoints.io import sha256_of
 
     deadline = parse_deadline(args.deadline)
     data = pathlib.Path(args.data or zoo.root / plan["dataset"]["default_path"])
-    if not data.is_file() or _file_sha256(data) != plan["dataset"]["sha256"]:
+    if not data.is_file() or sha256_of(data) != plan["dataset"]["sha256"]:
         print(f"error: {data} is not the plan's data set (sha256 "
               f"{plan['dataset']['sha256']}); pass --data PATH. Received: --data {args.data}",
               file=sys.stderr)

@@ -19,6 +19,8 @@ from typing import Optional
 
 import numpy as np
 
+from keras_resblocks.checkpoints.io import sha256_of
+
 from keras_resblocks._suggest import did_you_mean
 
 CIFAR10_LABELS = [
@@ -360,14 +362,6 @@ def _decode_splits(found, read, root, verbose=0):
     return arrays
 
 
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class _Progress:
     """A decoding progress bar on stderr: redrawn in place on a terminal, a line per
     tenth otherwise (so a log file holds no control characters)."""
@@ -418,7 +412,7 @@ def load_dataset(name, validation=5000, cache_dir=None):
         # The file's name and content hash, not where it sits on this machine.
         source = f"image folder {path.name}"
         if path.is_file():
-            source += f" (sha256 {_file_sha256(path)})"
+            source += f" (sha256 {sha256_of(path)})"
         name = path.name.split(".")[0]
     x_train, y_train, x_test, y_test, labels = parts
     x_train, y_train, x_val, y_val = hold_out(x_train, y_train, validation)
