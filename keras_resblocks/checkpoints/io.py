@@ -214,13 +214,18 @@ def read_checkpoint(directory, expected_sha256=None, hint="", root=None):
         tensors = safetensors.numpy.load(weights)
     except Exception as error:  # safetensors raises its own SafetensorError
         raise CheckpointError(f"Cannot read {WEIGHTS_FILE}: {error}. Received: {str(weights_path)!r}")
+    check_weights(tensors, repr(str(weights_path)))
+    return CheckpointFiles(config, metadata, tensors, sha256, reference_sha256)
+
+
+def check_weights(tensors, received):
+    """Raise :class:`CheckpointError` unless every tensor is finite float32: what saving
+    writes and loading accepts. ``received`` ends the message (the file, or the variable)."""
     for key, tensor in sorted(tensors.items()):
         if tensor.dtype != np.float32 or not np.isfinite(tensor).all():
             what = f"of dtype {tensor.dtype}" if tensor.dtype != np.float32 else "not finite"
-            raise CheckpointError(
-                f"{WEIGHTS_FILE} must hold finite float32 tensors; {key!r} is {what}. "
-                f"Received: {str(weights_path)!r}")
-    return CheckpointFiles(config, metadata, tensors, sha256, reference_sha256)
+            raise CheckpointError(f"{WEIGHTS_FILE} must hold finite float32 tensors; {key!r} "
+                                  f"is {what}. Received: {received}")
 
 
 def record_file_hashes(directory):

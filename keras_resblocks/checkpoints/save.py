@@ -18,10 +18,14 @@ from keras_resblocks.checkpoints.format import (
     METADATA_FILE,
     WEIGHTS_FILE,
     CheckpointConfig,
-    CheckpointError,
     CheckpointMetadata,
 )
-from keras_resblocks.checkpoints.io import replacing_directory, sha256_of, write_json
+from keras_resblocks.checkpoints.io import (
+    check_weights,
+    replacing_directory,
+    sha256_of,
+    write_json,
+)
 from keras_resblocks.checkpoints.reference import check_reference_inputs, write_reference
 from keras_resblocks.models import ResNet
 
@@ -83,12 +87,7 @@ def save_pretrained(model, directory, *, labels=None, dataset=None, metrics=None
         if variable.path in tensors:
             raise ValueError(f"Two variables share the path {variable.path!r}; keys must be unique.")
         tensors[variable.path] = np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
-        # What loading accepts: finite float32 tensors.
-        tensor = tensors[variable.path]
-        if tensor.dtype != np.float32 or not np.isfinite(tensor).all():
-            what = f"of dtype {tensor.dtype}" if tensor.dtype != np.float32 else "not finite"
-            raise CheckpointError(f"Weights must be finite float32 tensors; {variable.path!r} "
-                                  f"is {what}. Received: {variable.path}")
+    check_weights(tensors, f"model {model.name!r}")  # refused now, as loading would refuse it
 
     with replacing_directory(directory) as staging:
         write_json(staging / CONFIG_FILE, config.to_json())
