@@ -13,7 +13,14 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_resblocks.config import SHORTCUTS
+from keras_resblocks.config import (
+    SHORTCUTS,
+    branch_plan,
+    branch_steps,
+    plan_stride,
+    projection_step,
+    resolve_shortcut,
+)
 
 PACKAGE = "keras_resblocks"
 NORMALIZATIONS = (None, "batch", "layer")
@@ -117,29 +124,7 @@ class _Block(keras.layers.Layer):
         """Which shortcut this block uses for the given shapes (None for plain)."""
         if not self.residual:
             return None
-        same_shape = in_channels == out_channels and strides == 1
-        if self.shortcut == "identity":
-            if not same_shape:
-                raise ValueError(
-                    "`shortcut='identity'` needs the block's input and output shapes "
-                    "to match; use 'auto', 'projection' or 'zero_pad'. Received: "
-                    f"input channels={in_channels}, output channels={out_channels}, "
-                    f"strides={strides}"
-                )
-            return "identity"
-        if self.shortcut == "projection":
-            return "projection"
-        if same_shape:
-            return "identity"
-        if self.shortcut == "zero_pad":
-            if out_channels < in_channels:
-                raise ValueError(
-                    "`shortcut='zero_pad'` can only add channels, not remove them. "
-                    f"Received: input channels={in_channels}, output channels="
-                    f"{out_channels}"
-                )
-            return "zero_pad"
-        return "projection"
+        return resolve_shortcut(self.shortcut, in_channels, out_channels, strides)
 
     def build(self, input_shape):
         in_channels = input_shape[-1]
@@ -150,9 +135,7 @@ class _Block(keras.layers.Layer):
             )
         plan = self._plan(in_channels)
         out_channels = plan[-1][0]
-        total_stride = 1
-        for _, _, s in plan:
-            total_stride *= s
+        total_stride = plan_stride(plan)
         self._shortcut_kind = self._resolve_shortcut(
             in_channels, out_channels, total_stride
         )
@@ -164,28 +147,24 @@ class _Block(keras.layers.Layer):
             self.preact_norm = self._norm(f"preact_{self._norm_name}")
             self.preact_norm.build(shape)
         self._steps = []  # (linear layers, norm or None) per step
-        for i, (units, kernel_size, strides) in enumerate(plan, start=1):
-            last = i == len(plan)
-            has_norm = self.normalization is not None and not (self.preact and last)
+        steps = branch_steps(plan, preact=self.preact, normalization=self.normalization,
+                             use_bias=self.use_bias, residual=self.residual,
+                             zero_init_last=self.zero_init_last)
+        for i, step in enumerate(steps, start=1):
             layers = self._linear(
                 f"{self._linear_name}{i}",
-                units,
-                kernel_size,
-                strides,
-                # A bias right before a normalization is redundant; where no
-                # norm follows (a pre-activation block's last step), keep one.
-                use_bias=self.use_bias or not has_norm,
-                zero_init=self.zero_init_last and self.residual and last and not has_norm,
+                step["units"],
+                step["kernel_size"],
+                step["strides"],
+                use_bias=step["use_bias"],
+                zero_init=step["zero_kernel"],
             )
             for layer in layers:
                 layer.build(shape)
                 shape = tuple(layer.compute_output_shape(shape))
             norm = None
-            if has_norm:
-                norm = self._norm(
-                    f"{self._norm_name}{i}",
-                    zero_init=self.zero_init_last and self.residual and last,
-                )
+            if step["norm"]:
+                norm = self._norm(f"{self._norm_name}{i}", zero_init=step["zero_gamma"])
                 norm.build(shape)
             self._steps.append((layers, norm))
         # Track the sub-layers under stable attribute names.
@@ -195,15 +174,17 @@ class _Block(keras.layers.Layer):
         self.shortcut_layers = []
         kind = self._shortcut_kind
         if kind == "projection":
+            step = projection_step(preact=self.preact, normalization=self.normalization,
+                                   use_bias=self.use_bias)
             proj = self._linear(
                 f"shortcut_{self._linear_name}",
                 out_channels,
                 1,
                 total_stride,
-                use_bias=self.use_bias or self.preact or self.normalization is None,
+                use_bias=step["use_bias"],
                 zero_init=False,
             )
-            if not self.preact and self.normalization is not None:
+            if step["norm"]:
                 proj = proj + [self._norm(f"shortcut_{self._norm_name}")]
             self.shortcut_layers = proj
         elif kind == "zero_pad" and total_stride > 1:
@@ -246,10 +227,7 @@ class _Block(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         plan = self._plan(input_shape[-1])
-        stride = 1
-        for _, _, s in plan:
-            stride *= s
-        spatial = self._output_spatial(list(input_shape[1:-1]), stride)
+        spatial = self._output_spatial(list(input_shape[1:-1]), plan_stride(plan))
         return (input_shape[0], *spatial, plan[-1][0])
 
     def _base_config(self):
@@ -306,12 +284,8 @@ class _ConvBlock(_Block):
         self.stride_in_1x1 = bool(stride_in_1x1)
 
     def _plan(self, in_channels):
-        f, k, s = self.filters, self.kernel_size, self.strides
-        if not self.bottleneck:
-            return [(f, k, s), (f, k, 1)]
-        if self.stride_in_1x1:  # Caffe / keras.applications ResNet v1
-            return [(f, 1, s), (f, k, 1), (f * self.expansion, 1, 1)]
-        return [(f, 1, 1), (f, k, s), (f * self.expansion, 1, 1)]
+        return branch_plan(self.filters, self.kernel_size, self.strides, self.bottleneck,
+                           self.expansion, self.stride_in_1x1)
 
     def _linear(self, name, units, kernel_size, strides, use_bias, zero_init):
         layers = []

@@ -21,11 +21,10 @@ class CommandError(Exception):
 # -- list --------------------------------------------------------------------------------
 def _architecture_rows():
     from keras_resblocks import Architecture, list_models, parameter_count
-    from keras_resblocks.registry import ARCHITECTURES
 
     rows = []
     for name in list_models():
-        arch = Architecture(**ARCHITECTURES[name])
+        arch = Architecture.named(name)
         rows.append({
             "name": name,
             "kind": "architecture",
@@ -119,11 +118,10 @@ def cmd_info(args):
     from keras_resblocks import Architecture, list_models, list_pretrained, parameter_count
     from keras_resblocks.checkpoints import CARD_FILE, METADATA_FILE
     from keras_resblocks.checkpoints.registry import weights_root
-    from keras_resblocks.registry import ARCHITECTURES
 
     name = args.name
     if name in list_models():
-        arch = Architecture(**ARCHITECTURES[name])
+        arch = Architecture.named(name)
         info = {"name": name, "architecture": arch.to_dict(), "depth": arch.depth,
                 "parameters": parameter_count(arch)}
         if args.json:

@@ -140,10 +140,7 @@ class Architecture:
     @property
     def min_input_size(self):
         """The smallest spatial input every stride can still divide."""
-        total = 1
-        for s in self.stage_strides:
-            total *= s
-        return total * (4 if self.stem == "imagenet" else 1)
+        return math.prod(self.stage_strides) * (4 if self.stem == "imagenet" else 1)
 
     # -- (de)serialization -----------------------------------------------------------
     def to_dict(self):
@@ -169,6 +166,23 @@ class Architecture:
                 f"{sorted(known)}. Received: {data!r}"
             )
         return cls(**data)
+
+    @classmethod
+    def named(cls, name, **changes):
+        """The architecture of a built-in name (:func:`list_models`), with ``changes``.
+
+        Example:
+
+        >>> from keras_resblocks import Architecture
+        >>> Architecture.named("resnet56").stage_depths, Architecture.named("plain20").block
+        ((9, 9, 9), 'plain')
+        """
+        if name not in ARCHITECTURES:
+            from keras_resblocks._suggest import did_you_mean
+
+            raise ValueError(f"Unknown architecture {name!r}.{did_you_mean(name, ARCHITECTURES)} "
+                             f"The architectures are {list_models()}. Received: name={name!r}")
+        return cls(**dict(ARCHITECTURES[name], **changes))
 
     @classmethod
     def coerce(cls, value: Optional["Architecture | dict"]) -> "Architecture":
@@ -237,6 +251,120 @@ def list_models():
     return sorted(ARCHITECTURES, key=lambda n: (n.rstrip("0123456789v"), len(n), n))
 
 
+KERNEL_SIZE = 3  # the spatial convolutions of every named architecture
+
+
+def branch_plan(filters, kernel_size=KERNEL_SIZE, strides=1, bottleneck=False, expansion=4,
+                stride_in_1x1=False):
+    """The linear steps of a convolutional block's branch: ``[(units, kernel_size, strides)]``.
+
+    :class:`keras_resblocks.ResidualBlock` and :class:`keras_resblocks.PlainBlock` build
+    their convolutions from it, and :func:`parameter_count` counts them from it.
+
+    Example:
+
+    >>> from keras_resblocks.config import branch_plan
+    >>> branch_plan(16, strides=2)
+    [(16, 3, 2), (16, 3, 1)]
+    >>> branch_plan(64, strides=2, bottleneck=True, stride_in_1x1=True)
+    [(64, 1, 2), (64, 3, 1), (256, 1, 1)]
+    """
+    f, k, s = filters, kernel_size, strides
+    if not bottleneck:
+        return [(f, k, s), (f, k, 1)]
+    if stride_in_1x1:  # Caffe / keras.applications ResNet v1
+        return [(f, 1, s), (f, k, 1), (f * expansion, 1, 1)]
+    return [(f, 1, 1), (f, k, s), (f * expansion, 1, 1)]
+
+
+def branch_steps(plan, *, preact, normalization, use_bias, residual, zero_init_last):
+    """Each linear step of a branch with its bias, its normalization and what starts at zero.
+
+    One dict per ``(units, kernel_size, strides)`` of ``plan``: those three, ``use_bias``
+    (a bias right before a normalization is redundant; a step that no normalization
+    follows, a pre-activation block's last, keeps one), ``norm`` (a normalization
+    follows), ``zero_kernel`` and ``zero_gamma`` (``zero_init_last``: the last step's
+    normalization gamma, or its kernel where no normalization follows).
+
+    Example:
+
+    >>> from keras_resblocks.config import branch_steps
+    >>> steps = branch_steps([(16, 3, 1), (16, 3, 1)], preact=True, normalization="batch",
+    ...                      use_bias=False, residual=True, zero_init_last=True)
+    >>> [(s["use_bias"], s["norm"], s["zero_kernel"]) for s in steps]
+    [(False, True, False), (True, False, True)]
+    """
+    steps = []
+    for i, (units, kernel_size, strides) in enumerate(plan, start=1):
+        last = i == len(plan)
+        norm = normalization is not None and not (preact and last)
+        zero = bool(zero_init_last and residual and last)
+        steps.append(dict(units=units, kernel_size=kernel_size, strides=strides,
+                          use_bias=bool(use_bias or not norm), norm=norm,
+                          zero_kernel=zero and not norm, zero_gamma=zero and norm))
+    return steps
+
+
+def plan_stride(plan):
+    """The stride of a whole branch: the product of its steps' strides.
+
+    >>> from keras_resblocks.config import plan_stride
+    >>> plan_stride([(64, 1, 2), (64, 3, 1), (256, 1, 1)])
+    2
+    """
+    return math.prod(strides for _, _, strides in plan)
+
+
+def resolve_shortcut(shortcut, in_channels, out_channels, strides):
+    """The shortcut a residual block takes for its shapes: identity, projection or zero_pad.
+
+    ``"auto"`` is the identity when the shapes match, else a projection.
+
+    Example:
+
+    >>> from keras_resblocks.config import resolve_shortcut
+    >>> resolve_shortcut("auto", 16, 16, 1), resolve_shortcut("auto", 16, 32, 2)
+    ('identity', 'projection')
+    >>> resolve_shortcut("zero_pad", 16, 32, 2)
+    'zero_pad'
+    """
+    same_shape = in_channels == out_channels and strides == 1
+    if shortcut == "identity":
+        if not same_shape:
+            raise ValueError(
+                "`shortcut='identity'` needs the block's input and output shapes "
+                "to match; use 'auto', 'projection' or 'zero_pad'. Received: "
+                f"input channels={in_channels}, output channels={out_channels}, "
+                f"strides={strides}"
+            )
+        return "identity"
+    if shortcut == "projection":
+        return "projection"
+    if same_shape:
+        return "identity"
+    if shortcut == "zero_pad":
+        if out_channels < in_channels:
+            raise ValueError(
+                "`shortcut='zero_pad'` can only add channels, not remove them. "
+                f"Received: input channels={in_channels}, output channels="
+                f"{out_channels}"
+            )
+        return "zero_pad"
+    return "projection"
+
+
+def projection_step(*, preact, normalization, use_bias):
+    """A projection shortcut's 1x1 step: ``{"use_bias", "norm"}`` (no normalization in a
+    pre-activation block, whose branch input is already normalized).
+
+    >>> from keras_resblocks.config import projection_step
+    >>> projection_step(preact=False, normalization="batch", use_bias=False)
+    {'use_bias': False, 'norm': True}
+    """
+    return {"use_bias": bool(use_bias or preact or normalization is None),
+            "norm": not preact and normalization is not None}
+
+
 def block_plan(arch):
     """The blocks of an architecture, stage by stage: ``[[kwargs, ...], ...]``, without Keras.
 
@@ -261,6 +389,7 @@ def block_plan(arch):
             strides = stride if strided else 1
             kwargs = dict(
                 filters=width,
+                kernel_size=KERNEL_SIZE,
                 strides=strides,
                 bottleneck=arch.bottleneck,
                 expansion=arch.expansion,
@@ -276,19 +405,12 @@ def block_plan(arch):
                     # keras.applications' V2 layout: a strided block that keeps
                     # its width has a parameter-free (subsampling) shortcut.
                     shortcut = "zero_pad"
-                if shortcut == "identity" and (strides > 1 or channels != out_channels):
-                    raise ValueError(
-                        "`shortcut='identity'` needs every block to keep its shape, but "
-                        f"stage {len(stages) + 1} block {j + 1} goes from {channels} to "
-                        f"{out_channels} channels with stride {strides}. "
-                        f"Received: shortcut='identity'"
-                    )
-                if shortcut == "zero_pad" and out_channels < channels:
-                    raise ValueError(
-                        "`shortcut='zero_pad'` cannot remove channels, but stage "
-                        f"{len(stages) + 1} goes from {channels} to {out_channels}. "
-                        f"Received: shortcut='zero_pad'"
-                    )
+                plan = branch_plan(width, KERNEL_SIZE, strides, arch.bottleneck, arch.expansion,
+                                   arch.stride_in_1x1)
+                try:
+                    resolve_shortcut(shortcut, channels, out_channels, plan_stride(plan))
+                except ValueError as error:
+                    raise ValueError(f"Stage {len(stages) + 1} block {j + 1}: {error}") from None
                 kwargs.update(shortcut=shortcut, zero_init_last=arch.zero_init_last)
             blocks.append(kwargs)
             channels = out_channels
@@ -323,22 +445,24 @@ def parameter_count(architecture, num_classes=None, include_top=True, channels=3
     cin = arch.stem_width
     for stage in block_plan(arch):
         for spec in stage:
-            f, k = spec["filters"], 3
-            plan = [(f, 1), (f, k), (f * arch.expansion, 1)] if arch.bottleneck else [(f, k), (f, k)]
-            cout = plan[-1][0]
+            plan = branch_plan(spec["filters"], spec["kernel_size"], spec["strides"],
+                               spec["bottleneck"], spec["expansion"], spec["stride_in_1x1"])
+            residual = "shortcut" in spec
             if arch.preact:
                 total += bn * cin
             c = cin
-            for i, (units, size) in enumerate(plan):
-                has_norm = not (arch.preact and i == len(plan) - 1)
-                total += conv(size, c, units, arch.use_bias or not has_norm)
-                total += bn * units if has_norm else 0
-                c = units
-            shortcut = spec.get("shortcut")
-            if shortcut == "projection" or (shortcut == "auto" and (cin != cout or spec["strides"] > 1)):
-                total += conv(1, cin, cout, arch.use_bias or arch.preact)
-                total += 0 if arch.preact else bn * cout
-            cin = cout
+            for step in branch_steps(plan, preact=arch.preact, normalization="batch",
+                                     use_bias=arch.use_bias, residual=residual,
+                                     zero_init_last=arch.zero_init_last):
+                total += conv(step["kernel_size"], c, step["units"], step["use_bias"])
+                total += bn * step["units"] if step["norm"] else 0
+                c = step["units"]
+            if residual and resolve_shortcut(spec["shortcut"], cin, c,
+                                             plan_stride(plan)) == "projection":
+                step = projection_step(preact=arch.preact, normalization="batch",
+                                       use_bias=arch.use_bias)
+                total += conv(1, cin, c, step["use_bias"]) + (bn * c if step["norm"] else 0)
+            cin = c
     if arch.preact:
         total += bn * cin
     if include_top:

@@ -300,7 +300,7 @@ def create_model(name, **overrides):
         )
     arch_fields = {k: v for k, v in overrides.items() if k in _ARCH_FIELDS}
     model_kwargs = {k: v for k, v in overrides.items() if k not in _ARCH_FIELDS}
-    arch = Architecture(**dict(ARCHITECTURES[name], **arch_fields))
+    arch = Architecture.named(name, **arch_fields)
     model_kwargs.setdefault("name", name)
     return ResNet(arch, **model_kwargs)
 

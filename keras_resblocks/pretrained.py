@@ -126,7 +126,6 @@ def list_pretrained():
 
 def _describe(name, entry):
     from keras_resblocks.config import Architecture, parameter_count
-    from keras_resblocks.registry import ARCHITECTURES
 
     metrics = entry.get("metrics") or {}
     metric = next((m for m in ("test_accuracy", "top1_accuracy", "accuracy") if m in metrics), None)
@@ -151,7 +150,7 @@ def _describe(name, entry):
         images = measurement.get("images") or data.get("test")
         measured_on = f"the {split} split" + (f", {images:,} images" if images else "")
         data_note = measurement.get("data") or meta.get("data_note")
-    parameters = parameter_count(Architecture(**ARCHITECTURES[entry["architecture"]]),
+    parameters = parameter_count(Architecture.named(entry["architecture"]),
                                  num_classes=num_classes)
     ported = entry.get("ported_from")
     return Pretrained(
