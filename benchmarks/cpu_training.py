@@ -6,8 +6,8 @@ time goes, and how much of the machine's peak arithmetic it reaches.
 
 Sections (``--section``, repeatable; default all):
 
-* ``contest``: whole runs, each in a fresh process, taking turns: ``python
-  scripts/train.py --recipe budget`` (what ``keras-resblocks train`` runs) on a folder of
+* ``contest``: whole runs, each in a fresh process, taking turns: ``keras-resblocks
+  train --recipe budget`` on a folder of
   random 32x32 PNGs, in float32 and mixed bfloat16, against the same network in PyTorch
   eager mode (``benchmarks/torch_resnet.py``, run by ``--torch-python``; skipped, with the
   reason, where torch is missing).
@@ -46,7 +46,7 @@ from benchmarks.timing import interleaved  # noqa: E402
 TORCH_SCRIPT = REPO / "benchmarks" / "torch_resnet.py"
 # A Python with torch, from --torch-python or $TORCH_PYTHON (torch is never a package dependency).
 DEFAULT_TORCH_PYTHON = os.environ.get("TORCH_PYTHON")
-TRAINER = "trainer (train.py --recipe budget)"
+TRAINER = "trainer (keras-resblocks train --recipe budget)"
 TORCH = "pytorch eager"
 MARKER = "cpu-training"  # docs/benchmarks.md's block for these tables
 
@@ -522,10 +522,10 @@ def main(argv=None):
     if args.markdown:
         Path(args.markdown).write_text(markdown + "\n")
     if args.into:
-        from keras_resblocks.zoo_report import splice
+        from benchmarks.report import splice_between
 
         doc = Path(args.into)
-        doc.write_text(splice(doc.read_text(), MARKER, markdown))
+        doc.write_text(splice_between(doc.read_text(), MARKER, markdown))
     print(markdown)
     return 1 if any(s["status"] == "error" for s in results["sections"].values()) else 0
 

@@ -70,10 +70,25 @@ def to_markdown(results, heading_level=3):
     return "\n".join(out)
 
 
+def splice_between(document, marker, markdown):
+    """``document`` with the text between ``<!-- marker -->`` and ``<!-- /marker -->`` replaced.
+
+    Example:
+
+    >>> from benchmarks.report import splice_between
+    >>> splice_between("a\\n<!-- zoo:x -->\\nold\\n<!-- /zoo:x -->\\nb", "zoo:x", "new")
+    'a\\n<!-- zoo:x -->\\nnew\\n<!-- /zoo:x -->\\nb'
+    """
+    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    if start not in document or end not in document:
+        raise ValueError(f"The document has no {start} ... {end} block. Received: marker={marker!r}")
+    head, rest = document.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{markdown}\n{end}{tail}"
+
+
 def splice(document, marker, markdown):
     """``document`` with the text between the ``results:<marker>`` comments replaced."""
-    from keras_resblocks.zoo_report import splice as splice_between
-
     return splice_between(document, f"results:{marker}", markdown)
 
 

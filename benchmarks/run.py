@@ -101,10 +101,10 @@ def main(argv=None):
                              "512 on a GPU, 128 on a CPU, 8 with --quick)")
     parser.add_argument("--data", help="CIFAR-10 JPEG archive for time to accuracy")
     parser.add_argument("--trainer-images", type=int, metavar="N",
-                        help="images per epoch of the scripts/train.py runs (default 50,000 "
+                        help="images per epoch of the keras-resblocks train runs (default 50,000 "
                              "on a GPU, 8 batches on a CPU)")
     parser.add_argument("--trainer-repeats", type=int, metavar="N",
-                        help="scripts/train.py and hand-written runs per configuration "
+                        help="keras-resblocks train and hand-written runs per configuration "
                              "(default 2, 1 with --quick)")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv

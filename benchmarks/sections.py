@@ -43,7 +43,7 @@ class Settings:
     data: Path = DEFAULT_DATA
     # None: 128 and 512 on a GPU, `batch` on a CPU (batch 512 steps take seconds there).
     training_batches: tuple = None
-    # Whole training runs (scripts/train.py against the hand-written model).
+    # Whole training runs (keras-resblocks train against the hand-written model).
     trainer_epochs: int = 3
     trainer_repeats: int = 2
     trainer_images: int = None  # None: 50,000 on a GPU, 8 batches on a CPU
@@ -219,7 +219,7 @@ def run_layers(settings):
             rows.append(_epoch_row(name, package, handwritten, settings, rng, gpu))
         else:
             skipped.append({"what": f"{name}: training epoch (fit, 50,000 images) on the GPU",
-                            "reason": "no GPU visible to the backend; pending a GPU session"})
+                            "reason": "no GPU visible to the backend"})
     return _section(
         tables={
             "timings": {"columns": ["model", "benchmark", "device", "batch", "package_ms",
@@ -339,7 +339,7 @@ def _throughput_row(name, dtype, batch, images, labels, settings, gpu):
 
 
 def trainer_throughput(settings, gpu):
-    """``scripts/train.py`` against the hand-written model on a plain numpy pipeline.
+    """``keras-resblocks train`` against the hand-written model on a plain numpy pipeline.
 
     Whole runs in fresh processes (see ``benchmarks/trainer_runs.py``), taking turns
     (trainer, hand-written, then hand-written, trainer, ...): each run trains
@@ -430,7 +430,7 @@ def run_training(settings):
                       "batch 128 and 512, fp32 and bf16, seconds per epoch) are pending a "
                       "session with the H100.")
         skipped.append({"what": "seconds per epoch and fraction of peak on the GPU",
-                        "reason": "no GPU visible to the backend; pending a GPU session"})
+                        "reason": "no GPU visible to the backend"})
     trainer_rows, trainer_notes = trainer_throughput(settings, gpu)
     return _section(
         tables={"throughput": {"columns": ["model", "dtype", "device", "batch",

@@ -1,12 +1,12 @@
 """Whole training runs for the benchmarks, each in a fresh process.
 
-* :func:`run_trainer`: ``scripts/train.py`` (the package's trainer), as a user runs it.
+* :func:`run_trainer`: ``keras-resblocks train`` (the package's trainer), as a user runs it.
 * :func:`run_handwritten`: the hand-written twin (``benchmarks/handwritten.py``) trained by
   ``model.fit`` on a plain numpy pipeline (``keras.utils.PyDataset``: a permutation per
   epoch, slicing, the same pad-4 crop and flip in numpy, normalization) with the same
   optimizer, batch size and precision. ``python -m benchmarks.trainer_runs handwritten
   --help`` runs it alone.
-* :func:`time_to_accuracy`: launches ``scripts/train.py`` and watches its history.csv for
+* :func:`time_to_accuracy`: launches ``keras-resblocks train`` and watches its history.csv for
   the first epoch whose test accuracy reaches a target.
 
 Both contenders of the speed comparison read the same image folder
@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN_SCRIPT = REPO / "scripts" / "train.py"
+TRAIN = [sys.executable, "-m", "keras_resblocks", "train"]  # what `keras-resblocks train` runs
 
 
 def write_image_folder(root, n_train, n_test, num_classes=10, size=32, seed=0):
@@ -61,8 +61,12 @@ def write_image_folder(root, n_train, n_test, num_classes=10, size=32, seed=0):
 
 
 def shown(cmd):
-    """A command as a reader would type it (``python scripts/train.py ...``)."""
-    words = ["python"] + [str(w) for w in cmd[1:]]
+    """A command as a reader would type it (``keras-resblocks train ...``)."""
+    words = [str(w) for w in cmd[1:]]
+    if words[:3] == ["-m", "keras_resblocks", "train"]:
+        words = ["keras-resblocks"] + words[2:]
+    else:
+        words = ["python"] + words
     return " ".join(w[len(str(REPO)) + 1:] if w.startswith(str(REPO) + "/") else w for w in words)
 
 
@@ -78,15 +82,15 @@ def _run(cmd):
 
 
 def trainer_command(folder, model, batch, dtype, epochs, output, cache, recipe="cosine"):
-    """The ``scripts/train.py`` command line one trainer run uses."""
-    return [sys.executable, str(TRAIN_SCRIPT), "--dataset", str(folder), "--model", model,
+    """The ``keras-resblocks train`` command line one trainer run uses."""
+    return [*TRAIN, "--dataset", str(folder), "--model", model,
             "--recipe", recipe, "--epochs", str(epochs), "--batch-size", str(batch),
             "--validation", "0", "--mixed-precision", dtype, "--output", str(output),
             "--data-cache", str(cache), "--verbose", "0"]
 
 
 def run_trainer(folder, model, batch, dtype, epochs, workdir, cache, recipe="cosine"):
-    """One ``scripts/train.py`` run; images/s as the checkpoint's metadata records it."""
+    """One ``keras-resblocks train`` run; images/s as the checkpoint's metadata records it."""
     output = Path(workdir) / f"trainer-{model}-{dtype}-{batch}-{time.time_ns()}"
     cmd = trainer_command(folder, model, batch, dtype, epochs, output, cache, recipe)
     _, wall = _run(cmd)
@@ -187,7 +191,7 @@ def handwritten_main(argv=None):
 # -- time to accuracy ---------------------------------------------------------------------
 def time_to_accuracy(dataset, target, workdir, *, model="resnet20", recipe="cosine",
                      extra_args=(), timeout=None, poll=0.5):
-    """Launch ``scripts/train.py`` and time it until test accuracy first reaches ``target``.
+    """Launch ``keras-resblocks train`` and time it until test accuracy first reaches ``target``.
 
     The clock starts before the process is launched (imports, data loading and
     compilation count) and stops when history.csv shows an epoch whose
@@ -198,7 +202,7 @@ def time_to_accuracy(dataset, target, workdir, *, model="resnet20", recipe="cosi
     from keras_resblocks.training import read_history
 
     work = Path(workdir) / f"tta-{time.time_ns()}"
-    cmd = [sys.executable, str(TRAIN_SCRIPT), "--dataset", str(dataset), "--model", model,
+    cmd = [*TRAIN, "--dataset", str(dataset), "--model", model,
            "--recipe", recipe, "--work-dir", str(work), "--verbose", "0", *extra_args]
     history = work / "history.csv"
     start = time.perf_counter()

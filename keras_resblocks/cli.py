@@ -1,9 +1,12 @@
-"""The ``keras-resblocks`` command: list, info, predict, evaluate, verify, train, publish, plot.
+"""The ``keras-resblocks`` command (also ``python -m keras_resblocks``): list, info,
+predict, evaluate, verify, train, publish, plot; the package's only command-line program.
 
-Exit codes: 0 success, 1 the work failed (a bad file, a failed check, a failed
-run, a download that failed because the machine is offline or the server cannot be
-reached), 2 bad usage (argparse's own). Every failure is one ``error: ...`` line
-on stderr, never a traceback.
+Exit codes, for every subcommand: 0 success, 1 the work failed (a bad file, a failed
+check, a failed run, a download that failed because the machine is offline or the
+server cannot be reached), 2 bad usage, 75 a ``train --deadline`` that stopped before
+the end (``--resume`` continues it). Every failure is one ``error: ...`` line on
+stderr, never a traceback. A subcommand reports a failure by raising
+:class:`CommandError`; :func:`main` alone prints it and picks the exit code.
 """
 
 from __future__ import annotations
@@ -14,8 +17,7 @@ import os
 import sys
 
 
-class CommandError(Exception):
-    """A failure the command reports in one line, without a traceback."""
+from keras_resblocks._command import CommandError, UsageError, command_line  # noqa: F401
 
 
 # -- list --------------------------------------------------------------------------------
@@ -325,7 +327,7 @@ def cmd_verify(args):
     return 0 if report.allclose else 1
 
 
-# -- train / publish / plot: the programs of their own modules, same options -------------
+# -- train / publish / plot: their options and work live in their own modules -----------
 def cmd_train(args):
     from keras_resblocks.training.cli import run_train
 
@@ -497,6 +499,9 @@ def main(argv=None):
     from keras_resblocks._extras import MissingExtraError
 
     args = build_parser().parse_args(argv)
+    # The one record of the command line (checkpoint cards): as typed, or as called.
+    args.command_line = command_line(
+        sys.argv if argv is None else ["keras-resblocks", *map(str, argv)])
     debug = args.debug or os.environ.get("KERAS_RESBLOCKS_DEBUG", "") not in ("", "0")
     args.debug = debug
     quiet_backend_logs(debug)
@@ -508,7 +513,7 @@ def main(argv=None):
         if debug:
             raise
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return getattr(e, "exit_code", 1)
     except (ValueError, OSError, ConnectionError) as e:
         if debug:
             raise

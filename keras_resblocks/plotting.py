@@ -1,14 +1,12 @@
 """Training curves from history.csv files, and He et al. 2015's figure 6.
 
-Used by ``scripts/plot_degradation.py`` and ``keras-resblocks plot``. matplotlib
+Drawn by ``keras-resblocks plot``. matplotlib
 is imported lazily and drawn with the Agg backend, so no display is needed.
 """
 
 from __future__ import annotations
 
-import argparse
 import pathlib
-import sys
 
 
 def _pyplot():
@@ -34,6 +32,25 @@ def run_label(path):
     path = pathlib.Path(path)
     name = path.parent.name if path.name == "history.csv" and path.parent.name else path.stem
     return name[: -len(".work")] if name.endswith(".work") else name
+
+
+def is_plain(label):
+    """Whether a run's label starts with the name of a plain architecture (``plain20``,
+    ``plain20-digits``, ``plain56_cifar10``), by the registry's description of that
+    architecture, not by its spelling.
+
+    Example:
+
+    >>> from keras_resblocks.plotting import is_plain
+    >>> is_plain("plain56"), is_plain("plain20-digits"), is_plain("resnet56"), is_plain("plainish")
+    (True, True, False, False)
+    """
+    import re
+
+    from keras_resblocks.registry import ARCHITECTURES
+
+    name = re.split(r"[-_.]", label, maxsplit=1)[0]
+    return ARCHITECTURES.get(name, {}).get("block", "residual") == "plain"
 
 
 def plot_history(history, ax=None, label=None, color=None):
@@ -125,8 +142,9 @@ def add_plot_arguments(parser):
     >>> add_plot_arguments(argparse.ArgumentParser()).parse_args(["a.csv"]).output
     'degradation.png'
     """
-    parser.add_argument("histories", nargs="*", help="history.csv files; runs whose name starts "
-                        "with 'plain' go left, the others right")
+    parser.add_argument("histories", nargs="*", help="history.csv files; runs named after a plain "
+                        "architecture (a folder or file name that starts with plain20, plain56, "
+                        "...) go left, the others right")
     parser.add_argument("--plain", nargs="*", default=[], help="history files of plain nets")
     parser.add_argument("--residual", nargs="*", default=[], help="history files of residual nets")
     parser.add_argument("--output", default="degradation.png", help="PNG to write")
@@ -134,38 +152,17 @@ def add_plot_arguments(parser):
     return parser
 
 
-def main(argv=None):
-    """Draw figure 6 from history files; returns the exit status.
-
-    Example:
-
-    >>> from keras_resblocks.plotting import main
-    >>> main([])
-    Traceback (most recent call last):
-    ...
-    SystemExit: 2
-    """
-    parser = add_plot_arguments(argparse.ArgumentParser(
-        prog="plot_degradation", description="He et al. 2015 figure 6 from history.csv files."))
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return run_plot(args)
-    except ValueError as e:
-        parser.error(str(e))
-
-
 def run_plot(args):
-    """Draw the figure for parsed :func:`add_plot_arguments` options; returns 0.
+    """Draw the figure for parsed :func:`add_plot_arguments` options; returns 0."""
+    from keras_resblocks._command import CommandError, UsageError
 
-    Raises ``ValueError`` when no history is given or a file is missing.
-    """
-    plain = list(args.plain) + [p for p in args.histories if run_label(p).startswith("plain")]
-    residual = list(args.residual) + [p for p in args.histories if not run_label(p).startswith("plain")]
+    plain = list(args.plain) + [p for p in args.histories if is_plain(run_label(p))]
+    residual = list(args.residual) + [p for p in args.histories if not is_plain(run_label(p))]
     if not plain and not residual:
-        raise ValueError("give at least one history.csv")
+        raise UsageError("give at least one history.csv")
     missing = [p for p in plain + residual if not pathlib.Path(p).is_file()]
     if missing:
-        raise ValueError(f"history file(s) not found: {missing}")
+        raise CommandError(f"history file(s) not found: {missing}")
     plot_degradation(plain, residual, output=args.output, ylim=(0, args.ymax))
     print(args.output)
     return 0

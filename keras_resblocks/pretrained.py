@@ -245,12 +245,17 @@ def _builtin(name, entry, revision, cache_dir, token, force_download):
         # The package's own files: a real directory in every install this package
         # supports (wheel or editable), not a zip.
         directory = Path(str(registry.weights_root() / entry["bundled"]))
-        return Provenance(directory, kind="bundled", source=name, expected_sha256=entry["sha256"])
+        return Provenance(directory, kind="bundled", source=name, expected_sha256=entry["sha256"],
+                          expected_metadata_sha256=entry.get("metadata_sha256"))
     if entry.get("hub"):
         pinned = entry["hub"].get("revision")
         expected = entry["sha256"] if revision in (None, pinned) else None
-        return _from_hub(name, entry["hub"]["repo_id"], revision or pinned, expected, cache_dir,
-                         token, force_download)
+        provenance = _from_hub(name, entry["hub"]["repo_id"], revision or pinned, expected,
+                               cache_dir, token, force_download)
+        if revision in (None, pinned) and entry.get("metadata_sha256"):
+            provenance = dataclasses.replace(provenance,
+                                             expected_metadata_sha256=entry["metadata_sha256"])
+        return provenance
     from keras_resblocks import port
 
     directory = port.ported_dir(name, cache_dir)

@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
 import pathlib
 import sys
-import tempfile
 from typing import NamedTuple, Optional, Tuple
 
 # The checkpoint format is keras_resblocks.checkpoints'; publishing checks it with the
 # same schema that loading uses, then sends it.
-from keras_resblocks.checkpoints import registry as checkpoint_registry
 from keras_resblocks.checkpoints.format import (
     CARD_FILE,
     CHECKPOINT_FILES,
@@ -35,10 +31,11 @@ from keras_resblocks.checkpoints.format import (
 from keras_resblocks.checkpoints.io import (
     read_config,
     read_json,
+    point_card_to,
     read_metadata,
+    replace_json,
     sha256_of,
     sha256_of_bytes,
-    usual_permissions,
 )
 
 _LOGIN_HINT = (
@@ -262,7 +259,9 @@ def push_to_hub(
     concurrent publisher makes this one fail with :class:`PublishConflictError`
     rather than mixing files. A ``reference.safetensors`` that the parent
     commit has and this checkpoint lacks is deleted in that same commit
-    (``Publication.deleted``); a dry run cannot know of it.
+    (``Publication.deleted``); a dry run cannot know of it. Before sending, the
+    card's code examples are pointed to ``hf://<repo_id>`` (the directory's
+    README.md, and its hash in metadata.json, change; a dry run changes nothing).
 
     Args:
         directory: checkpoint directory written by ``save_pretrained``.
@@ -295,6 +294,10 @@ def push_to_hub(
     plan = Publication(repo_id=repo_id, revision=revision, files=files)
     if dry_run:
         return plan
+    # The card's examples load the checkpoint from where it is going (its hashes follow).
+    if point_card_to(directory, f"hf://{repo_id}"):
+        files = validate_checkpoint_dir(directory)
+        plan = Publication(repo_id=repo_id, revision=revision, files=files)
 
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from huggingface_hub.utils import HfHubHTTPError
@@ -368,59 +371,29 @@ def _one_line(err):
     return " ".join(str(err).split()) or type(err).__name__
 
 
-def default_registry_path():
-    """The package's ``weights/registry.json`` (the source file in an editable install)."""
-    return pathlib.Path(str(checkpoint_registry.weights_root() / checkpoint_registry.REGISTRY_FILE))
+def record_publication(publication, name, registry_path):
+    """Pin a published checkpoint in a registry file: ``checkpoints[name]["hub"]``.
 
-
-def record_publication(publication, name, registry_path=None):
-    """Pin a published checkpoint in the registry: ``checkpoints[name]["hub"]``.
-
-    Sets ``{"repo_id": ..., "revision": <commit sha>}`` on the entry ``name``
-    (creating it if needed), leaves every other entry and field untouched, and
-    replaces the file atomically so a crash never leaves half a registry.
-
-    Args:
-        publication: the :class:`Publication` returned by :func:`push_to_hub`.
-        name: checkpoint name, e.g. ``"resnet20_cifar10"``.
-        registry_path: defaults to the package's ``weights/registry.json``.
-
-    Returns:
-        The path of the registry written.
-
-    Example:
-
-    >>> import json, pathlib, tempfile
-    >>> from keras_resblocks.publish import Publication, record_publication
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "registry.json"
-    >>> _ = path.write_text('{"checkpoints": {"other": {"dataset": "x"}}}')
-    >>> done = Publication("me/resnet20", "main", files=(), commit_sha="ab" * 20)
-    >>> _ = record_publication(done, "resnet20_cifar10", path)
-    >>> json.loads(path.read_text())["checkpoints"]["resnet20_cifar10"]["hub"]["repo_id"]
-    'me/resnet20'
+    .. deprecated:: 0.2
+        Editing the registry is a maintainer's job on a source checkout:
+        ``python scripts/registry.py pin NAME --repo-id OWNER/NAME --revision SHA``.
+        Removed in 0.3.
     """
+    import warnings
+
+    warnings.warn("keras_resblocks.publish.record_publication is deprecated and will be removed "
+                  "in 0.3; pin publications with scripts/registry.py in a source checkout",
+                  DeprecationWarning, stacklevel=2)
     if publication.commit_sha is None:
         raise ValueError(
             "Only a completed publication can be recorded, not a dry run. "
             f"Received: commit_sha=None for {publication.repo_id}"
         )
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"`name` must be a non-empty checkpoint name. Received: name={name!r}")
-    path = pathlib.Path(registry_path) if registry_path is not None else default_registry_path()
+    path = pathlib.Path(registry_path)
     registry = read_json(path) if path.exists() else {"checkpoints": {}}
-    checkpoints = registry.setdefault("checkpoints", {})
-    entry = checkpoints.setdefault(name, {})
+    entry = registry.setdefault("checkpoints", {}).setdefault(name, {})
     entry["hub"] = {"repo_id": publication.repo_id, "revision": publication.commit_sha}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(registry, f, indent=2)
-            f.write("\n")
-        usual_permissions(tmp)  # not mkstemp's 0600
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_json(path, registry)
     return path
 
 
@@ -438,15 +411,9 @@ def add_publish_arguments(parser):
     """
     parser.add_argument("directory", help="checkpoint directory written by save_pretrained")
     parser.add_argument("--repo-id", required=True, help="Hub model repo, owner/name")
-    parser.add_argument(
-        "--registry-name",
-        help="also pin the published commit under this name in the registry "
-        "(e.g. resnet20_cifar10)",
-    )
-    parser.add_argument(
-        "--registry",
-        help="registry file to update (default: the package's weights/registry.json)",
-    )
+    # Deprecated (removed in 0.3): pinning edits a registry file, a maintainer's job.
+    parser.add_argument("--registry-name", help=argparse.SUPPRESS)
+    parser.add_argument("--registry", help=argparse.SUPPRESS)
     parser.add_argument("--private", action="store_true", help="create the repo as private")
     parser.add_argument("--revision", default="main", help="branch to commit to (default: main)")
     parser.add_argument("--commit-message", help="commit summary")
@@ -463,6 +430,11 @@ def add_publish_arguments(parser):
 
 def run_publish(args):
     """Carry out parsed ``publish`` arguments; print the result; return the exit code."""
+    from keras_resblocks._command import CommandError, UsageError
+
+    if args.registry_name and not args.registry:
+        raise UsageError("--registry-name (deprecated) needs --registry FILE; the installed "
+                         "package's registry is not edited")
     try:
         publication = push_to_hub(
             args.directory,
@@ -480,30 +452,12 @@ def run_publish(args):
             return 0
         print(publication.describe(), file=sys.stderr)
         if args.registry_name:
+            print("warning: --registry-name is deprecated and will be removed in 0.3",
+                  file=sys.stderr)
             path = record_publication(publication, args.registry_name, args.registry)
             print(f"pinned {args.registry_name} -> {publication.commit_sha} in {path}", file=sys.stderr)
     except (ValueError, PublishError, OSError) as err:
-        print(f"error: {_one_line(err)}", file=sys.stderr)
-        return 1
+        raise CommandError(_one_line(err)) from err
     # stdout carries only the sha, so scripts can capture it.
     print(publication.commit_sha)
     return 0
-
-
-def main(argv=None):
-    """The ``publish`` program: ``publish DIR --repo-id owner/name [...]``.
-
-    Example:
-
-    >>> import tempfile
-    >>> from keras_resblocks.publish import main
-    >>> main([tempfile.mkdtemp(), "--repo-id", "me/resnet20", "--dry-run"])
-    1
-    """
-    parser = argparse.ArgumentParser(
-        prog="publish",
-        description="Validate a keras-resblocks checkpoint directory and publish it to "
-        "the Hugging Face Hub in one commit.",
-    )
-    add_publish_arguments(parser)
-    return run_publish(parser.parse_args(argv))

@@ -421,6 +421,7 @@ def convert(source, depth, output, data=None, command=None):
     Everything is read and checked before anything is written.
     """
     from keras_resblocks import save_pretrained
+    from keras_resblocks.checkpoints.card import card_for_source
     from keras_resblocks.checkpoints.io import record_file_hashes
 
     source, output = Path(source), Path(output)
@@ -455,10 +456,9 @@ def convert(source, depth, output, data=None, command=None):
                     "quality 75 with 4:2:0 chroma subsampling, not the lossless originals",
             "command": evaluate_command},
     )
-    # The generic card shows how to load a Hub repo; this one ships with the package.
+    # The card loads it by the name it ships under, and tells where it comes from.
     card = path / "README.md"
-    text = card.read_text(encoding="utf-8").replace(
-        '"hf://OWNER/REPO")  # or the local directory', f'"{name}")  # bundled: no download')
+    text = card_for_source(card.read_text(encoding="utf-8"), name)
     card.write_text(text + _card_sections(name, depth, upstream, metrics, evaluate_command, command),
                     encoding="utf-8")
     record_file_hashes(path)  # the card changed after save_pretrained hashed it

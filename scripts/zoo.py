@@ -111,14 +111,18 @@ def finalize(zoo, model):
     """Enter a finished run's checkpoint in the registry and delete its backup."""
     name, plan = checkpoint_name(model), zoo.plan
     directory = zoo.weights / name
-    from keras_resblocks.checkpoints.io import record_file_hashes
+    from keras_resblocks.checkpoints.io import (
+        point_card_to,
+        record_file_hashes,
+        replace_json,
+        sha256_of,
+    )
 
-    # The generic card shows how to load a Hub repo; this one ships with the package.
+    # The card loads it by the name it ships under.
     card = directory / "README.md"
     text = card.read_text(encoding="utf-8")
-    text = text.replace('"hf://OWNER/REPO")  # or the local directory', f'"{name}")  # bundled')
-    text = text.replace(f"\n# {model}\n", f"\n# {name}\n", 1)
-    card.write_text(text, encoding="utf-8")
+    card.write_text(text.replace(f"\n# {model}\n", f"\n# {name}\n", 1), encoding="utf-8")
+    point_card_to(directory, name)
     record_file_hashes(directory)  # the card changed (and 0.1.0 recorded no file hashes)
     meta = json.loads((directory / "metadata.json").read_text())
     registry_path = zoo.weights / "registry.json"
@@ -134,15 +138,14 @@ def finalize(zoo, model):
         ),
         "metrics": metrics,
         "sha256": meta["sha256"],
+        "metadata_sha256": sha256_of(directory / "metadata.json"),
         "files": sorted(p.name for p in directory.iterdir() if p.is_file()),
         "hub": None,
         "bundled": name,
         "keras_applications": None,
         "license": "apache-2.0",
     }
-    tmp = registry_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(registry, indent=2) + "\n")
-    os.replace(tmp, registry_path)
+    replace_json(registry_path, registry)
     shutil.rmtree(zoo.runs / model / "backup", ignore_errors=True)
     _log(f"{model}: finished; {name} registered, backup deleted")
 
@@ -224,14 +227,13 @@ def run_queue(zoo, data, deadline, parallel, start_margin_s=600):
 def write_report(zoo, figure, documents, ymax=40.0):
     """The zoo's table, degradation checks and figure (He et al. 2015, figure 6) from the
     finished runs' checkpoints and histories, spliced into ``documents``."""
-    from keras_resblocks.zoo_report import load_run, write_report as write
+    from zoo_report import load_run, write_report as write
 
     runs = [load_run(model, zoo.weights / checkpoint_name(model), zoo.runs / model / "history.csv")
             for model in zoo.plan["runs"] if run_state(zoo, model)[0] == "done"]
     if not runs:
         raise FileNotFoundError(f"No finished run in {zoo.runs}")
-    return write(None, figure, documents, runs=runs, ymax=ymax,
-                 command="python scripts/zoo.py report")
+    return write(runs, figure, documents, ymax=ymax)
 
 
 def main(argv=None):

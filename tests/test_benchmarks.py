@@ -99,7 +99,10 @@ def test_quick_run_reports_every_section(tmp_path, capsys):
 
 
 def test_report_splices_tables_between_markers():
-    from benchmarks.report import splice, table
+    from benchmarks.report import splice, splice_between, table
+
+    assert splice_between("a\n<!-- x -->\nold\n<!-- /x -->\nb", "x", "new") == \
+        "a\n<!-- x -->\nnew\n<!-- /x -->\nb"
 
     doc = "intro\n<!-- results:cpu -->\nold\n<!-- /results:cpu -->\noutro\n"
     new = splice(doc, "cpu", table(["a", "b"], [{"a": 1, "b": 0.5}]))
@@ -137,7 +140,7 @@ def test_time_to_accuracy_stops_the_run_at_the_first_epoch_that_reaches_the_targ
     assert result["reached"] and result["test_accuracy"] >= 0.3, result
     assert 1 <= result["epoch"] < 8 and result["iterations"] == 20 * result["epoch"]
     assert result["seconds"] > 0 and "--recipe quick" in result["command"]
-    assert result["command"].startswith("python scripts/train.py --dataset digits")
+    assert result["command"].startswith("keras-resblocks train --dataset digits")
     (work,) = tmp_path.iterdir()
     rows = (work / "history.csv").read_text().strip().splitlines()
     assert len(rows) - 1 < 8  # stopped, not run to the end

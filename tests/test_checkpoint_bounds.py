@@ -6,6 +6,7 @@ FILE_CASES."""
 
 import json
 import os
+import pathlib
 import re
 import time
 
@@ -82,6 +83,18 @@ def _nested(depth):
     return "[" * depth + "]" * depth
 
 
+def _edit_text(name, change):
+    def damage(directory):
+        (directory / name).write_text(change((directory / name).read_text()))
+    return damage
+
+
+def _forge_labels(text):
+    config = json.loads(text)
+    config["labels"] = ["EVIL0", "EVIL1", "EVIL2"]
+    return json.dumps(config)
+
+
 # (case as the docs table names it, the damage done to the directory, what the error says)
 FILE_CASES = [
     ("model.safetensors is a FIFO", _replace("model.safetensors", os.mkfifo),
@@ -103,6 +116,10 @@ FILE_CASES = [
     ("a NaN weight", _rewrite_weights(
         lambda t: {k: (v * np.nan if k == "stem_conv/kernel" else v) for k, v in t.items()}),
      "must hold finite float32 tensors; 'stem_conv/kernel' is not finite"),
+    ("labels edited in config.json after it was written", _edit_text("config.json", _forge_labels),
+     "sha256 mismatch for config.json"),
+    ("README.md edited after it was written", _edit_text("README.md", lambda t: t + "forged\n"),
+     "sha256 mismatch for README.md"),
 ]
 
 
@@ -168,6 +185,44 @@ def test_the_docs_table_lists_every_case():
     cases = CASES + FILE_CASES
     assert [case for case, _ in rows] == [case for case, _, _ in cases]
     assert all(message in said for (_, said), (_, _, message) in zip(rows, cases))
+
+
+def test_a_bundled_checkpoint_rewritten_whole_is_refused_by_the_registry_pin(
+        checkpoint, tmp_path, monkeypatch):
+    # config.json forged and every hash in metadata.json redone to match: only the registry,
+    # which pins metadata.json's own hash, can tell.
+    import shutil
+
+    from keras_resblocks.checkpoints import registry
+    from keras_resblocks.checkpoints.io import sha256_of
+
+    weights = tmp_path / "weights"
+    shutil.copytree(checkpoint, weights / "tiny")
+    entry = {"architecture": "resnet20", "bundled": "tiny",
+             "sha256": sha256_of(weights / "tiny" / "model.safetensors"),
+             "metadata_sha256": sha256_of(weights / "tiny" / "metadata.json")}
+    (weights / "registry.json").write_text(json.dumps({"checkpoints": {"tiny_bundled": entry}}))
+    monkeypatch.setattr(registry, "weights_root", lambda: weights)
+    registry.clear_cache()
+    try:
+        assert from_pretrained("tiny_bundled").labels == ["cat", "dog", "fish"]
+        _edit_text("config.json", _forge_labels)(weights / "tiny")
+        rehash(weights / "tiny")
+        assert from_pretrained(str(weights / "tiny")).labels[0] == "EVIL0"  # consistent alone
+        with pytest.raises(CheckpointError, match="sha256 mismatch for metadata.json"):
+            from_pretrained("tiny_bundled")
+    finally:
+        registry.clear_cache()
+
+
+def test_every_registry_entry_pins_its_metadata():
+    from keras_resblocks.checkpoints import registry
+    from keras_resblocks.checkpoints.io import sha256_of
+
+    for name, entry in registry.entries().items():
+        if entry.get("bundled"):
+            directory = pathlib.Path(str(registry.weights_root() / entry["bundled"]))
+            assert entry.get("metadata_sha256") == sha256_of(directory / "metadata.json"), name
 
 
 def test_a_directory_that_is_not_a_checkpoint_is_named_without_listing_all_of_it(tmp_path):

@@ -1,6 +1,7 @@
 """The keras-resblocks command, run in-process through its entry point."""
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -207,3 +208,25 @@ def test_predict_refuses_huge_images_by_their_header_and_scales_wide_ones(
     floats = tmp_path / "floats.tiff"
     Image.fromarray(np.array([[0.0, 0.5, 1.0]], "float32")).save(floats)
     assert load_image(floats)[0, :, 0].tolist() == [0, 128, 255]
+
+
+def test_the_docs_table_of_command_inputs_lists_what_these_tests_check():
+    from tests._docs import ROOT
+
+    text = (ROOT / "docs" / "checkpoints.md").read_text()
+    rows = dict(re.findall(r"^\| (`(?:predict|info)[^|]+) \| (.+?) \|$", text, re.MULTILINE))
+    assert list(rows) == [
+        "`predict` of an image of more pixels than 50,000,000 (a 20000x20000 PNG of a few KB)",
+        "`predict` of a 16-bit PNG or a floating-point TIFF",
+        "`info DIR` of a checkpoint beyond its bounds",
+        "`info DIR` of a card holding terminal escape codes",
+    ]
+    said = list(rows.values())
+    # The fragments the tests above assert on (huge images, scaling, info).
+    from keras_resblocks.cli import MAX_IMAGE_PIXELS
+
+    assert f"more pixels than the limit of {MAX_IMAGE_PIXELS:,}" in said[0] and "answered" in said[0]
+    assert "65535 and 1.0 become 255" in said[1]
+    assert "beyond the limit of 1,024" in said[2]
+    assert "without control characters" in said[3]
+

@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).parent.parent / "keras_resblocks"
 # checkpoint package, never the reverse.
 ABOVE_THE_FORMAT = ("keras_resblocks.hub", "keras_resblocks.publish", "keras_resblocks.pretrained",
                     "keras_resblocks.port", "keras_resblocks.cli", "keras_resblocks.training",
-                    "keras_resblocks.zoo_report", "keras_resblocks.plotting",
+                    "keras_resblocks.plotting",
                     "keras_resblocks.checkpoint")
 
 

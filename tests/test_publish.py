@@ -3,7 +3,7 @@
 import hashlib
 import json
 import pathlib
-import runpy
+import subprocess
 import sys
 
 from huggingface_hub import constants as hub_constants
@@ -18,16 +18,21 @@ from tests._upload_server import TOKEN, FakeHub
 from keras_resblocks import Architecture, ResNet, push_to_hub, validate_checkpoint_dir
 from keras_resblocks.checkpoints import REFERENCE_FILE
 from keras_resblocks.checkpoints.reference import write_reference
+from keras_resblocks.cli import main as cli_main
 from keras_resblocks.publish import (
     CHECKPOINT_FILES,
     PublishConflictError,
     PublishError,
-    main,
     record_publication,
 )
 
 REPO = "alice/resnet-tiny"
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def main(argv):
+    """``keras-resblocks publish ARGV``."""
+    return cli_main(["publish", *argv])
 
 
 # -- checkpoints -------------------------------------------------------------------------
@@ -56,7 +61,8 @@ def write_checkpoint(directory, model, metrics=None):
     _write_metadata(directory, metrics={"top1": 0.5} if metrics is None else metrics)
     (directory / "README.md").write_text(
         "---\nlibrary_name: keras-resblocks\nlicense: apache-2.0\ntags:\n- image-classification\n"
-        "---\n\n# resnet-tiny\n\ntop1 0.5 (synthetic)\n"
+        "---\n\n# resnet-tiny\n\ntop1 0.5 (synthetic)\n\n"
+        'model = from_pretrained("path/to/resnet-tiny")\n'
     )
     return directory
 
@@ -132,17 +138,33 @@ def test_publish_is_one_commit_of_the_exact_files_and_pins_the_registry(hub, che
     assert hub.repos[REPO].commits[commit.parent].message == "initial commit"
     assert [f.name for f in publication.files] == list(CHECKPOINT_FILES)
 
+    # The published card loads the checkpoint from its repo, and its hash follows.
+    card = (checkpoint / "README.md").read_text()
+    assert f'from_pretrained("hf://{REPO}")' in card and "path/to/" not in card
+    assert commit.changed["README.md"] == card.encode()
+    assert json.loads(commit.changed["metadata.json"])["files"]["README.md"] == \
+        hashlib.sha256(card.encode()).hexdigest()
+
+    # A maintainer pins it in a registry with scripts/registry.py.
     registry = tmp_path / "registry.json"
-    other = {"dataset": "cifar10", "hub": {"repo_id": "bob/x", "revision": "f" * 40}}
-    registry.write_text(json.dumps({"checkpoints": {"other": other}}))
-    record_publication(publication, "resnet_tiny", registry)
-    assert json.loads(registry.read_text()) == {
-        "checkpoints": {
-            "other": other,
-            "resnet_tiny": {"hub": {"repo_id": REPO, "revision": publication.commit_sha}},
-        }
-    }
+    other = {"architecture": "resnet20", "hub": {"repo_id": "bob/x", "revision": "f" * 40}}
+    registry.write_text(json.dumps({"checkpoints": {"other": other,
+                                                    "resnet_tiny": {"architecture": "resnet20"}}}))
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "registry.py"), "--registry",
+                           str(registry), "pin", "resnet_tiny", "--repo-id", REPO, "--revision",
+                           publication.commit_sha, "--from", str(checkpoint)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(registry.read_text()) == {"checkpoints": {"other": other, "resnet_tiny": {
+        "architecture": "resnet20",
+        "hub": {"repo_id": REPO, "revision": publication.commit_sha},
+        "sha256": hashlib.sha256(commit.changed["model.safetensors"]).hexdigest(),
+        "metadata_sha256": hashlib.sha256(commit.changed["metadata.json"]).hexdigest()}}}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # The deprecated way still works, for one more release, and says so.
+    with pytest.warns(DeprecationWarning, match="scripts/registry.py"):
+        record_publication(publication, "other", registry)
+    assert json.loads(registry.read_text())["checkpoints"]["other"]["hub"]["repo_id"] == REPO
 
 
 def test_the_optional_reference_batch_is_published_with_the_rest(hub, checkpoint):
@@ -193,7 +215,9 @@ def test_cli_publishes_with_env_token_and_endpoint(hub, checkpoint, tmp_path, mo
 
     assert code == 0
     sha = hub.head(REPO)
-    assert capsys.readouterr().out == f"{sha}\n"
+    captured = capsys.readouterr()
+    assert captured.out == f"{sha}\n"
+    assert "--registry-name is deprecated" in captured.err
     assert hub.repos[REPO].private
     assert hub.files(REPO)["model.safetensors"] == (checkpoint / "model.safetensors").read_bytes()
     entry = json.loads(registry.read_text())["checkpoints"]["resnet_tiny"]
@@ -332,12 +356,9 @@ def test_validate_returns_files_sizes_and_hashes(checkpoint):
     }
 
 
-def test_script_exits_nonzero_with_one_line_error(tmp_path, monkeypatch, capsys):
+def test_command_exits_nonzero_with_one_line_error(tmp_path, capsys):
     missing = str(tmp_path / "missing")
-    monkeypatch.setattr(sys, "argv", ["publish.py", missing, "--repo-id", REPO, "--dry-run"])
-    with pytest.raises(SystemExit) as exit_info:
-        runpy.run_path(str(ROOT / "scripts" / "publish.py"), run_name="__main__")
-    assert exit_info.value.code == 1
+    assert main([missing, "--repo-id", REPO, "--dry-run"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (

@@ -18,7 +18,12 @@ from keras_resblocks.training import (
     read_history,
     train,
 )
-from keras_resblocks.training.cli import main
+from keras_resblocks.cli import main as cli_main
+
+
+def main(argv):
+    """``keras-resblocks train ARGV``."""
+    return cli_main(["train", *argv])
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = dict(stage_depths=[1, 1, 1], stage_widths=[8, 8, 16], stem_width=8)
@@ -243,13 +248,13 @@ def test_distributed_bfloat16_training_on_two_virtual_devices(tmp_path):
             "--verbose", "0", *TINY_FLAGS]
     if backend == "jax":
         env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-        code = "import sys; from keras_resblocks.training.cli import main; sys.exit(main(sys.argv[1:]))"
+        code = "import sys; from keras_resblocks.cli import main; sys.exit(main(['train', *sys.argv[1:]]))"
     elif backend == "tensorflow":
         code = (
             "import sys, tensorflow as tf\n"
             "cpu = tf.config.list_physical_devices('CPU')[0]\n"
             "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
-            "from keras_resblocks.training.cli import main; sys.exit(main(sys.argv[1:]))"
+            "from keras_resblocks.cli import main; sys.exit(main(['train', *sys.argv[1:]]))"
         )
     else:
         pytest.skip(f"no data-parallel path for {backend}")

@@ -2,8 +2,6 @@
 
 import os
 import pathlib
-import runpy
-import sys
 import tarfile
 
 import numpy as np
@@ -90,13 +88,12 @@ def test_missing_and_malformed_folders_name_the_path(tmp_path):
         load_image_folder(not_tar, cache_dir=tmp_path)
 
 
-def test_plot_degradation_script_draws_figure_6(tmp_path, monkeypatch):
+def test_plot_command_draws_figure_6(tmp_path):
+    from keras_resblocks.cli import main
+
     output = tmp_path / "fig6.png"
     histories = [str(DATA / "plain20.work" / "history.csv"), str(DATA / "resnet20.work" / "history.csv")]
-    monkeypatch.setattr(sys, "argv", ["plot_degradation.py", *histories, "--output", str(output)])
-    with pytest.raises(SystemExit) as exit_info:
-        runpy.run_path(str(REPO / "scripts" / "plot_degradation.py"), run_name="__main__")
-    assert exit_info.value.code == 0
+    assert main(["plot", *histories, "--output", str(output)]) == 0
     image = Image.open(output)
     assert image.format == "PNG" and image.size[0] > image.size[1]
 

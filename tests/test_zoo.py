@@ -87,6 +87,12 @@ def test_continue_stops_before_the_deadline_then_finishes_and_registers(tmp_path
     assert entry["bundled"] == "resnet20_cifar10" and entry["architecture"] == "resnet20"
     metadata = json.loads((root / "weights" / "resnet20_cifar10" / "metadata.json").read_text())
     assert entry["sha256"] == metadata["sha256"]
+    checkpoint = root / "weights" / "resnet20_cifar10"
+    assert entry["metadata_sha256"] == hashlib.sha256(
+        (checkpoint / "metadata.json").read_bytes()).hexdigest()
+    card = (checkpoint / "README.md").read_text()
+    assert 'from_pretrained("resnet20_cifar10")' in card and "path/to/" not in card
+    assert metadata["files"]["README.md"] == hashlib.sha256(card.encode()).hexdigest()
     assert entry["metrics"] == metadata["metrics"] and 0 <= entry["metrics"]["test_accuracy"] <= 1
     assert metadata["command"].startswith("python -m keras_resblocks train --model resnet20")
     assert " done " in _script(root, "status").stdout

@@ -1,4 +1,5 @@
-"""The zoo report is generated from real runs: tiny plain and residual nets trained on digits."""
+"""The zoo report (scripts/zoo_report.py) is generated from real runs: tiny plain and residual
+nets trained on digits by `keras-resblocks train`."""
 
 import json
 import re
@@ -8,10 +9,14 @@ import sys
 
 import pytest
 
+from keras_resblocks.cli import main
 from keras_resblocks.training import read_history
-from keras_resblocks.training.cli import main as train_main
-from keras_resblocks.zoo_report import degradation_checks, load_runs, main as report_main
 from tests._docs import ROOT, code_blocks
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from zoo_report import degradation_checks, load_run, user_command, write_report  # noqa: E402
+
+from benchmarks.report import splice_between  # noqa: E402
 
 TINY = json.dumps({"stage_depths": [1, 1, 1], "stage_widths": [8, 8, 16], "stem_width": 8})
 
@@ -20,9 +25,9 @@ TINY = json.dumps({"stage_depths": [1, 1, 1], "stage_widths": [8, 8, 16], "stem_
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("zoo")
     for model in ("plain20", "resnet20"):
-        assert train_main(["--model", model, "--dataset", "digits", "--recipe", "quick",
-                           "--iterations", "40", "--output", str(root / "runs" / f"{model}-digits"),
-                           "--verbose", "0", "--model-overrides", TINY]) == 0
+        assert main(["train", "--model", model, "--dataset", "digits", "--recipe", "quick",
+                     "--iterations", "40", "--output", str(root / "runs" / f"{model}-digits"),
+                     "--verbose", "0", "--model-overrides", TINY]) == 0
     return root
 
 
@@ -40,8 +45,12 @@ def test_report_and_plot_commands_from_real_runs(runs):
 
     doc = runs / "doc.md"
     doc.write_text("# Zoo\n\n<!-- zoo:digits -->\nnot measured yet\n<!-- /zoo:digits -->\nend\n")
-    assert report_main([str(runs / "runs"), "--figure", str(runs / "figures" / "zoo.png"),
-                        "--doc", str(doc), "--marker", "zoo:digits", "--ymax", "100"]) == 0
+    loaded = [load_run(model, runs / "runs" / f"{model}-digits",
+                       runs / "runs" / f"{model}-digits.work" / "history.csv")
+              for model in ("resnet20", "plain20")]
+    ordered = write_report(loaded, runs / "figures" / "zoo.png", [doc], marker="zoo:digits",
+                           ymax=100)
+    assert [r["model"] for r in ordered] == ["plain20", "resnet20"]  # plain first, by the registry
     text = doc.read_text()
     assert "not measured yet" not in text and text.endswith("end\n")
     assert "![training error (dashed) and test error (bold) against iterations](figures/zoo.png)" in text
@@ -57,8 +66,22 @@ def test_report_and_plot_commands_from_real_runs(runs):
         assert cells[4] == ("8.75" if model == "resnet20" else "-")
         assert cells[5:7] == ["2", "40"]
         assert int(cells[8].replace(",", "")) == round(meta["images_per_second"])
-        assert meta["command"] in text
+        # The command a user would retype, without this machine's folders.
+        assert user_command(meta["command"]) in text
+        assert (f"keras-resblocks train --model {model} --dataset digits --recipe quick "
+                f"--iterations 40 --output {model}-digits") in text
+    assert str(runs) not in text and ".../" not in text
     assert re.search(r"^- (yes|\*\*no\*\*): resnet20 more accurate than plain20 on test", text, re.M)
+
+
+def test_user_command_drops_what_only_concerns_the_machine_it_ran_on():
+    recorded = ("python -m keras_resblocks train --model plain56 --dataset ../data/cifar.tar.gz "
+                "--work-dir=zoo/cifar10/plain56 --output weights/plain56_cifar10 --deadline "
+                "2026-12-01T20:55:00 --verbose 2 --recipe budget --epochs 30 --data-note 'a, b' "
+                "--seed 0 --mixed-precision bfloat16 --resume")
+    assert user_command(recorded) == (
+        "keras-resblocks train --model plain56 --dataset cifar.tar.gz --output plain56_cifar10 "
+        "--recipe budget --epochs 30 --seed 0 --mixed-precision bfloat16")
 
 
 def test_degradation_checks_say_no_when_the_runs_do_not_bear_it_out():
@@ -70,13 +93,13 @@ def test_degradation_checks_say_no_when_the_runs_do_not_bear_it_out():
         ("resnet56 more accurate than plain56 on test", True, "8.00% vs 12.00%")]
 
 
-def test_no_runs_is_an_error_naming_the_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
-        load_runs(tmp_path)
+def test_a_run_without_epochs_is_an_error_naming_its_history(runs, tmp_path):
+    empty = tmp_path / "history.csv"
+    empty.write_text("epoch,iterations,train_loss,train_error,val_error,test_error,lr,wall_time\n")
+    with pytest.raises(ValueError, match="no epochs"):
+        load_run("resnet20", runs / "runs" / "resnet20-digits", empty)
 
 
 def test_readme_and_cifar10_doc_hold_the_markers_the_report_fills():
-    from keras_resblocks.zoo_report import splice
-
     for doc in (ROOT / "README.md", ROOT / "docs" / "cifar10.md"):
-        assert "REPORT" in splice(doc.read_text(), "zoo:cifar10", "REPORT")
+        assert "REPORT" in splice_between(doc.read_text(), "zoo:cifar10", "REPORT")

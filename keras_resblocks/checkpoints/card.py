@@ -3,17 +3,41 @@
 from __future__ import annotations
 
 import json
+import re
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+# The card's two lines that name where the checkpoint loads from.
+_SOURCE_LINES = re.compile(r'^(model = from_pretrained|print\(verify_reference)\("[^"\n]*"\).*$',
+                           re.MULTILINE)
 
-def model_card(model, config, metadata, license):
+
+def model_card(model, config, metadata, license, source):
     """The :class:`huggingface_hub.ModelCard` of ``model`` saved with ``config`` and ``metadata``.
 
     ``config`` and ``metadata`` are the :class:`CheckpointConfig` and
-    :class:`CheckpointMetadata` written beside it.
+    :class:`CheckpointMetadata` written beside it; ``source`` is what its code
+    examples pass to ``from_pretrained`` (see :func:`card_for_source`).
     """
-    return _model_card(model, config.to_json(), metadata.to_json(), license)
+    return _model_card(model, config.to_json(), metadata.to_json(), license, source)
+
+
+def card_for_source(text, source):
+    """A card's text with its code examples loading from ``source`` (``hf://owner/name``
+    once published, the name of a checkpoint that ships with the package, a directory).
+
+    Example:
+
+    >>> from keras_resblocks.checkpoints.card import card_for_source
+    >>> print(card_for_source('x\\nmodel = from_pretrained("path/to/run")  # this directory\\n',
+    ...                       "hf://me/resnet20"))
+    x
+    model = from_pretrained("hf://me/resnet20")
+    <BLANKLINE>
+    """
+    quoted = json.dumps(str(source))
+    return _SOURCE_LINES.sub(lambda m: f"{m.group(1)}({quoted})" + (")" if "print" in m.group(1)
+                                                                     else ""), text)
 
 
 def _metric_split(metric, train_split, eval_split):
@@ -40,7 +64,7 @@ def _data_lines(meta):
     return lines
 
 
-def _model_card(model, config, meta, license):
+def _model_card(model, config, meta, license, source):
     dataset, metrics, command = meta["dataset"], meta["metrics"] or {}, meta["command"]
     train_split = meta.get("train_split", "train")
     eval_split = meta.get("eval_split", "test")
@@ -71,7 +95,7 @@ def _model_card(model, config, meta, license):
         "",
         "```python",
         "from keras_resblocks import from_pretrained",
-        'model = from_pretrained("hf://OWNER/REPO")  # or the local directory',
+        f"model = from_pretrained({json.dumps(source)})",
         "```",
         "",
         "## Data",
@@ -98,7 +122,7 @@ def _model_card(model, config, meta, license):
                   f"outputs this checkpoint gave on them ({meta['reference']['backend']} backend, "
                   "float32). Check that it computes the same on your backend:", "",
                   "```python", "from keras_resblocks import verify_reference",
-                  'print(verify_reference("hf://OWNER/REPO"))  # or the local directory', "```"]
+                  f"print(verify_reference({json.dumps(source)}))", "```"]
     lines += ["", f"Weights sha256: `{meta['sha256']}`; written with keras-resblocks "
               f"{meta['package_version']}, Keras {meta['keras_version']} ({meta['backend']} backend)."]
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")

@@ -97,7 +97,9 @@ class Provenance:
     ``kind`` is ``"directory"``, ``"bundled"``, ``"hub"`` or ``"keras_applications"``;
     ``source`` what the caller gave; ``repo_id`` and ``revision`` (the commit) for a
     Hub checkpoint; ``expected_sha256`` the weights' hash the source vouches for
-    (the registry's), if any, else ``metadata.json`` is trusted; ``recovery`` how to
+    (the registry's), if any, else ``metadata.json`` is trusted;
+    ``expected_metadata_sha256`` the hash of ``metadata.json`` (which holds the hashes
+    of the other files) the source vouches for, if any; ``recovery`` how to
     replace a corrupted copy, added to a :class:`ChecksumError`; ``root`` the folder
     its files may really be in when they are links (default: ``directory`` itself).
     """
@@ -108,6 +110,7 @@ class Provenance:
     repo_id: str | None = None
     revision: str | None = None
     expected_sha256: str | None = None
+    expected_metadata_sha256: str | None = None
     recovery: str = ""
     root: Path | None = None  # where its files may really live (a Hub cache links into blobs/)
 

@@ -153,6 +153,32 @@ def write_json(path, data):
         f.write("\n")
 
 
+def replace_json(path, data):
+    """Write ``data`` to ``path`` as JSON atomically: a crash leaves the old file or the new
+    one, never half of one (a temporary file beside it, then ``os.replace``).
+
+    Example:
+
+    >>> import json, pathlib, tempfile
+    >>> from keras_resblocks.checkpoints.io import replace_json
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "registry.json"
+    >>> replace_json(path, {"checkpoints": {}})
+    >>> json.loads(path.read_text())
+    {'checkpoints': {}}
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, allow_nan=False)
+            f.write("\n")
+        usual_permissions(tmp)  # not mkstemp's 0600
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def read_config(directory, root=None):
     """The validated :class:`CheckpointConfig` of a checkpoint directory."""
     return CheckpointConfig.from_json(read_json(Path(directory) / CONFIG_FILE, root))
@@ -174,7 +200,8 @@ class CheckpointFiles:
     reference_sha256: str | None
 
 
-def read_checkpoint(directory, expected_sha256=None, hint="", root=None):
+def read_checkpoint(directory, expected_sha256=None, hint="", root=None,
+                    expected_metadata_sha256=None):
     """Read a checkpoint directory: files present, JSON valid, hashes right, weights readable.
 
     Every file is read once, by :func:`read_file` (regular files inside ``root``,
@@ -183,12 +210,18 @@ def read_checkpoint(directory, expected_sha256=None, hint="", root=None):
     ``metadata.json``; ``config.json``, ``README.md`` and the optional
     ``reference.safetensors`` against ``metadata.json`` (a checkpoint of
     keras-resblocks 0.1.0, which recorded no hash for its config, loads with a
-    one-line warning). The weights must be finite float32 tensors. ``hint`` (how to
-    get a good copy) ends a :class:`ChecksumError`.
+    one-line warning); ``metadata.json`` itself against ``expected_metadata_sha256``
+    if given (the registry pins it for its checkpoints). The weights must be finite
+    float32 tensors. ``hint`` (how to get a good copy) ends a :class:`ChecksumError`.
     """
     directory = Path(directory)
     check_files(directory)
-    metadata = read_metadata(directory, root)
+    metadata_bytes = read_file(directory / METADATA_FILE, root, MAX_JSON_BYTES)
+    if expected_metadata_sha256:
+        _check_sha256(metadata_bytes, METADATA_FILE, expected_metadata_sha256, hint,
+                      directory / METADATA_FILE)
+    metadata = CheckpointMetadata.from_json(
+        read_json(directory / METADATA_FILE, data=metadata_bytes))
     config_bytes = read_file(directory / CONFIG_FILE, root, MAX_JSON_BYTES)
     hashed = metadata.files or {}
     if CONFIG_FILE in hashed:
@@ -238,6 +271,22 @@ def record_file_hashes(directory):
              if (directory / name).is_file()}
     write_json(directory / METADATA_FILE, dataclasses.replace(metadata, files=files).to_json())
     return files
+
+
+def point_card_to(directory, source):
+    """Make a checkpoint's card load it from ``source`` (``hf://owner/name`` when it is
+    published, a built-in name when it ships with the package) and re-record the card's
+    hash in ``metadata.json``. Returns whether anything changed."""
+    from keras_resblocks.checkpoints.card import card_for_source
+
+    path = Path(directory) / CARD_FILE
+    text = path.read_text(encoding="utf-8")
+    new = card_for_source(text, source)
+    if new == text:
+        return False
+    path.write_text(new, encoding="utf-8")
+    record_file_hashes(directory)
+    return True
 
 
 def _check_sha256(data, name, expected, hint, path):

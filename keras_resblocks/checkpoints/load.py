@@ -78,7 +78,8 @@ def load_resolved(provenance, *, num_classes=None, include_top=True, input_shape
     """:func:`load_checkpoint` for a directory that :func:`resolve` found (a :class:`Provenance`)."""
     directory = Path(provenance.directory)
     files = read_checkpoint(directory, provenance.expected_sha256, provenance.recovery,
-                            root=provenance.root)
+                            root=provenance.root,
+                            expected_metadata_sha256=provenance.expected_metadata_sha256)
     config, tensors = files.config, files.tensors
 
     kwargs = config.model_kwargs()

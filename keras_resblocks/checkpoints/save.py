@@ -110,7 +110,10 @@ def save_pretrained(model, directory, *, labels=None, dataset=None, metrics=None
             entry = write_reference(staging, reference_inputs, meta.sha256)
             meta = dataclasses.replace(meta, reference=entry)
             write_json(staging / METADATA_FILE, meta.to_json())
-        model_card(model, config, meta, license).save(staging / CARD_FILE)
+        # Until it is published (which points it to hf://owner/name), the card loads the
+        # checkpoint from its directory, named without this machine's folders.
+        source = f"path/to/{Path(directory).name}"
+        model_card(model, config, meta, license, source).save(staging / CARD_FILE)
         # Every file is covered: the card too, now that it is written.
         meta = dataclasses.replace(meta, files=dict(meta.files, **{
             CARD_FILE: sha256_of(staging / CARD_FILE)}))

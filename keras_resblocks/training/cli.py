@@ -1,12 +1,10 @@
-"""Command-line wiring of training, shared by ``scripts/train.py`` and ``keras-resblocks train``."""
+"""The options and the work of ``keras-resblocks train``."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-import os
-import shlex
 import sys
 
 from keras_resblocks.training.recipes import PRESETS, SCHEDULES, get_recipe
@@ -172,71 +170,16 @@ def recipe_from_args(args):
     return get_recipe(args.recipe, **overrides)
 
 
-def main(argv=None):
-    """Run ``train`` from command-line arguments; returns the exit status.
-
-    Example:
-
-    >>> from keras_resblocks.training.cli import main
-    >>> main(["--recipe", "nope"])
-    Traceback (most recent call last):
-    ...
-    SystemExit: 2
-    """
-    parser = add_train_arguments(argparse.ArgumentParser(
-        prog="train", description="Train a keras-resblocks model and write a checkpoint."))
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    return run_train(args, command=command_line(["train.py"] + argv))
-
-
-def command_line(argv=None):
-    """This process's command line as the user would type it, without this machine's paths.
-
-    The program's name loses the directory it was installed in (a virtual
-    environment's ``bin``); an absolute path among the arguments becomes relative
-    to the working directory when it lies below it, else ``.../`` and its last
-    component. The result goes into checkpoint cards, which get published.
-
-    Example:
-
-    >>> from keras_resblocks.training.cli import command_line
-    >>> command_line(["/home/me/.venv/bin/keras-resblocks", "train", "--output", "my run",
-    ...               "--dataset=/home/me/data/cifar.tar.gz"])
-    "keras-resblocks train --output 'my run' --dataset=.../cifar.tar.gz"
-    """
-    argv = list(sys.argv if argv is None else argv)
-    program = os.path.basename(argv[0]) if argv else "keras-resblocks"
-    if program == "__main__.py":
-        program = "python -m keras_resblocks"
-    return " ".join([program] + [shlex.quote(_without_local_path(a)) for a in argv[1:]])
-
-
-def _without_local_path(arg):
-    option, equals, value = arg.partition("=") if arg.startswith("-") else ("", "", arg)
-    if not equals:
-        option, value = "", arg
-    if not os.path.isabs(value):
-        return arg
-    relative = os.path.relpath(value, os.getcwd())
-    if relative != os.pardir and not relative.startswith(os.pardir + os.sep):
-        value = relative
-    else:
-        value = ".../" + os.path.basename(value.rstrip(os.sep)) if value.strip(os.sep) else value
-    return option + equals + value
-
-
 def run_train(args, command=None):
     """Train from parsed :func:`add_train_arguments` options; returns the exit status."""
-    from keras_resblocks._extras import MissingExtraError
+    from keras_resblocks._command import CommandError, UsageError, command_line
     from keras_resblocks.training.data import DatasetError
     from keras_resblocks.training.trainer import NonFiniteLossError, train
 
     if args.output is None and args.work_dir is None:
-        print("error: give --output (a checkpoint directory) and/or --work-dir", file=sys.stderr)
-        return 2
+        raise UsageError("give --output (a checkpoint directory) and/or --work-dir")
     if command is None:
-        command = command_line()
+        command = getattr(args, "command_line", None) or command_line()
     try:
         recipe = recipe_from_args(args)
         verbose = int(args.verbose) if args.verbose != "auto" else (
@@ -249,9 +192,8 @@ def run_train(args, command=None):
             model_overrides=args.model_overrides, verbose=verbose,
             command=command, deadline=args.deadline, data_note=args.data_note,
         )
-    except (DatasetError, NonFiniteLossError, ValueError, MissingExtraError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except (DatasetError, NonFiniteLossError, ValueError) as e:
+        raise CommandError(str(e)) from e
     if not result.finished:
         last = result.history[-1] if result.history else {}
         print(json.dumps({"finished": False, "epoch": int(last.get("epoch") or 0),

@@ -1,0 +1,61 @@
+"""What every ``keras-resblocks`` subcommand shares: its errors and the command line it records.
+
+A subcommand's work (``training/cli.py``, ``publish.py``, ``plotting.py``) raises
+:class:`CommandError`; :func:`keras_resblocks.cli.main` prints it in one line and exits
+with its code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+class CommandError(Exception):
+    """A failure the command reports in one line, without a traceback (exit code 1)."""
+
+    exit_code = 1
+
+
+class UsageError(CommandError):
+    """Options that do not go together (exit code 2, as argparse's own errors)."""
+
+    exit_code = 2
+
+
+def command_line(argv=None):
+    """This process's command line as the user would type it, without this machine's paths.
+
+    The program's name loses the directory it was installed in (a virtual
+    environment's ``bin``); an absolute path among the arguments becomes relative
+    to the working directory when it lies below it, else ``.../`` and its last
+    component. The result goes into checkpoint cards, which get published.
+
+    Example:
+
+    >>> from keras_resblocks.cli import command_line
+    >>> command_line(["/home/me/.venv/bin/keras-resblocks", "train", "--output", "my run",
+    ...               "--dataset=/home/me/data/cifar.tar.gz"])
+    "keras-resblocks train --output 'my run' --dataset=.../cifar.tar.gz"
+    """
+    import shlex
+
+    argv = list(sys.argv if argv is None else argv)
+    program = os.path.basename(argv[0]) if argv else "keras-resblocks"
+    if program == "__main__.py":
+        program = "python -m keras_resblocks"
+    return " ".join([program] + [shlex.quote(_without_local_path(a)) for a in argv[1:]])
+
+
+def _without_local_path(arg):
+    option, equals, value = arg.partition("=") if arg.startswith("-") else ("", "", arg)
+    if not equals:
+        option, value = "", arg
+    if not os.path.isabs(value):
+        return arg
+    relative = os.path.relpath(value, os.getcwd())
+    if relative != os.pardir and not relative.startswith(os.pardir + os.sep):
+        value = relative
+    else:
+        value = ".../" + os.path.basename(value.rstrip(os.sep)) if value.strip(os.sep) else value
+    return option + equals + value

@@ -1,0 +1,103 @@
+"""Edit this repository's ``weights/registry.json``, the list of checkpoints the package ships.
+
+    python scripts/registry.py pin NAME --repo-id OWNER/NAME --revision SHA --from DIR
+    python scripts/registry.py rehash [NAME ...]
+
+``pin`` records that checkpoint ``NAME`` is published at commit ``SHA`` of the Hub
+repo (what ``keras-resblocks publish`` printed), with the sha256 of the weights and
+of ``metadata.json`` of ``DIR``, the directory that was published: loading ``NAME``
+then downloads that commit and checks both. ``rehash`` points the card of each
+bundled checkpoint (default: all) to its name and records the sha256 of its weights
+and ``metadata.json`` (which holds the hashes of its other files) in its entry.
+
+This works on the repository's files, never on an installed copy of the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import re
+import sys
+
+from keras_resblocks.checkpoints.format import METADATA_FILE, WEIGHTS_FILE
+from keras_resblocks.checkpoints.io import (
+    point_card_to,
+    read_checkpoint,
+    read_json,
+    replace_json,
+    sha256_of,
+)
+
+REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
+
+
+def pin(registry_path, name, repo_id, revision, directory):
+    """Pin ``name`` to ``repo_id@revision``, with the hashes of the published ``directory``."""
+    if not re.fullmatch(r"[0-9a-f]{40}", revision or ""):
+        raise ValueError(f"--revision must be a 40-hex commit sha. Received: {revision!r}")
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id or ""):
+        raise ValueError(f"--repo-id must be owner/name. Received: {repo_id!r}")
+    directory = pathlib.Path(directory)
+    read_checkpoint(directory)  # whole and self-consistent before it is vouched for
+    registry = read_json(registry_path)
+    entry = registry.get("checkpoints", {}).get(name)
+    if entry is None:
+        raise ValueError(f"{registry_path} has no checkpoint {name!r}; add its entry first. "
+                         f"Received: {name!r}")
+    entry["hub"] = {"repo_id": repo_id, "revision": revision}
+    entry["sha256"] = sha256_of(directory / WEIGHTS_FILE)
+    entry["metadata_sha256"] = sha256_of(directory / METADATA_FILE)
+    replace_json(registry_path, registry)
+    return entry
+
+
+def rehash(registry_path, names=None):
+    """Point bundled cards to their names and record their hashes; returns the names done."""
+    registry_path = pathlib.Path(registry_path)
+    registry = read_json(registry_path)
+    bundled = {n: e for n, e in registry.get("checkpoints", {}).items() if e.get("bundled")}
+    unknown = sorted(set(names or ()) - set(bundled))
+    if unknown:
+        raise ValueError(f"Not bundled checkpoints of {registry_path}: {unknown}. "
+                         f"The bundled ones are {sorted(bundled)}")
+    done = []
+    for name in names or sorted(bundled):
+        directory = registry_path.parent / bundled[name]["bundled"]
+        point_card_to(directory, name)
+        read_checkpoint(directory)  # every recorded hash holds
+        bundled[name]["sha256"] = sha256_of(directory / WEIGHTS_FILE)
+        bundled[name]["metadata_sha256"] = sha256_of(directory / METADATA_FILE)
+        done.append(name)
+    replace_json(registry_path, registry)
+    return done
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--registry", default=REPOSITORY / "weights" / "registry.json",
+                        help="the registry file (default: this repository's)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pin", help="pin a checkpoint to a published Hub commit")
+    p.add_argument("name")
+    p.add_argument("--repo-id", required=True)
+    p.add_argument("--revision", required=True, help="the commit sha publish printed")
+    p.add_argument("--from", dest="directory", required=True,
+                   help="the checkpoint directory that was published")
+    p = sub.add_parser("rehash", help="record the hashes of bundled checkpoints")
+    p.add_argument("names", nargs="*")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "pin":
+            pin(args.registry, args.name, args.repo_id, args.revision, args.directory)
+            print(f"pinned {args.name} -> {args.repo_id}@{args.revision}")
+        else:
+            print("rehashed " + ", ".join(rehash(args.registry, args.names)))
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
