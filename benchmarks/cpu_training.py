@@ -72,18 +72,36 @@ class Settings:
 
     @classmethod
     def quick(cls, **changes):
-        return cls(**{**dict(models=("resnet20",), batch=16, images=64, test_images=16,
-                             dtypes=("float32",), epochs=2, turns=1, torch_steps=3, torch_warmup=1,
-                             breakdown_repeats=1, breakdown_min_time=0.01, matmul_size=512,
-                             clock_adds=1_000_000), **changes})
+        return cls(
+            **{
+                **dict(
+                    models=("resnet20",),
+                    batch=16,
+                    images=64,
+                    test_images=16,
+                    dtypes=("float32",),
+                    epochs=2,
+                    turns=1,
+                    torch_steps=3,
+                    torch_warmup=1,
+                    breakdown_repeats=1,
+                    breakdown_min_time=0.01,
+                    matmul_size=512,
+                    clock_adds=1_000_000,
+                ),
+                **changes,
+            }
+        )
 
 
 # -- 1. the trainer against PyTorch eager ---------------------------------------------------
 def torch_python_or_reason(python):
     """``(python, None)`` if ``python`` can import torch, else ``(None, reason)``."""
     if python is None or not Path(python).exists():
-        return None, (f"no Python with torch at {python} (install torch in a separate "
-                      "environment and pass --torch-python)")
+        return None, (
+            f"no Python with torch at {python} (install torch in a separate "
+            "environment and pass --torch-python)"
+        )
     done = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True)
     if done.returncode != 0:
         return None, f"{python} cannot import torch: {done.stderr.strip()[-300:]}"
@@ -92,9 +110,21 @@ def torch_python_or_reason(python):
 
 def run_torch(python, model, dtype, settings):
     """One ``benchmarks/torch_resnet.py`` run in a fresh process; its JSON result."""
-    cmd = [str(python), str(TORCH_SCRIPT), "--model", model, "--dtype", dtype,
-           "--batch", str(settings.batch), "--steps", str(settings.torch_steps),
-           "--warmup", str(settings.torch_warmup), "--json"]
+    cmd = [
+        str(python),
+        str(TORCH_SCRIPT),
+        "--model",
+        model,
+        "--dtype",
+        dtype,
+        "--batch",
+        str(settings.batch),
+        "--steps",
+        str(settings.torch_steps),
+        "--warmup",
+        str(settings.torch_warmup),
+        "--json",
+    ]
     done, wall = trainer_runs._run(cmd)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result.update(process_s=wall, command=trainer_runs.shown(cmd))
@@ -107,16 +137,23 @@ def trainer_threads():
 
     backend = keras.backend.backend()
     if backend != "tensorflow":
-        return {"contender": TRAINER, "library": f"keras {keras.__version__}, {backend}",
-                "intra_op_threads": f"{backend} default", "inter_op_threads": f"{backend} default"}
+        return {
+            "contender": TRAINER,
+            "library": f"keras {keras.__version__}, {backend}",
+            "intra_op_threads": f"{backend} default",
+            "inter_op_threads": f"{backend} default",
+        }
     import tensorflow as tf
 
     def described(n):
         return str(n) if n else f"default (0: one per core, {os.cpu_count()} here)"
 
-    return {"contender": TRAINER, "library": f"tensorflow {tf.__version__}",
-            "intra_op_threads": described(tf.config.threading.get_intra_op_parallelism_threads()),
-            "inter_op_threads": described(tf.config.threading.get_inter_op_parallelism_threads())}
+    return {
+        "contender": TRAINER,
+        "library": f"tensorflow {tf.__version__}",
+        "intra_op_threads": described(tf.config.threading.get_intra_op_parallelism_threads()),
+        "inter_op_threads": described(tf.config.threading.get_inter_op_parallelism_threads()),
+    }
 
 
 def run_contest(settings):
@@ -126,8 +163,7 @@ def run_contest(settings):
 
 
 def _contest(settings, tmp):
-    folder = trainer_runs.write_image_folder(tmp / "images", settings.images,
-                                             settings.test_images)
+    folder = trainer_runs.write_image_folder(tmp / "images", settings.images, settings.test_images)
     python, torch_reason = torch_python_or_reason(settings.torch_python)
     contenders = [(TRAINER, dtype) for dtype in settings.dtypes]
     skipped = []
@@ -139,12 +175,22 @@ def _contest(settings, tmp):
     for turn in range(settings.turns):
         for model in settings.models:
             for who, dtype in contenders if turn % 2 == 0 else contenders[::-1]:
-                print(f"[cpu_training] turn {turn + 1}: {model} {who} {dtype}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"[cpu_training] turn {turn + 1}: {model} {who} {dtype}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 if who == TRAINER:
                     result = trainer_runs.run_trainer(
-                        folder, model, settings.batch, dtype, settings.epochs, tmp,
-                        tmp / "cache", recipe="budget")
+                        folder,
+                        model,
+                        settings.batch,
+                        dtype,
+                        settings.epochs,
+                        tmp,
+                        tmp / "cache",
+                        recipe="budget",
+                    )
                 else:
                     result = run_torch(python, model, dtype, settings)
                 runs[model, who, dtype].append(result)
@@ -156,22 +202,32 @@ def _contest(settings, tmp):
             results = runs[model, who, dtype]
             rates = [r["images_per_second"] for r in results]
             commands[who] = results[-1]["command"].replace(str(tmp), "<tmp>")
-            model_rows.append({
-                "model": model, "contender": who, "precision": dtype,
-                "img_s": float(np.median(rates)), "img_s_min": min(rates),
-                "img_s_max": max(rates), "turns": len(rates),
-                "process_s": float(np.median([r["process_s"] for r in results])),
-            })
-        torch_best = max((r["img_s"] for r in model_rows if r["contender"] == TORCH),
-                         default=None)
+            model_rows.append(
+                {
+                    "model": model,
+                    "contender": who,
+                    "precision": dtype,
+                    "img_s": float(np.median(rates)),
+                    "img_s_min": min(rates),
+                    "img_s_max": max(rates),
+                    "turns": len(rates),
+                    "process_s": float(np.median([r["process_s"] for r in results])),
+                }
+            )
+        torch_best = max((r["img_s"] for r in model_rows if r["contender"] == TORCH), default=None)
         for row in model_rows:
             row["ratio_to_pytorch_best"] = row["img_s"] / torch_best if torch_best else None
         rows += model_rows
     if python:
         last = runs[settings.models[-1], TORCH, settings.dtypes[-1]][-1]
-        threads.append({"contender": TORCH, "library": f"torch {last['torch']}",
-                        "intra_op_threads": str(last["threads"]),
-                        "inter_op_threads": str(last["interop_threads"])})
+        threads.append(
+            {
+                "contender": TORCH,
+                "library": f"torch {last['torch']}",
+                "intra_op_threads": str(last["threads"]),
+                "inter_op_threads": str(last["interop_threads"]),
+            }
+        )
     notes = [
         f"Whole runs, each in a fresh process, taking turns (turns: {settings.turns}; the "
         "order reverses every turn); images/s: median over the turns (img_s_min/max: the "
@@ -191,13 +247,29 @@ def _contest(settings, tmp):
         "torch.autocast. Command: " + commands.get(TORCH, "(skipped)"),
     ]
     return _section(
-        tables={"images_per_second": {
-                    "columns": ["model", "contender", "precision", "img_s", "img_s_min",
-                                "img_s_max", "ratio_to_pytorch_best", "turns", "process_s"],
-                    "rows": rows},
-                "threads": {"columns": ["contender", "library", "intra_op_threads",
-                                        "inter_op_threads"], "rows": threads}},
-        skipped=skipped, notes=notes)
+        tables={
+            "images_per_second": {
+                "columns": [
+                    "model",
+                    "contender",
+                    "precision",
+                    "img_s",
+                    "img_s_min",
+                    "img_s_max",
+                    "ratio_to_pytorch_best",
+                    "turns",
+                    "process_s",
+                ],
+                "rows": rows,
+            },
+            "threads": {
+                "columns": ["contender", "library", "intra_op_threads", "inter_op_threads"],
+                "rows": threads,
+            },
+        },
+        skipped=skipped,
+        notes=notes,
+    )
 
 
 # -- 2. where a trainer step's time goes ----------------------------------------------------
@@ -220,9 +292,12 @@ def trainer_parts(model_name, dtype, batch, rng):
 
     from keras_resblocks import create_model
     from keras_resblocks.training import get_recipe, learning_rate_schedule
-    from keras_resblocks.training.trainer import (RandomCropFlip, ResidentImages,
-                                                  SmoothedSparseCrossentropy,
-                                                  channel_statistics)
+    from keras_resblocks.training.trainer import (
+        RandomCropFlip,
+        ResidentImages,
+        SmoothedSparseCrossentropy,
+        channel_statistics,
+    )
 
     images = rng.integers(0, 256, (8 * batch, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, 8 * batch).astype("int32")
@@ -230,10 +305,14 @@ def trainer_parts(model_name, dtype, batch, rng):
     keras.config.set_dtype_policy("mixed_bfloat16" if dtype == "bfloat16" else "float32")
     try:
         recipe = get_recipe("budget", batch_size=batch)
-        net = create_model(model_name, num_classes=10, input_shape=(32, 32, 3),
-                           classifier_activation=None,
-                           preprocessing=channel_statistics(images),
-                           kernel_l2=recipe.weight_decay / 2)
+        net = create_model(
+            model_name,
+            num_classes=10,
+            input_shape=(32, 32, 3),
+            classifier_activation=None,
+            preprocessing=channel_statistics(images),
+            kernel_l2=recipe.weight_decay / 2,
+        )
         recipe = recipe.resolve(net.architecture.depth, steps_per_epoch=8)
         augment = RandomCropFlip(recipe.crop_padding, recipe.flip, seed=0, name="augment")
         resident = ResidentImages(images, name="train_images")
@@ -242,11 +321,13 @@ def trainer_parts(model_name, dtype, batch, rng):
         loss_fn = SmoothedSparseCrossentropy(10, recipe.label_smoothing)
 
         def sgd():
-            return keras.optimizers.SGD(learning_rate_schedule(recipe),
-                                        momentum=recipe.momentum, nesterov=recipe.nesterov)
+            return keras.optimizers.SGD(
+                learning_rate_schedule(recipe), momentum=recipe.momentum, nesterov=recipe.nesterov
+            )
 
-        trainer.compile(sgd(), loss_fn,
-                        metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
+        trainer.compile(
+            sgd(), loss_fn, metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")]
+        )
     finally:
         keras.config.set_dtype_policy(previous)
     optimizer = sgd()
@@ -265,13 +346,18 @@ def trainer_parts(model_name, dtype, batch, rng):
         optimizer.apply(gradients(x), variables)
         return optimizer.iterations
 
-    parts = dict(zip(PARTS, (
-        tf.function(lambda: net(pixels, training=False)),
-        tf.function(lambda: net(pixels, training=True)),
-        tf.function(lambda: gradients(pixels)),
-        tf.function(lambda: update(pixels)),
-        tf.function(lambda: update(augment(resident(index_batch), training=True))),
-    )))
+    parts = dict(
+        zip(
+            PARTS,
+            (
+                tf.function(lambda: net(pixels, training=False)),
+                tf.function(lambda: net(pixels, training=True)),
+                tf.function(lambda: gradients(pixels)),
+                tf.function(lambda: update(pixels)),
+                tf.function(lambda: update(augment(resident(index_batch), training=True))),
+            ),
+        )
+    )
     parts[KERAS_STEP] = lambda: trainer.train_on_batch(index_batch.numpy(), labels[:batch])
     return parts
 
@@ -281,35 +367,53 @@ def run_breakdown(settings):
     import keras
 
     if keras.backend.backend() != "tensorflow":
-        return skipped_section("the breakdown times tf.functions: TensorFlow backend only "
-                               f"(this run: {keras.backend.backend()})")
+        return skipped_section(
+            "the breakdown times tf.functions: TensorFlow backend only "
+            f"(this run: {keras.backend.backend()})"
+        )
     rng = np.random.default_rng(0)
     rows = []
     for model_name in settings.models:
         for dtype in settings.dtypes:
             print(f"[cpu_training] breakdown {model_name} {dtype}", file=sys.stderr, flush=True)
-            timings = interleaved(trainer_parts(model_name, dtype, settings.batch, rng),
-                                  repeats=settings.breakdown_repeats,
-                                  min_time=settings.breakdown_min_time)
+            timings = interleaved(
+                trainer_parts(model_name, dtype, settings.batch, rng),
+                repeats=settings.breakdown_repeats,
+                min_time=settings.breakdown_min_time,
+            )
             whole = timings[PARTS[-1]]["median_s"]
             before = 0.0
             for part, t in timings.items():
                 ms = 1e3 * t["median_s"]
-                rows.append({"model": model_name, "precision": dtype, "part": part,
-                             "step_ms": ms, "added_ms": ms - before,
-                             "share": (ms - before) / (1e3 * whole) if part in PARTS else None})
+                rows.append(
+                    {
+                        "model": model_name,
+                        "precision": dtype,
+                        "part": part,
+                        "step_ms": ms,
+                        "added_ms": ms - before,
+                        "share": (ms - before) / (1e3 * whole) if part in PARTS else None,
+                    }
+                )
                 before = ms
     return _section(
-        tables={"step_breakdown": {"columns": ["model", "precision", "part", "step_ms",
-                                               "added_ms", "share"], "rows": rows}},
-        notes=[f"Batch {settings.batch}. Each part is a tf.function (no XLA, as the trainer "
-               "on a CPU) over the package's model built as the trainer builds it "
-               "(create_model with the data's normalization and L2, RandomCropFlip, "
-               "ResidentImages, budget recipe's SGD and loss); each part adds "
-               "work to the one above. step_ms: median over interleaved turns; added_ms: "
-               "the difference to the row above (noise can make a small one negative); "
-               "share: added_ms over the trainer's step. The last row is Keras's own "
-               "compiled step of the same trainer model, called through train_on_batch."])
+        tables={
+            "step_breakdown": {
+                "columns": ["model", "precision", "part", "step_ms", "added_ms", "share"],
+                "rows": rows,
+            }
+        },
+        notes=[
+            f"Batch {settings.batch}. Each part is a tf.function (no XLA, as the trainer "
+            "on a CPU) over the package's model built as the trainer builds it "
+            "(create_model with the data's normalization and L2, RandomCropFlip, "
+            "ResidentImages, budget recipe's SGD and loss); each part adds "
+            "work to the one above. step_ms: median over interleaved turns; added_ms: "
+            "the difference to the row above (noise can make a small one negative); "
+            "share: added_ms over the trainer's step. The last row is Keras's own "
+            "compiled step of the same trainer model, called through train_on_batch."
+        ],
+    )
 
 
 # -- 3. the machine's peak -------------------------------------------------------------------
@@ -346,15 +450,16 @@ def measured_clock_ghz(adds, repeats=5):
     with tempfile.TemporaryDirectory(prefix="bench-clock-") as tmp:
         source, program = Path(tmp) / "clock.c", Path(tmp) / "clock"
         source.write_text(_CLOCK_C)
-        subprocess.run(["gcc", "-O1", "-o", str(program), str(source)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["gcc", "-O1", "-o", str(program), str(source)], check=True, capture_output=True
+        )
         for _ in range(repeats):
-            out = subprocess.run([str(program), str(adds)], check=True, capture_output=True,
-                                 text=True).stdout.split()
+            out = subprocess.run(
+                [str(program), str(adds)], check=True, capture_output=True, text=True
+            ).stdout.split()
             ghz = 32 * adds / float(out[0]) / 1e9
             best = ghz if best is None else max(best, ghz)
-    return best, (f"a chain of dependent adds in C (gcc -O1), best of {repeats}, thread "
-                  "CPU time")
+    return best, (f"a chain of dependent adds in C (gcc -O1), best of {repeats}, thread CPU time")
 
 
 def cpu_description():
@@ -365,13 +470,18 @@ def cpu_description():
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
     flags = set(fields.get("flags", "").split())
-    vector = [f for f in ("fma", "avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile",
-                          "amx_bf16") if f in flags]
+    vector = [
+        f
+        for f in ("fma", "avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+        if f in flags
+    ]
     zen5 = fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "26"
     if "avx512f" in flags and zen5:
         fp32 = 64
-        assumption = ("AMD Zen 5 (cpu family 26): two 512-bit FMA pipes per core, "
-                      "2 x 16 lanes x 2 FLOP = 64 FP32 FLOP/cycle/core")
+        assumption = (
+            "AMD Zen 5 (cpu family 26): two 512-bit FMA pipes per core, "
+            "2 x 16 lanes x 2 FLOP = 64 FP32 FLOP/cycle/core"
+        )
     elif "avx512f" in flags:
         fp32 = 64
         assumption = "AVX-512 with two FMA units per core assumed: 64 FP32 FLOP/cycle/core"
@@ -382,13 +492,22 @@ def cpu_description():
         fp32 = 8
         assumption = "no FMA: 8 FP32 FLOP/cycle/core assumed"
     bf16 = 2 * fp32 if {"avx512_bf16", "amx_bf16"} & flags else fp32
-    assumption += ("; bfloat16: VDPBF16PS does two products per FP32 lane at the FMA rate, "
-                   "twice the FP32 figure" if bf16 > fp32 else "; no bfloat16 instructions")
+    assumption += (
+        "; bfloat16: VDPBF16PS does two products per FP32 lane at the FMA rate, "
+        "twice the FP32 figure"
+        if bf16 > fp32
+        else "; no bfloat16 instructions"
+    )
     mhz = fields.get("cpu MHz")
-    return {"cpu": fields.get("model name"), "cores": os.cpu_count(), "vector_flags": vector,
-            "mhz": float(mhz) if mhz else None,
-            "fp32_flop_per_cycle": fp32, "bf16_flop_per_cycle": bf16,
-            "assumption": assumption}
+    return {
+        "cpu": fields.get("model name"),
+        "cores": os.cpu_count(),
+        "vector_flags": vector,
+        "mhz": float(mhz) if mhz else None,
+        "fp32_flop_per_cycle": fp32,
+        "bf16_flop_per_cycle": bf16,
+        "assumption": assumption,
+    }
 
 
 def best_seconds(fn, repeats=3):
@@ -423,45 +542,78 @@ def run_peak(settings, contest=None):
     ghz, clock_how = measured_clock_ghz(settings.clock_adds)
     peak = {p: cpu["cores"] * ghz * cpu[f"{p}_flop_per_cycle"] for p in ("fp32", "bf16")}
     matmul = matmul_gflops(settings.matmul_size)
-    practical = {"float32": max(v for k, v in matmul.items() if k.endswith("float32")),
-                 "bfloat16": matmul["tensorflow bfloat16"]}
+    practical = {
+        "float32": max(v for k, v in matmul.items() if k.endswith("float32")),
+        "bfloat16": matmul["tensorflow bfloat16"],
+    }
     machine = [
         {"quantity": "cores", "value": cpu["cores"], "how": "os.cpu_count()"},
-        {"quantity": "vector units", "value": " ".join(cpu["vector_flags"]),
-         "how": "/proc/cpuinfo flags"},
-        {"quantity": "clock (GHz)", "value": ghz,
-         "how": clock_how},
-        {"quantity": "theoretical peak fp32 (GFLOP/s)", "value": peak["fp32"],
-         "how": f"cores x clock x {cpu['fp32_flop_per_cycle']} FLOP/cycle"},
-        {"quantity": "theoretical peak bf16 (GFLOP/s)", "value": peak["bf16"],
-         "how": f"cores x clock x {cpu['bf16_flop_per_cycle']} FLOP/cycle"},
-    ] + [{"quantity": f"matmul {name} (GFLOP/s)", "value": value,
-          "how": f"{settings.matmul_size}x{settings.matmul_size}, all threads, best of 3"}
-         for name, value in matmul.items()]
+        {
+            "quantity": "vector units",
+            "value": " ".join(cpu["vector_flags"]),
+            "how": "/proc/cpuinfo flags",
+        },
+        {"quantity": "clock (GHz)", "value": ghz, "how": clock_how},
+        {
+            "quantity": "theoretical peak fp32 (GFLOP/s)",
+            "value": peak["fp32"],
+            "how": f"cores x clock x {cpu['fp32_flop_per_cycle']} FLOP/cycle",
+        },
+        {
+            "quantity": "theoretical peak bf16 (GFLOP/s)",
+            "value": peak["bf16"],
+            "how": f"cores x clock x {cpu['bf16_flop_per_cycle']} FLOP/cycle",
+        },
+    ] + [
+        {
+            "quantity": f"matmul {name} (GFLOP/s)",
+            "value": value,
+            "how": f"{settings.matmul_size}x{settings.matmul_size}, all threads, best of 3",
+        }
+        for name, value in matmul.items()
+    ]
     tables = {"machine": {"columns": ["quantity", "value", "how"], "rows": machine}}
-    notes = ["FLOP per cycle: " + cpu["assumption"] + ".",
-             "Fractions: analytic training FLOPs per image (benchmarks/flops.py: Conv2D and "
-             "Dense multiply-accumulates from the layer shapes, x2 FLOP per MAC, x3 for "
-             "forward + backward; BatchNorm, activations, additions, augmentation and the "
-             "update not counted) times images/s, over the theoretical peak and over the "
-             "best measured matmul of the same precision."]
+    notes = [
+        "FLOP per cycle: " + cpu["assumption"] + ".",
+        "Fractions: analytic training FLOPs per image (benchmarks/flops.py: Conv2D and "
+        "Dense multiply-accumulates from the layer shapes, x2 FLOP per MAC, x3 for "
+        "forward + backward; BatchNorm, activations, additions, augmentation and the "
+        "update not counted) times images/s, over the theoretical peak and over the "
+        "best measured matmul of the same precision.",
+    ]
     if contest and contest["status"] == "ok":
-        per_image = {m: flops_lib.training_flops_per_image(create_model(m))
-                     for m in settings.models}
+        per_image = {
+            m: flops_lib.training_flops_per_image(create_model(m)) for m in settings.models
+        }
         rows = []
         for row in contest["tables"]["images_per_second"]["rows"]:
             achieved = row["img_s"] * per_image[row["model"]] / 1e9
             short = "fp32" if row["precision"] == "float32" else "bf16"
-            rows.append({"model": row["model"], "contender": row["contender"],
-                         "precision": row["precision"], "img_s": row["img_s"],
-                         "gflop_per_image": per_image[row["model"]] / 1e9,
-                         "achieved_gflop_s": achieved,
-                         "fraction_of_peak": achieved / peak[short],
-                         "fraction_of_matmul": achieved / practical[row["precision"]]})
+            rows.append(
+                {
+                    "model": row["model"],
+                    "contender": row["contender"],
+                    "precision": row["precision"],
+                    "img_s": row["img_s"],
+                    "gflop_per_image": per_image[row["model"]] / 1e9,
+                    "achieved_gflop_s": achieved,
+                    "fraction_of_peak": achieved / peak[short],
+                    "fraction_of_matmul": achieved / practical[row["precision"]],
+                }
+            )
         tables["fraction_of_peak"] = {
-            "columns": ["model", "contender", "precision", "img_s", "gflop_per_image",
-                        "achieved_gflop_s", "fraction_of_peak", "fraction_of_matmul"],
-            "rows": rows}
+            "columns": [
+                "model",
+                "contender",
+                "precision",
+                "img_s",
+                "gflop_per_image",
+                "achieved_gflop_s",
+                "fraction_of_peak",
+                "fraction_of_matmul",
+            ],
+            "rows": rows,
+        }
     else:
         notes.append("No fractions: the contest section did not run.")
     return _section(tables=tables, notes=notes)
@@ -481,40 +633,72 @@ def main(argv=None):
     from benchmarks.report import to_markdown
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: ResNet-20, float32, batch 16, 64 images per epoch, "
-                             "one turn, 3 PyTorch steps")
-    parser.add_argument("--section", action="append", choices=("contest", "breakdown", "peak"),
-                        help="run only these sections (repeatable; default: all)")
-    parser.add_argument("--model", action="append", metavar="NAME",
-                        help="CIFAR ResNet (repeatable; default resnet20 and resnet56)")
-    parser.add_argument("--images", type=int, metavar="N",
-                        help="training images per epoch of a trainer run (default 12,800)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: ResNet-20, float32, batch 16, 64 images per epoch, "
+        "one turn, 3 PyTorch steps",
+    )
+    parser.add_argument(
+        "--section",
+        action="append",
+        choices=("contest", "breakdown", "peak"),
+        help="run only these sections (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME",
+        help="CIFAR ResNet (repeatable; default resnet20 and resnet56)",
+    )
+    parser.add_argument(
+        "--images",
+        type=int,
+        metavar="N",
+        help="training images per epoch of a trainer run (default 12,800)",
+    )
     parser.add_argument("--epochs", type=int, help="epochs per trainer run (default 3)")
     parser.add_argument("--turns", type=int, help="runs of each contender (default 3)")
-    parser.add_argument("--torch-steps", type=int,
-                        help="timed PyTorch steps (default 60, after 10 warm-up steps)")
-    parser.add_argument("--torch-python", type=Path,
-                        default=DEFAULT_TORCH_PYTHON,
-                        help="a Python with torch installed (default: $TORCH_PYTHON; the "
-                             "PyTorch part is skipped without one)")
+    parser.add_argument(
+        "--torch-steps", type=int, help="timed PyTorch steps (default 60, after 10 warm-up steps)"
+    )
+    parser.add_argument(
+        "--torch-python",
+        type=Path,
+        default=DEFAULT_TORCH_PYTHON,
+        help="a Python with torch installed (default: $TORCH_PYTHON; the "
+        "PyTorch part is skipped without one)",
+    )
     parser.add_argument("--json", metavar="OUT", help="write the results here")
     parser.add_argument("--markdown", metavar="OUT", help="write markdown tables here")
-    parser.add_argument("--into", metavar="DOC",
-                        help="also put the tables into this markdown document, between "
-                             f"<!-- {MARKER} --> and <!-- /{MARKER} -->")
+    parser.add_argument(
+        "--into",
+        metavar="DOC",
+        help="also put the tables into this markdown document, between "
+        f"<!-- {MARKER} --> and <!-- /{MARKER} -->",
+    )
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
 
-    changes = {k: v for k, v in dict(
-        models=tuple(args.model) if args.model else None, images=args.images,
-        epochs=args.epochs, turns=args.turns, torch_steps=args.torch_steps,
-        torch_python=args.torch_python).items() if v is not None}
+    changes = {
+        k: v
+        for k, v in dict(
+            models=tuple(args.model) if args.model else None,
+            images=args.images,
+            epochs=args.epochs,
+            turns=args.turns,
+            torch_steps=args.torch_steps,
+            torch_python=args.torch_python,
+        ).items()
+        if v is not None
+    }
     settings = Settings.quick(**changes) if args.quick else Settings(**changes)
     results = {"meta": environment(argv, settings), "sections": {}}
-    sections = {"contest": lambda: run_contest(settings),
-                "breakdown": lambda: run_breakdown(settings),
-                "peak": lambda: run_peak(settings, results["sections"].get("contest"))}
+    sections = {
+        "contest": lambda: run_contest(settings),
+        "breakdown": lambda: run_breakdown(settings),
+        "peak": lambda: run_peak(settings, results["sections"].get("contest")),
+    }
     run_sections(results, sections, args.section)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

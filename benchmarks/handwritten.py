@@ -36,12 +36,15 @@ def _conv_bn(x, filters, strides, name, momentum, epsilon):
     if strides > 1:
         x = keras.layers.ZeroPadding2D(1, name=f"{name}_conv_pad")(x)
     x = keras.layers.Conv2D(
-        filters, 3, strides=strides, padding="valid" if strides > 1 else "same",
-        use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv",
+        filters,
+        3,
+        strides=strides,
+        padding="valid" if strides > 1 else "same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=f"{name}_conv",
     )(x)
-    return keras.layers.BatchNormalization(
-        momentum=momentum, epsilon=epsilon, name=f"{name}_bn"
-    )(x)
+    return keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon, name=f"{name}_bn")(x)
 
 
 def _basic_block(x, filters, strides, name, residual, momentum, epsilon):
@@ -68,7 +71,11 @@ def cifar_resnet(depth, residual=True, num_classes=10, momentum=0.9, epsilon=1e-
     n = (depth - 2) // 6
     inputs = keras.Input((32, 32, 3), name="images")
     x = keras.layers.Conv2D(
-        16, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
+        16,
+        3,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
         name="stem_conv",
     )(inputs)
     x = keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon, name="stem_bn")(x)
@@ -76,9 +83,7 @@ def cifar_resnet(depth, residual=True, num_classes=10, momentum=0.9, epsilon=1e-
     for i, (width, stride) in enumerate(zip((16, 32, 64), (1, 2, 2)), start=1):
         for j in range(1, n + 1):
             strides = stride if j == 1 else 1
-            x = _basic_block(
-                x, width, strides, f"stage{i}_block{j}", residual, momentum, epsilon
-            )
+            x = _basic_block(x, width, strides, f"stage{i}_block{j}", residual, momentum, epsilon)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = keras.layers.Dense(
         num_classes, activation="softmax", name="predictions", dtype="float32"
@@ -102,7 +107,7 @@ def handwritten_path(package_path):
     parts = package_path.split("/")
     if len(parts) == 3:
         block, sub, var = parts
-        kind, index = sub.rstrip("0123456789"), sub[len(sub.rstrip("0123456789")):]
+        kind, index = sub.rstrip("0123456789"), sub[len(sub.rstrip("0123456789")) :]
         return f"{block}_{index}_{kind}/{var}"
     return package_path
 

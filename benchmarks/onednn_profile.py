@@ -30,8 +30,12 @@ def main(argv):
     if argv[:1] == ["--summarize"]:
         totals = summarize(sys.stdin)
         whole = sum(ms for ms, _ in totals.values()) or 1.0
-        for (primitive, implementation, direction), (ms, calls) in sorted(totals.items(), key=lambda kv: -kv[1][0]):
-            print(f"{ms:8.1f} ms {100 * ms / whole:5.1f}% {calls:4d} calls  {primitive} {direction} {implementation}")
+        for (primitive, implementation, direction), (ms, calls) in sorted(
+            totals.items(), key=lambda kv: -kv[1][0]
+        ):
+            print(
+                f"{ms:8.1f} ms {100 * ms / whole:5.1f}% {calls:4d} calls  {primitive} {direction} {implementation}"
+            )
         return 0
     import keras
     import numpy as np
@@ -39,10 +43,13 @@ def main(argv):
     keras.config.set_dtype_policy(argv[0] if argv else "float32")
     from keras_resblocks.models import create_model
 
-    net = create_model("resnet20", num_classes=10, input_shape=(32, 32, 3),
-                       classifier_activation=None)
-    net.compile(keras.optimizers.SGD(0.1, momentum=0.9),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net = create_model(
+        "resnet20", num_classes=10, input_shape=(32, 32, 3), classifier_activation=None
+    )
+    net.compile(
+        keras.optimizers.SGD(0.1, momentum=0.9),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     x = np.random.rand(256, 32, 32, 3).astype("float32")
     y = np.random.randint(0, 10, 256)
     net.fit(x, y, batch_size=128, epochs=1, verbose=0)

@@ -43,17 +43,35 @@ def table(columns, rows):
 
 
 def environment(meta):
-    keys = ("date", "machine", "cpu", "cpu_count", "accelerator", "backend", "python",
-            "keras", "tensorflow", "jax", "numpy", "keras_resblocks", "git_commit", "command",
-            "wall_s")
+    keys = (
+        "date",
+        "machine",
+        "cpu",
+        "cpu_count",
+        "accelerator",
+        "backend",
+        "python",
+        "keras",
+        "tensorflow",
+        "jax",
+        "numpy",
+        "keras_resblocks",
+        "git_commit",
+        "command",
+        "wall_s",
+    )
     return "\n".join(f"- {k}: `{meta.get(k)}`" for k in keys if k in meta)
 
 
 def to_markdown(results, heading_level=3):
     """All sections of one run: environment, tables, skipped parts and notes."""
     h = "#" * heading_level
-    out = [f"{h} Run: {results['meta']['backend']} backend, {results['meta']['date']}",
-           "", environment(results["meta"]), ""]
+    out = [
+        f"{h} Run: {results['meta']['backend']} backend, {results['meta']['date']}",
+        "",
+        environment(results["meta"]),
+        "",
+    ]
     for name, section in results["sections"].items():
         out.append(f"{h}# {name}")
         out.append("")
@@ -81,7 +99,9 @@ def splice_between(document, marker, markdown):
     """
     start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
     if start not in document or end not in document:
-        raise ValueError(f"The document has no {start} ... {end} block. Received: marker={marker!r}")
+        raise ValueError(
+            f"The document has no {start} ... {end} block. Received: marker={marker!r}"
+        )
     head, rest = document.split(start, 1)
     _, tail = rest.split(end, 1)
     return f"{head}{start}\n{markdown}\n{end}{tail}"

@@ -50,18 +50,45 @@ class Settings:
     tta_target: float = 0.88
 
     @classmethod
-    def make(cls, quick, with_110=False, data=None, training_batches=None, trainer_images=None,
-             trainer_repeats=None):
+    def make(
+        cls,
+        quick,
+        with_110=False,
+        data=None,
+        training_batches=None,
+        trainer_images=None,
+        trainer_repeats=None,
+    ):
         if quick:
-            s = cls(True, ("resnet20",), ("resnet20",), ("resnet20",), ("float32",),
-                    batch=8, repeats=3, min_time=0.02, cold_repeats=1, warm_repeats=2,
-                    trainer_epochs=2, trainer_repeats=1, trainer_images=32)
+            s = cls(
+                True,
+                ("resnet20",),
+                ("resnet20",),
+                ("resnet20",),
+                ("float32",),
+                batch=8,
+                repeats=3,
+                min_time=0.02,
+                cold_repeats=1,
+                warm_repeats=2,
+                trainer_epochs=2,
+                trainer_repeats=1,
+                trainer_images=32,
+            )
         else:
             extra = ("resnet110",) if with_110 else ()
-            s = cls(False, ("resnet20", "plain20", "resnet56") + extra,
-                    ("resnet20", "resnet56") + extra, ("resnet20", "resnet56", "resnet110"),
-                    ("float32", "bfloat16"), batch=128, repeats=7, min_time=0.5,
-                    cold_repeats=3, warm_repeats=5)
+            s = cls(
+                False,
+                ("resnet20", "plain20", "resnet56") + extra,
+                ("resnet20", "resnet56") + extra,
+                ("resnet20", "resnet56", "resnet110"),
+                ("float32", "bfloat16"),
+                batch=128,
+                repeats=7,
+                min_time=0.5,
+                cold_repeats=3,
+                warm_repeats=5,
+            )
         if data is not None:
             s.data = Path(data)
         if training_batches:
@@ -74,8 +101,13 @@ class Settings:
 
 
 def _section(tables=None, skipped=None, notes=None):
-    return {"status": "ok", "reason": "", "tables": tables or {},
-            "skipped": skipped or [], "notes": notes or []}
+    return {
+        "status": "ok",
+        "reason": "",
+        "tables": tables or {},
+        "skipped": skipped or [],
+        "notes": notes or [],
+    }
 
 
 def skipped_section(reason):
@@ -160,8 +192,11 @@ def check_equivalent(package, handwritten, rng, batch, training_mode=True):
                 f"{package.name}: outputs differ (training={training}), max |diff| "
                 f"{diffs[training]}"
             )
-    return {"params": package.count_params(), "max_abs_diff_inference": diffs[False],
-            "max_abs_diff_training": diffs[True]}
+    return {
+        "params": package.count_params(),
+        "max_abs_diff_inference": diffs[False],
+        "max_abs_diff_training": diffs[True],
+    }
 
 
 def _compile(model):
@@ -185,53 +220,89 @@ def run_layers(settings):
     keras.utils.set_random_seed(0)
     gpu = accelerator()
     b = settings.batch
-    cases = [("predict_on_batch", 1), ("predict_on_batch", b), ("eager call", 1),
-             ("train_on_batch", b)]
+    cases = [
+        ("predict_on_batch", 1),
+        ("predict_on_batch", b),
+        ("eager call", 1),
+        ("train_on_batch", b),
+    ]
     if settings.quick:
         cases = [("predict_on_batch", b), ("train_on_batch", b)]
     rows, equivalence, skipped = [], [], []
     for name in settings.layer_models:
         package, handwritten = build_pair(name)
-        equivalence.append({"model": name, **check_equivalent(
-            package, handwritten, rng, b, training_mode=not settings.quick)})
+        equivalence.append(
+            {
+                "model": name,
+                **check_equivalent(package, handwritten, rng, b, training_mode=not settings.quick),
+            }
+        )
         for kind, batch in cases:
             x = _images(rng, batch)
             y = rng.integers(0, 10, batch)
             if kind == "predict_on_batch":
-                make = lambda m: (lambda: m.predict_on_batch(x))  # noqa: E731
+                make = lambda m: lambda: m.predict_on_batch(x)  # noqa: E731
             elif kind == "eager call":
-                make = lambda m: (lambda: np.asarray(m(x, training=False)))  # noqa: E731
+                make = lambda m: lambda: np.asarray(m(x, training=False))  # noqa: E731
             else:
-                make = lambda m: (lambda: m.train_on_batch(x, y))  # noqa: E731
+                make = lambda m: lambda: m.train_on_batch(x, y)  # noqa: E731
             t = interleaved(
                 {"package": make(package), "handwritten": make(handwritten)},
-                repeats=settings.repeats, min_time=settings.min_time,
+                repeats=settings.repeats,
+                min_time=settings.min_time,
             )
             ratio, low, high = paired_ratios(t, "package", "handwritten")
-            rows.append({
-                "model": name, "benchmark": kind, "device": gpu or "cpu", "batch": batch,
-                "package_ms": 1e3 * t["package"]["median_s"],
-                "handwritten_ms": 1e3 * t["handwritten"]["median_s"],
-                "ratio": ratio, "ratio_min": low, "ratio_max": high,
-                "calls": t["package"]["calls_per_turn"] * settings.repeats,
-            })
+            rows.append(
+                {
+                    "model": name,
+                    "benchmark": kind,
+                    "device": gpu or "cpu",
+                    "batch": batch,
+                    "package_ms": 1e3 * t["package"]["median_s"],
+                    "handwritten_ms": 1e3 * t["handwritten"]["median_s"],
+                    "ratio": ratio,
+                    "ratio_min": low,
+                    "ratio_max": high,
+                    "calls": t["package"]["calls_per_turn"] * settings.repeats,
+                }
+            )
         if gpu:
             rows.append(_epoch_row(name, package, handwritten, settings, rng, gpu))
         else:
-            skipped.append({"what": f"{name}: training epoch (fit, 50,000 images) on the GPU",
-                            "reason": "no GPU visible to the backend"})
+            skipped.append(
+                {
+                    "what": f"{name}: training epoch (fit, 50,000 images) on the GPU",
+                    "reason": "no GPU visible to the backend",
+                }
+            )
     return _section(
         tables={
-            "timings": {"columns": ["model", "benchmark", "device", "batch", "package_ms",
-                                    "handwritten_ms", "ratio", "ratio_min", "ratio_max",
-                                    "calls"], "rows": rows},
-            "equivalence": {"columns": ["model", "params", "max_abs_diff_inference",
-                                        "max_abs_diff_training"], "rows": equivalence},
+            "timings": {
+                "columns": [
+                    "model",
+                    "benchmark",
+                    "device",
+                    "batch",
+                    "package_ms",
+                    "handwritten_ms",
+                    "ratio",
+                    "ratio_min",
+                    "ratio_max",
+                    "calls",
+                ],
+                "rows": rows,
+            },
+            "equivalence": {
+                "columns": ["model", "params", "max_abs_diff_inference", "max_abs_diff_training"],
+                "rows": equivalence,
+            },
         },
         skipped=skipped,
-        notes=["ratio = package time / hand-written time, medians over interleaved turns "
-               "(A,B then B,A); ratio_min/ratio_max: spread of the turn-by-turn ratios. "
-               "Goal: ratio <= 1.03."],
+        notes=[
+            "ratio = package time / hand-written time, medians over interleaved turns "
+            "(A,B then B,A); ratio_min/ratio_max: spread of the turn-by-turn ratios. "
+            "Goal: ratio <= 1.03."
+        ],
     )
 
 
@@ -239,14 +310,25 @@ def _epoch_row(name, package, handwritten, settings, rng, gpu):
     n = CIFAR_TRAIN_SIZE if not settings.quick else 4 * settings.batch
     x = rng.integers(0, 256, (n, 32, 32, 3)).astype("float32") / 255.0
     y = rng.integers(0, 10, n)
-    fit = lambda m: (lambda: m.fit(x, y, batch_size=settings.batch, epochs=1, verbose=0))  # noqa: E731
-    t = interleaved({"package": fit(package), "handwritten": fit(handwritten)},
-                    repeats=max(2, settings.repeats // 2), min_time=0)
+    fit = lambda m: lambda: m.fit(x, y, batch_size=settings.batch, epochs=1, verbose=0)  # noqa: E731
+    t = interleaved(
+        {"package": fit(package), "handwritten": fit(handwritten)},
+        repeats=max(2, settings.repeats // 2),
+        min_time=0,
+    )
     ratio, low, high = paired_ratios(t, "package", "handwritten")
-    return {"model": name, "benchmark": f"fit epoch ({n} images)", "device": gpu,
-            "batch": settings.batch, "package_ms": 1e3 * t["package"]["median_s"],
-            "handwritten_ms": 1e3 * t["handwritten"]["median_s"], "ratio": ratio,
-            "ratio_min": low, "ratio_max": high, "calls": max(2, settings.repeats // 2)}
+    return {
+        "model": name,
+        "benchmark": f"fit epoch ({n} images)",
+        "device": gpu,
+        "batch": settings.batch,
+        "package_ms": 1e3 * t["package"]["median_s"],
+        "handwritten_ms": 1e3 * t["handwritten"]["median_s"],
+        "ratio": ratio,
+        "ratio_min": low,
+        "ratio_max": high,
+        "calls": max(2, settings.repeats // 2),
+    }
 
 
 # -- training speed ----------------------------------------------------------------------
@@ -263,7 +345,7 @@ class NumpyPipeline:
     def next(self):
         if self._at + self.batch > len(self._order):
             self._order, self._at = self.rng.permutation(len(self.images)), 0
-        idx = self._order[self._at:self._at + self.batch]
+        idx = self._order[self._at : self._at + self.batch]
         self._at += self.batch
         x = (self.images[idx].astype("float32") - self.mean) / self.std
         return x, self.labels[idx]
@@ -279,15 +361,27 @@ def flops_table(settings):
         if macs != hand_macs:
             raise AssertionError(f"{name}: package {macs} MACs vs hand-written {hand_macs}")
         train = 6 * macs
-        rows.append({
-            "model": name, "forward_mmac_per_image": macs / 1e6,
-            "train_gflop_per_image": train / 1e9,
-            "train_tflop_per_epoch": train * CIFAR_TRAIN_SIZE / 1e12,
-            "peak_fraction_at_50k_img_s_bf16": train * 50_000 / flops_lib.H100_SXM_PEAK["bfloat16"],
-        })
-    return {"columns": ["model", "forward_mmac_per_image", "train_gflop_per_image",
-                        "train_tflop_per_epoch", "peak_fraction_at_50k_img_s_bf16"],
-            "rows": rows}
+        rows.append(
+            {
+                "model": name,
+                "forward_mmac_per_image": macs / 1e6,
+                "train_gflop_per_image": train / 1e9,
+                "train_tflop_per_epoch": train * CIFAR_TRAIN_SIZE / 1e12,
+                "peak_fraction_at_50k_img_s_bf16": train
+                * 50_000
+                / flops_lib.H100_SXM_PEAK["bfloat16"],
+            }
+        )
+    return {
+        "columns": [
+            "model",
+            "forward_mmac_per_image",
+            "train_gflop_per_image",
+            "train_tflop_per_epoch",
+            "peak_fraction_at_50k_img_s_bf16",
+        ],
+        "rows": rows,
+    }
 
 
 def _throughput_rows(settings, rng, gpu):
@@ -303,8 +397,9 @@ def _throughput_rows(settings, rng, gpu):
                 if row:
                     rows.append(row)
                 else:
-                    skipped.append({"what": f"{name} {dtype} batch {batch} train steps",
-                                    "reason": reason})
+                    skipped.append(
+                        {"what": f"{name} {dtype} batch {batch} train steps", "reason": reason}
+                    )
     return rows, skipped
 
 
@@ -319,18 +414,28 @@ def _throughput_row(name, dtype, batch, images, labels, settings, gpu):
             pipeline = NumpyPipeline(images, labels, batch)
             return lambda: model.train_on_batch(*pipeline.next())
 
-        t = interleaved({"package": step(package), "handwritten": step(handwritten)},
-                        repeats=settings.repeats, min_time=settings.min_time)
+        t = interleaved(
+            {"package": step(package), "handwritten": step(handwritten)},
+            repeats=settings.repeats,
+            min_time=settings.min_time,
+        )
     except Exception as error:  # e.g. bf16 kernels missing from a CPU build
         return None, f"{type(error).__name__}: {error}"[:300]
     finally:
         keras.config.set_dtype_policy("float32")
     ratio, low, high = paired_ratios(t, "package", "handwritten")
     flop = flops_lib.training_flops_per_image(package)
-    row = {"model": name, "dtype": dtype, "device": gpu or "cpu", "batch": batch,
-           "package_img_s": batch / t["package"]["median_s"],
-           "handwritten_img_s": batch / t["handwritten"]["median_s"],
-           "ratio": ratio, "ratio_min": low, "ratio_max": high}
+    row = {
+        "model": name,
+        "dtype": dtype,
+        "device": gpu or "cpu",
+        "batch": batch,
+        "package_img_s": batch / t["package"]["median_s"],
+        "handwritten_img_s": batch / t["handwritten"]["median_s"],
+        "ratio": ratio,
+        "ratio_min": low,
+        "ratio_max": high,
+    }
     row["package_s_per_epoch"] = CIFAR_TRAIN_SIZE / row["package_img_s"]
     row["package_tflop_s"] = row["package_img_s"] * flop / 1e12
     peak = flops_lib.H100_SXM_PEAK.get(dtype) if gpu and "H100" in gpu else None
@@ -354,13 +459,17 @@ def trainer_throughput(settings, gpu):
     cache = tmp / "cache"
     # FLOPs do not depend on the batch or the precision: count them once per model,
     # on the package model the training section has already built.
-    flops = {name: flops_lib.training_flops_per_image(build_pair(name)[0])
-             for name in settings.training_models}
+    flops = {
+        name: flops_lib.training_flops_per_image(build_pair(name)[0])
+        for name in settings.training_models
+    }
     rows, commands, folders = [], {}, {}
     for batch in batches:
         n_train = settings.trainer_images or (CIFAR_TRAIN_SIZE if gpu else 8 * batch)
         if n_train not in folders:  # one folder per size, shared by the batch sizes
-            folders[n_train] = trainer_runs.write_image_folder(tmp / f"images-{n_train}", n_train, 10)
+            folders[n_train] = trainer_runs.write_image_folder(
+                tmp / f"images-{n_train}", n_train, 10
+            )
         folder = folders[n_train]
         for dtype in settings.dtypes:
             for name in settings.training_models:
@@ -370,33 +479,43 @@ def trainer_throughput(settings, gpu):
                     for who in order:
                         if who == "trainer":
                             result = trainer_runs.run_trainer(
-                                folder, name, batch, dtype, settings.trainer_epochs, tmp, cache)
+                                folder, name, batch, dtype, settings.trainer_epochs, tmp, cache
+                            )
                         else:
                             result = trainer_runs.run_handwritten(
-                                folder, name, batch, dtype, settings.trainer_epochs, cache)
+                                folder, name, batch, dtype, settings.trainer_epochs, cache
+                            )
                         runs[who].append(result)
                         commands[who] = result["command"]
                 median = lambda who, key: float(np.median([x[key] for x in runs[who]]))  # noqa: E731
-                pairs = [a["images_per_second"] / b["images_per_second"]
-                         for a, b in zip(runs["handwritten"], runs["trainer"])]
+                pairs = [
+                    a["images_per_second"] / b["images_per_second"]
+                    for a, b in zip(runs["handwritten"], runs["trainer"])
+                ]
                 package_img_s = median("trainer", "images_per_second")
                 handwritten_img_s = median("handwritten", "images_per_second")
                 flop = flops[name]
                 peak = flops_lib.H100_SXM_PEAK.get(dtype) if gpu and "H100" in gpu else None
-                rows.append({
-                    "model": name, "dtype": dtype, "device": gpu or "cpu", "batch": batch,
-                    "train_py_img_s": package_img_s,
-                    "handwritten_img_s": handwritten_img_s,
-                    # time ratio: trainer time per image / hand-written time per image
-                    "ratio": handwritten_img_s / package_img_s,
-                    "ratio_min": min(pairs), "ratio_max": max(pairs),
-                    "train_py_s_per_epoch": CIFAR_TRAIN_SIZE / package_img_s,
-                    "train_py_process_s": median("trainer", "process_s"),
-                    "handwritten_process_s": median("handwritten", "process_s"),
-                    "train_py_tflop_s": package_img_s * flop / 1e12,
-                    "peak_fraction": package_img_s * flop / peak if peak else None,
-                    "images_per_epoch": n_train,
-                })
+                rows.append(
+                    {
+                        "model": name,
+                        "dtype": dtype,
+                        "device": gpu or "cpu",
+                        "batch": batch,
+                        "train_py_img_s": package_img_s,
+                        "handwritten_img_s": handwritten_img_s,
+                        # time ratio: trainer time per image / hand-written time per image
+                        "ratio": handwritten_img_s / package_img_s,
+                        "ratio_min": min(pairs),
+                        "ratio_max": max(pairs),
+                        "train_py_s_per_epoch": CIFAR_TRAIN_SIZE / package_img_s,
+                        "train_py_process_s": median("trainer", "process_s"),
+                        "handwritten_process_s": median("handwritten", "process_s"),
+                        "train_py_tflop_s": package_img_s * flop / 1e12,
+                        "peak_fraction": package_img_s * flop / peak if peak else None,
+                        "images_per_epoch": n_train,
+                    }
+                )
     notes = [
         f"Whole runs in fresh processes, taking turns ({settings.trainer_repeats} each): "
         f"{settings.trainer_epochs} epochs of an image folder of random 32x32 PNGs "
@@ -426,26 +545,61 @@ def run_training(settings):
         f"cores) {flops_lib.H100_SXM_PEAK['float32'] / 1e12:.1f} TFLOP/s.",
     ]
     if not gpu:
-        notes.append("No GPU: these are CPU figures. The GPU figures (H100, JAX backend, "
-                      "batch 128 and 512, fp32 and bf16, seconds per epoch) are pending a "
-                      "session with the H100.")
-        skipped.append({"what": "seconds per epoch and fraction of peak on the GPU",
-                        "reason": "no GPU visible to the backend"})
+        notes.append(
+            "No GPU: these are CPU figures. The GPU figures (H100, JAX backend, "
+            "batch 128 and 512, fp32 and bf16, seconds per epoch) are pending a "
+            "session with the H100."
+        )
+        skipped.append(
+            {
+                "what": "seconds per epoch and fraction of peak on the GPU",
+                "reason": "no GPU visible to the backend",
+            }
+        )
     trainer_rows, trainer_notes = trainer_throughput(settings, gpu)
     return _section(
-        tables={"throughput": {"columns": ["model", "dtype", "device", "batch",
-                                           "package_img_s", "handwritten_img_s", "ratio",
-                                           "ratio_min", "ratio_max", "package_s_per_epoch",
-                                           "package_tflop_s", "peak_fraction"],
-                               "rows": rows},
-                "trainer": {"columns": ["model", "dtype", "device", "batch", "train_py_img_s",
-                                        "handwritten_img_s", "ratio", "ratio_min", "ratio_max",
-                                        "train_py_s_per_epoch", "train_py_tflop_s",
-                                        "peak_fraction", "train_py_process_s",
-                                        "handwritten_process_s", "images_per_epoch"],
-                            "rows": trainer_rows},
-                "flops": flops_table(settings)},
-        skipped=skipped, notes=notes + trainer_notes,
+        tables={
+            "throughput": {
+                "columns": [
+                    "model",
+                    "dtype",
+                    "device",
+                    "batch",
+                    "package_img_s",
+                    "handwritten_img_s",
+                    "ratio",
+                    "ratio_min",
+                    "ratio_max",
+                    "package_s_per_epoch",
+                    "package_tflop_s",
+                    "peak_fraction",
+                ],
+                "rows": rows,
+            },
+            "trainer": {
+                "columns": [
+                    "model",
+                    "dtype",
+                    "device",
+                    "batch",
+                    "train_py_img_s",
+                    "handwritten_img_s",
+                    "ratio",
+                    "ratio_min",
+                    "ratio_max",
+                    "train_py_s_per_epoch",
+                    "train_py_tflop_s",
+                    "peak_fraction",
+                    "train_py_process_s",
+                    "handwritten_process_s",
+                    "images_per_epoch",
+                ],
+                "rows": trainer_rows,
+            },
+            "flops": flops_table(settings),
+        },
+        skipped=skipped,
+        notes=notes + trainer_notes,
     )
 
 
@@ -466,8 +620,13 @@ print(json.dumps({"import_s": imported - start, "load_s": loaded - imported}))
 
 def _cold(kind, path):
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", _COLD, kind, str(path)], check=True,
-                         capture_output=True, text=True, env=dict(os.environ))
+    out = subprocess.run(
+        [sys.executable, "-c", _COLD, kind, str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["process_s"] = time.perf_counter() - start
     return result
@@ -495,30 +654,46 @@ def run_loading(settings):
             return lambda: keras.saving.load_model(path, safe_mode=True)
         return lambda: keras_resblocks.from_pretrained(str(path))
 
-    warm = interleaved({n: load(*contenders[n]) for n in names},
-                       repeats=settings.warm_repeats, min_time=0)
+    warm = interleaved(
+        {n: load(*contenders[n]) for n in names}, repeats=settings.warm_repeats, min_time=0
+    )
     rows = []
     median = lambda xs: float(np.median(xs))  # noqa: E731
     reference = names[0]
     for name in names:
-        rows.append({
-            "loader": name,
-            "cold_process_s": median([c["process_s"] for c in cold[name]]),
-            "cold_import_s": median([c["import_s"] for c in cold[name]]),
-            "cold_load_s": median([c["load_s"] for c in cold[name]]),
-            "warm_load_s": warm[name]["median_s"],
-            "warm_ratio_vs_keras": warm[name]["median_s"] / warm[reference]["median_s"],
-            "cold_ratio_vs_keras": median([c["load_s"] for c in cold[name]])
-            / median([c["load_s"] for c in cold[reference]]),
-        })
+        rows.append(
+            {
+                "loader": name,
+                "cold_process_s": median([c["process_s"] for c in cold[name]]),
+                "cold_import_s": median([c["import_s"] for c in cold[name]]),
+                "cold_load_s": median([c["load_s"] for c in cold[name]]),
+                "warm_load_s": warm[name]["median_s"],
+                "warm_ratio_vs_keras": warm[name]["median_s"] / warm[reference]["median_s"],
+                "cold_ratio_vs_keras": median([c["load_s"] for c in cold[name]])
+                / median([c["load_s"] for c in cold[reference]]),
+            }
+        )
     return _section(
-        tables={"loading": {"columns": ["loader", "cold_process_s", "cold_import_s",
-                                        "cold_load_s", "warm_load_s", "cold_ratio_vs_keras",
-                                        "warm_ratio_vs_keras"], "rows": rows}},
-        notes=[f"ResNet-20. Cold: a fresh `python -c` process per load (median of "
-               f"{settings.cold_repeats}), timing `import keras, keras_resblocks` and the load "
-               f"inside it; cold_process_s is the whole process seen from outside. Warm: "
-               f"repeated loads in this process (median of {settings.warm_repeats})."],
+        tables={
+            "loading": {
+                "columns": [
+                    "loader",
+                    "cold_process_s",
+                    "cold_import_s",
+                    "cold_load_s",
+                    "warm_load_s",
+                    "cold_ratio_vs_keras",
+                    "warm_ratio_vs_keras",
+                ],
+                "rows": rows,
+            }
+        },
+        notes=[
+            f"ResNet-20. Cold: a fresh `python -c` process per load (median of "
+            f"{settings.cold_repeats}), timing `import keras, keras_resblocks` and the load "
+            f"inside it; cold_process_s is the whole process seen from outside. Warm: "
+            f"repeated loads in this process (median of {settings.warm_repeats})."
+        ],
     )
 
 
@@ -530,8 +705,10 @@ def run_time_to_accuracy(settings):
     reasons = []
     gpu = accelerator()
     if not gpu:
-        reasons.append("no GPU visible to the backend (on 2 CPU cores one ResNet-20 epoch "
-                       "takes about 220 s, so reaching 88% would take hours)")
+        reasons.append(
+            "no GPU visible to the backend (on 2 CPU cores one ResNet-20 epoch "
+            "takes about 220 s, so reaching 88% would take hours)"
+        )
     if not settings.data.exists():
         reasons.append(f"no CIFAR-10 JPEG copy at {settings.data} (--data)")
     if settings.quick:
@@ -540,20 +717,51 @@ def run_time_to_accuracy(settings):
         return skipped_section("; ".join(reasons))
     tmp = Path(tempfile.mkdtemp(prefix="bench-tta-"))
     result = trainer_runs.time_to_accuracy(
-        settings.data, settings.tta_target, tmp, model="resnet20", recipe="cosine",
+        settings.data,
+        settings.tta_target,
+        tmp,
+        model="resnet20",
+        recipe="cosine",
         extra_args=("--mixed-precision", "bfloat16", "--data-cache", str(tmp / "cache")),
     )
     return _section(
-        tables={"time_to_accuracy": {
-            "columns": ["model", "device", "target", "reached", "seconds", "epoch",
-                        "iterations", "test_accuracy"],
-            "rows": [{"model": "resnet20", "device": gpu,
-                      **{k: result[k] for k in ("target", "reached", "seconds", "epoch",
-                                                "iterations", "test_accuracy")}}]}},
-        notes=["Wall time from launching the command to the end of the first epoch whose "
-               "test accuracy (evaluated after every epoch) reaches the target; the run is "
-               "stopped there. Includes imports, JPEG decoding (a cold cache) and "
-               "compilation. Command: " + result["command"]],
+        tables={
+            "time_to_accuracy": {
+                "columns": [
+                    "model",
+                    "device",
+                    "target",
+                    "reached",
+                    "seconds",
+                    "epoch",
+                    "iterations",
+                    "test_accuracy",
+                ],
+                "rows": [
+                    {
+                        "model": "resnet20",
+                        "device": gpu,
+                        **{
+                            k: result[k]
+                            for k in (
+                                "target",
+                                "reached",
+                                "seconds",
+                                "epoch",
+                                "iterations",
+                                "test_accuracy",
+                            )
+                        },
+                    }
+                ],
+            }
+        },
+        notes=[
+            "Wall time from launching the command to the end of the first epoch whose "
+            "test accuracy (evaluated after every epoch) reaches the target; the run is "
+            "stopped there. Includes imports, JPEG decoding (a cold cache) and "
+            "compilation. Command: " + result["command"]
+        ],
     )
 
 

@@ -43,8 +43,9 @@ class BasicBlock(nn.Module):
         out = self.bn2(self.conv2(out))
         shortcut = x
         if self.stride != 1 or self.pad:
-            shortcut = F.pad(x[:, :, ::self.stride, ::self.stride],
-                             (0, 0, 0, 0, self.pad, self.pad))
+            shortcut = F.pad(
+                x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, self.pad, self.pad)
+            )
         return F.relu(out + shortcut)
 
 
@@ -75,8 +76,15 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def measure(model_name="resnet20", dtype="float32", batch=128, steps=60, warmup=10,
-            batches_in_memory=8, seed=0):
+def measure(
+    model_name="resnet20",
+    dtype="float32",
+    batch=128,
+    steps=60,
+    warmup=10,
+    batches_in_memory=8,
+    seed=0,
+):
     """Train ``model_name`` for ``warmup + steps`` steps; returns images/s and the setup.
 
     Example:
@@ -87,8 +95,9 @@ def measure(model_name="resnet20", dtype="float32", batch=128, steps=60, warmup=
     torch.manual_seed(seed)
     model = CifarResNet(int(model_name.removeprefix("resnet")))
     model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True,
-                                weight_decay=5e-4)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4
+    )
     images = torch.randn(batches_in_memory, batch, 3, 32, 32)
     labels = torch.randint(0, 10, (batches_in_memory, batch))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
@@ -110,11 +119,20 @@ def measure(model_name="resnet20", dtype="float32", batch=128, steps=60, warmup=
     seconds = time.perf_counter() - start
     if not torch.isfinite(loss):
         raise RuntimeError(f"the loss became {float(loss)}")
-    return {"images_per_second": steps * batch / seconds, "seconds": seconds,
-            "images": steps * batch, "steps": steps, "warmup_steps": warmup, "batch": batch,
-            "model": model_name, "dtype": dtype, "torch": torch.__version__,
-            "python": platform.python_version(), "threads": torch.get_num_threads(),
-            "interop_threads": torch.get_num_interop_threads()}
+    return {
+        "images_per_second": steps * batch / seconds,
+        "seconds": seconds,
+        "images": steps * batch,
+        "steps": steps,
+        "warmup_steps": warmup,
+        "batch": batch,
+        "model": model_name,
+        "dtype": dtype,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+    }
 
 
 def main(argv=None):
@@ -130,9 +148,11 @@ def main(argv=None):
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{args.model} {args.dtype} batch {args.batch}: "
-              f"{result['images_per_second']:.1f} images/s over {args.steps} steps "
-              f"({result['threads']} threads)")
+        print(
+            f"{args.model} {args.dtype} batch {args.batch}: "
+            f"{result['images_per_second']:.1f} images/s over {args.steps} steps "
+            f"({result['threads']} threads)"
+        )
     return 0
 
 

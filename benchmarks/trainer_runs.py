@@ -67,7 +67,7 @@ def shown(cmd):
         words = ["keras-resblocks"] + words[2:]
     else:
         words = ["python"] + words
-    return " ".join(w[len(str(REPO)) + 1:] if w.startswith(str(REPO) + "/") else w for w in words)
+    return " ".join(w[len(str(REPO)) + 1 :] if w.startswith(str(REPO) + "/") else w for w in words)
 
 
 def _run(cmd):
@@ -76,17 +76,37 @@ def _run(cmd):
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} exited {done.returncode}:\n"
-                           f"{done.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{' '.join(map(str, cmd))} exited {done.returncode}:\n{done.stderr[-3000:]}"
+        )
     return done, wall
 
 
 def trainer_command(folder, model, batch, dtype, epochs, output, cache, recipe="cosine"):
     """The ``keras-resblocks train`` command line one trainer run uses."""
-    return [*TRAIN, "--dataset", str(folder), "--model", model,
-            "--recipe", recipe, "--epochs", str(epochs), "--batch-size", str(batch),
-            "--validation", "0", "--mixed-precision", dtype, "--output", str(output),
-            "--data-cache", str(cache), "--verbose", "0"]
+    return [
+        *TRAIN,
+        "--dataset",
+        str(folder),
+        "--model",
+        model,
+        "--recipe",
+        recipe,
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        str(batch),
+        "--validation",
+        "0",
+        "--mixed-precision",
+        dtype,
+        "--output",
+        str(output),
+        "--data-cache",
+        str(cache),
+        "--verbose",
+        "0",
+    ]
 
 
 def run_trainer(folder, model, batch, dtype, epochs, workdir, cache, recipe="cosine"):
@@ -95,14 +115,33 @@ def run_trainer(folder, model, batch, dtype, epochs, workdir, cache, recipe="cos
     cmd = trainer_command(folder, model, batch, dtype, epochs, output, cache, recipe)
     _, wall = _run(cmd)
     meta = json.loads((output / "metadata.json").read_text())
-    return {"images_per_second": meta["images_per_second"], "process_s": wall,
-            "epochs": meta["epochs"], "command": shown(cmd)}
+    return {
+        "images_per_second": meta["images_per_second"],
+        "process_s": wall,
+        "epochs": meta["epochs"],
+        "command": shown(cmd),
+    }
 
 
 def handwritten_command(folder, model, batch, dtype, epochs, cache):
-    return [sys.executable, "-m", "benchmarks.trainer_runs", "handwritten",
-            "--dataset", str(folder), "--model", model, "--epochs", str(epochs),
-            "--batch-size", str(batch), "--mixed-precision", dtype, "--data-cache", str(cache)]
+    return [
+        sys.executable,
+        "-m",
+        "benchmarks.trainer_runs",
+        "handwritten",
+        "--dataset",
+        str(folder),
+        "--model",
+        model,
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        str(batch),
+        "--mixed-precision",
+        dtype,
+        "--data-cache",
+        str(cache),
+    ]
 
 
 def run_handwritten(folder, model, batch, dtype, epochs, cache):
@@ -134,7 +173,7 @@ class NumpyCifarPipeline(keras.utils.PyDataset):
         self.order = self.rng.permutation(len(self.images))
 
     def __getitem__(self, i):
-        idx = self.order[i * self.batch:(i + 1) * self.batch]
+        idx = self.order[i * self.batch : (i + 1) * self.batch]
         x, p = self.images[idx], self.padding
         n, h, w, _ = x.shape
         padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
@@ -150,8 +189,9 @@ class NumpyCifarPipeline(keras.utils.PyDataset):
 
 def handwritten_main(argv=None):
     """Train the hand-written twin for a few epochs; prints one JSON line of timings."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.trainer_runs handwritten",
-                                     description=handwritten_main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.trainer_runs handwritten", description=handwritten_main.__doc__
+    )
     parser.add_argument("--dataset", required=True, help="image folder (train/, test/)")
     parser.add_argument("--model", default="resnet20", help="resnetN or plainN (CIFAR)")
     parser.add_argument("--epochs", type=int, default=3)
@@ -168,8 +208,11 @@ def handwritten_main(argv=None):
     keras.utils.set_random_seed(0)
     x_train, y_train, _, _, labels = load_image_folder(args.dataset, cache_dir=args.data_cache)
     model = twin_of(args.model, num_classes=len(labels))
-    model.compile(keras.optimizers.SGD(0.1, momentum=0.9),
-                  "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        keras.optimizers.SGD(0.1, momentum=0.9),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     pipeline = NumpyCifarPipeline(x_train, y_train, args.batch_size)
     times = []
 
@@ -183,14 +226,30 @@ def handwritten_main(argv=None):
     model.fit(pipeline, epochs=args.epochs, verbose=0, callbacks=[EpochTimer()])
     steady = times[1:] or times
     images = len(pipeline) * args.batch_size
-    print(json.dumps({"images_per_second": len(steady) * images / sum(steady),
-                      "epoch_seconds": times, "epochs": len(times)}))
+    print(
+        json.dumps(
+            {
+                "images_per_second": len(steady) * images / sum(steady),
+                "epoch_seconds": times,
+                "epochs": len(times),
+            }
+        )
+    )
     return 0
 
 
 # -- time to accuracy ---------------------------------------------------------------------
-def time_to_accuracy(dataset, target, workdir, *, model="resnet20", recipe="cosine",
-                     extra_args=(), timeout=None, poll=0.5):
+def time_to_accuracy(
+    dataset,
+    target,
+    workdir,
+    *,
+    model="resnet20",
+    recipe="cosine",
+    extra_args=(),
+    timeout=None,
+    poll=0.5,
+):
     """Launch ``keras-resblocks train`` and time it until test accuracy first reaches ``target``.
 
     The clock starts before the process is launched (imports, data loading and
@@ -202,12 +261,30 @@ def time_to_accuracy(dataset, target, workdir, *, model="resnet20", recipe="cosi
     from keras_resblocks.training import read_history
 
     work = Path(workdir) / f"tta-{time.time_ns()}"
-    cmd = [*TRAIN, "--dataset", str(dataset), "--model", model,
-           "--recipe", recipe, "--work-dir", str(work), "--verbose", "0", *extra_args]
+    cmd = [
+        *TRAIN,
+        "--dataset",
+        str(dataset),
+        "--model",
+        model,
+        "--recipe",
+        recipe,
+        "--work-dir",
+        str(work),
+        "--verbose",
+        "0",
+        *extra_args,
+    ]
     history = work / "history.csv"
     start = time.perf_counter()
-    process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     best = {"test_accuracy": None, "epoch": None, "iterations": None}
     reached = False
     try:
@@ -219,14 +296,18 @@ def time_to_accuracy(dataset, target, workdir, *, model="resnet20", recipe="cosi
                     continue
                 accuracy = 1.0 - row["test_error"]
                 if best["test_accuracy"] is None or accuracy > best["test_accuracy"]:
-                    best = {"test_accuracy": accuracy, "epoch": int(row["epoch"]),
-                            "iterations": int(row["iterations"])}
+                    best = {
+                        "test_accuracy": accuracy,
+                        "epoch": int(row["epoch"]),
+                        "iterations": int(row["iterations"]),
+                    }
                 if accuracy >= target:
                     reached = True
                     break
             if finished and not reached and process.returncode != 0:
-                raise RuntimeError(f"{' '.join(cmd)} exited {process.returncode}:\n"
-                                   f"{process.stderr.read()[-3000:]}")
+                raise RuntimeError(
+                    f"{' '.join(cmd)} exited {process.returncode}:\n{process.stderr.read()[-3000:]}"
+                )
             timed_out = timeout is not None and time.perf_counter() - start > timeout
             if reached or finished or timed_out:
                 break
@@ -236,8 +317,7 @@ def time_to_accuracy(dataset, target, workdir, *, model="resnet20", recipe="cosi
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=60)
-    return {"reached": reached, "target": target, "seconds": seconds, **best,
-            "command": shown(cmd)}
+    return {"reached": reached, "target": target, "seconds": seconds, **best, "command": shown(cmd)}
 
 
 if __name__ == "__main__":

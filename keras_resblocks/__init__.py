@@ -68,7 +68,7 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS)
 
-import sys as _sys
+import sys as _sys  # noqa: E402 (after the lazy names, which need no import)
 
 if "keras" in _sys.modules:
     # Keras is already loaded, so registering the layers costs nothing more, and

@@ -43,8 +43,10 @@ def download_failure(what, error, url=None):
     else:
         reason = f"{type(error).__name__}: {error}"
     where = f" from {url}" if url else ""
-    return one_line(f"Cannot download {what}{where}: this machine seems to be offline or the "
-                    f"server cannot be reached ({reason}).")
+    return one_line(
+        f"Cannot download {what}{where}: this machine seems to be offline or the "
+        f"server cannot be reached ({reason})."
+    )
 
 
 def url_of(error):

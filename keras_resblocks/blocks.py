@@ -28,16 +28,12 @@ NORMALIZATIONS = (None, "batch", "layer")
 
 def _check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={value!r}"
-        )
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
 
 
 def _check_choice(name, value, choices):
     if value not in choices:
-        raise ValueError(
-            f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}"
-        )
+        raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
 
 
 class _Block(keras.layers.Layer):
@@ -136,9 +132,7 @@ class _Block(keras.layers.Layer):
         plan = self._plan(in_channels)
         out_channels = plan[-1][0]
         total_stride = plan_stride(plan)
-        self._shortcut_kind = self._resolve_shortcut(
-            in_channels, out_channels, total_stride
-        )
+        self._shortcut_kind = self._resolve_shortcut(in_channels, out_channels, total_stride)
         self._out_channels = out_channels
         self._total_stride = total_stride
 
@@ -147,9 +141,14 @@ class _Block(keras.layers.Layer):
             self.preact_norm = self._norm(f"preact_{self._norm_name}")
             self.preact_norm.build(shape)
         self._steps = []  # (linear layers, norm or None) per step
-        steps = branch_steps(plan, preact=self.preact, normalization=self.normalization,
-                             use_bias=self.use_bias, residual=self.residual,
-                             zero_init_last=self.zero_init_last)
+        steps = branch_steps(
+            plan,
+            preact=self.preact,
+            normalization=self.normalization,
+            use_bias=self.use_bias,
+            residual=self.residual,
+            zero_init_last=self.zero_init_last,
+        )
         for i, step in enumerate(steps, start=1):
             layers = self._linear(
                 f"{self._linear_name}{i}",
@@ -174,8 +173,9 @@ class _Block(keras.layers.Layer):
         self.shortcut_layers = []
         kind = self._shortcut_kind
         if kind == "projection":
-            step = projection_step(preact=self.preact, normalization=self.normalization,
-                                   use_bias=self.use_bias)
+            step = projection_step(
+                preact=self.preact, normalization=self.normalization, use_bias=self.use_bias
+            )
             proj = self._linear(
                 f"shortcut_{self._linear_name}",
                 out_channels,
@@ -250,9 +250,7 @@ class _Block(keras.layers.Layer):
 
 
 def _takes_training(layer):
-    return isinstance(
-        layer, (keras.layers.BatchNormalization, keras.layers.LayerNormalization)
-    )
+    return isinstance(layer, (keras.layers.BatchNormalization, keras.layers.LayerNormalization))
 
 
 class _ConvBlock(_Block):
@@ -284,8 +282,14 @@ class _ConvBlock(_Block):
         self.stride_in_1x1 = bool(stride_in_1x1)
 
     def _plan(self, in_channels):
-        return branch_plan(self.filters, self.kernel_size, self.strides, self.bottleneck,
-                           self.expansion, self.stride_in_1x1)
+        return branch_plan(
+            self.filters,
+            self.kernel_size,
+            self.strides,
+            self.bottleneck,
+            self.expansion,
+            self.stride_in_1x1,
+        )
 
     def _linear(self, name, units, kernel_size, strides, use_bias, zero_init):
         layers = []

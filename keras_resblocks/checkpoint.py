@@ -28,8 +28,12 @@ from keras_resblocks.checkpoints.reference import (  # noqa: F401
 )
 from keras_resblocks.pretrained import verify_reference  # noqa: F401
 
-warnings.warn("keras_resblocks.checkpoint is deprecated; import from keras_resblocks or "
-              "keras_resblocks.checkpoints instead.", DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "keras_resblocks.checkpoint is deprecated; import from keras_resblocks or "
+    "keras_resblocks.checkpoints instead.",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
 
 def read_config(path):

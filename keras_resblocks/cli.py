@@ -27,15 +27,18 @@ def _architecture_rows():
     rows = []
     for name in list_models():
         arch = Architecture.named(name)
-        rows.append({
-            "name": name,
-            "kind": "architecture",
-            "family": "CIFAR" if arch.stem == "cifar" else "ImageNet",
-            "block": arch.block + (" preact" if arch.preact else "")
-                     + (" bottleneck" if arch.bottleneck else ""),
-            "depth": arch.depth,
-            "parameters": parameter_count(arch),
-        })
+        rows.append(
+            {
+                "name": name,
+                "kind": "architecture",
+                "family": "CIFAR" if arch.stem == "cifar" else "ImageNet",
+                "block": arch.block
+                + (" preact" if arch.preact else "")
+                + (" bottleneck" if arch.bottleneck else ""),
+                "depth": arch.depth,
+                "parameters": parameter_count(arch),
+            }
+        )
     return rows
 
 
@@ -47,8 +50,14 @@ def _checkpoint_rows():
         source = entry.source if entry.source == "bundled" else entry.location
         if entry.ported_from:
             source += f", ported from {entry.ported_from.split('@')[0]}"
-        rows.append(dict(_listing(entry), kind="checkpoint", source=source,
-                         measured_on=(entry.measured_on or "").removeprefix("the ") or None))
+        rows.append(
+            dict(
+                _listing(entry),
+                kind="checkpoint",
+                source=source,
+                measured_on=(entry.measured_on or "").removeprefix("the ") or None,
+            )
+        )
     return rows
 
 
@@ -76,8 +85,10 @@ def _table(rows, columns):
         return str(value)
 
     cells = [[cell(r, c) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
-              for i, c in enumerate(columns)]
+    widths = [
+        max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
+        for i, c in enumerate(columns)
+    ]
     heads = [_HEADS.get(c, c.upper()) for c in columns]
     widths = [max(w, len(h)) for w, h in zip(widths, heads)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths))]
@@ -95,11 +106,26 @@ def cmd_list(args):
     print(_table(architectures, ["name", "family", "block", "depth", "parameters"]))
     print()
     print("Pretrained checkpoints (keras_resblocks.from_pretrained(NAME)):")
-    print(_table(checkpoints, ["name", "architecture", "parameters", "size_mb", "dataset",
-                               "accuracy", "measured_on", "source"]))
-    print("ACCURACY: top-1, measured by this package (SIZE: the float32 weights). Ported "
-          "checkpoints were not trained by this package; the data they were measured on and "
-          "upstream's figures are in `keras-resblocks info NAME`.")
+    print(
+        _table(
+            checkpoints,
+            [
+                "name",
+                "architecture",
+                "parameters",
+                "size_mb",
+                "dataset",
+                "accuracy",
+                "measured_on",
+                "source",
+            ],
+        )
+    )
+    print(
+        "ACCURACY: top-1, measured by this package (SIZE: the float32 weights). Ported "
+        "checkpoints were not trained by this package; the data they were measured on and "
+        "upstream's figures are in `keras-resblocks info NAME`."
+    )
     return 0
 
 
@@ -124,8 +150,12 @@ def cmd_info(args):
     name = args.name
     if name in list_models():
         arch = Architecture.named(name)
-        info = {"name": name, "architecture": arch.to_dict(), "depth": arch.depth,
-                "parameters": parameter_count(arch)}
+        info = {
+            "name": name,
+            "architecture": arch.to_dict(),
+            "depth": arch.depth,
+            "parameters": parameter_count(arch),
+        }
         if args.json:
             print(json.dumps(info, indent=1))
         else:
@@ -209,8 +239,21 @@ def load_image(path, size=None):
             if width * height > MAX_IMAGE_PIXELS:
                 raise CommandError(
                     f"{path}: {width}x{height} = {width * height:,} pixels, beyond the limit of "
-                    f"{MAX_IMAGE_PIXELS:,}; resize it first")
-            if image.mode in ("RGB", "L", "P", "RGBA", "LA", "PA", "1", "CMYK", "YCbCr", "LAB", "HSV"):
+                    f"{MAX_IMAGE_PIXELS:,}; resize it first"
+                )
+            if image.mode in (
+                "RGB",
+                "L",
+                "P",
+                "RGBA",
+                "LA",
+                "PA",
+                "1",
+                "CMYK",
+                "YCbCr",
+                "LAB",
+                "HSV",
+            ):
                 pixels = np.asarray(image.convert("RGB"), dtype="uint8")
             else:  # 16/32-bit integers or floats: one channel of wider values
                 values = np.asarray(image, dtype="float64")
@@ -221,16 +264,19 @@ def load_image(path, size=None):
                 grey = np.clip(np.nan_to_num(values) * (255.0 / top), 0, 255).round()
                 pixels = np.repeat(grey.astype("uint8")[..., None], 3, axis=-1)
             if size is not None and all(size) and pixels.shape[:2] != tuple(size):
-                pixels = np.asarray(Image.fromarray(pixels).resize(
-                    (size[1], size[0]), Image.Resampling.BILINEAR), dtype="uint8")
+                pixels = np.asarray(
+                    Image.fromarray(pixels).resize((size[1], size[0]), Image.Resampling.BILINEAR),
+                    dtype="uint8",
+                )
             return pixels
     except FileNotFoundError:
         raise CommandError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise CommandError(f"{path}: is a directory, not an image") from None
     except Image.DecompressionBombError:
-        raise CommandError(f"{path}: more pixels than the limit of {MAX_IMAGE_PIXELS:,}; "
-                           "resize it first") from None
+        raise CommandError(
+            f"{path}: more pixels than the limit of {MAX_IMAGE_PIXELS:,}; resize it first"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise CommandError(f"{path}: not a readable image ({type(e).__name__})") from None
 
@@ -257,16 +303,24 @@ def cmd_predict(args):
             failed += 1
     results = []
     if images:
-        probabilities = np.asarray(model.predict(np.stack(images).astype("float32"),
-                                                 batch_size=args.batch_size, verbose=0))
+        probabilities = np.asarray(
+            model.predict(np.stack(images).astype("float32"), batch_size=args.batch_size, verbose=0)
+        )
         if model.classifier_activation != "softmax":
             exp = np.exp(probabilities - probabilities.max(-1, keepdims=True))
             probabilities = exp / exp.sum(-1, keepdims=True)
         k = min(args.top_k, probabilities.shape[-1])
         for path, p in zip(names, probabilities):
             top = np.argsort(-p)[:k]
-            results.append({"file": path, "top": [
-                {"label": labels[i], "index": int(i), "probability": float(p[i])} for i in top]})
+            results.append(
+                {
+                    "file": path,
+                    "top": [
+                        {"label": labels[i], "index": int(i), "probability": float(p[i])}
+                        for i in top
+                    ],
+                }
+            )
     if args.json:
         print(json.dumps(results, indent=1))
     else:
@@ -297,13 +351,20 @@ def cmd_evaluate(args):
     # A progress bar on a terminal; redirected, one plain line (no control characters).
     verbose = 0 if args.json else (1 if sys.stdout.isatty() else 2)
     accuracy = evaluate_accuracy(model, x, y, args.batch_size, verbose=verbose)
-    result = {"model": args.name, "data": str(source), "split": args.split,
-              "images": int(len(x)), "accuracy": accuracy}
+    result = {
+        "model": args.name,
+        "data": str(source),
+        "split": args.split,
+        "images": int(len(x)),
+        "accuracy": accuracy,
+    }
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{args.name} on {source} ({args.split}, {len(x)} images): "
-              f"top-1 accuracy {100 * accuracy:.2f}%")
+        print(
+            f"{args.name} on {source} ({args.split}, {len(x)} images): "
+            f"top-1 accuracy {100 * accuracy:.2f}%"
+        )
     return 0
 
 
@@ -319,9 +380,11 @@ def cmd_verify(args):
         print(json.dumps(dataclasses.asdict(report), indent=1))
     else:
         verdict = "reproduces" if report.allclose else "DOES NOT reproduce"
-        print(f"{args.name} {verdict} its reference batch on {report.backend} "
-              f"(recorded on {report.recorded_backend}, {report.num_inputs} inputs): max |diff| "
-              f"{report.max_abs_diff:.3g} (atol {report.atol:g}, rtol {report.rtol:g})")
+        print(
+            f"{args.name} {verdict} its reference batch on {report.backend} "
+            f"(recorded on {report.recorded_backend}, {report.num_inputs} inputs): max |diff| "
+            f"{report.max_abs_diff:.3g} (atol {report.atol:g}, rtol {report.rtol:g})"
+        )
         for output, diff in sorted(report.diffs.items()):
             print(f"  {output}: max |diff| {diff:.3g}")
     return 0 if report.allclose else 1
@@ -367,12 +430,14 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-resblocks",
         description="Residual networks for Keras 3: architectures, pretrained checkpoints, "
-                    "training and publishing.",
+        "training and publishing.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the backend's start-up log and full tracebacks "
-                             "(also KERAS_RESBLOCKS_DEBUG=1)")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the backend's start-up log and full tracebacks (also KERAS_RESBLOCKS_DEBUG=1)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="architectures and pretrained checkpoints")
@@ -387,9 +452,13 @@ def build_parser():
 
     p = sub.add_parser("predict", help="top-k labels for image files")
     p.add_argument("name", help="pretrained name, hf://owner/repo[@rev] or checkpoint directory")
-    p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help="image files (any Pillow format; 16-bit and float images are scaled to "
-                   f"0..255; at most {MAX_IMAGE_PIXELS:,} pixels)")
+    p.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="image files (any Pillow format; 16-bit and float images are scaled to "
+        f"0..255; at most {MAX_IMAGE_PIXELS:,} pixels)",
+    )
     p.add_argument("--top-k", type=int, default=5, help="labels per image (default 5)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -407,10 +476,18 @@ def build_parser():
 
     p = sub.add_parser("verify", help="rerun a checkpoint's reference batch on this backend")
     p.add_argument("name", help="pretrained name, hf://owner/repo[@rev] or checkpoint directory")
-    p.add_argument("--atol", type=float, default=REFERENCE_ATOL,
-                   help=f"absolute tolerance (default {REFERENCE_ATOL:g})")
-    p.add_argument("--rtol", type=float, default=REFERENCE_RTOL,
-                   help=f"relative tolerance (default {REFERENCE_RTOL:g})")
+    p.add_argument(
+        "--atol",
+        type=float,
+        default=REFERENCE_ATOL,
+        help=f"absolute tolerance (default {REFERENCE_ATOL:g})",
+    )
+    p.add_argument(
+        "--rtol",
+        type=float,
+        default=REFERENCE_RTOL,
+        help=f"relative tolerance (default {REFERENCE_RTOL:g})",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_verify, backend=True)
 
@@ -464,8 +541,11 @@ def import_backend(quietly=True):
         backend = (error.name or "").split(".")[0]
         if backend not in ("tensorflow", "jax"):
             raise
-        raise missing_extra(backend, f"Keras' {backend} backend (KERAS_BACKEND="
-                                     f"{os.environ.get('KERAS_BACKEND', 'tensorflow')})") from None
+        raise missing_extra(
+            backend,
+            f"Keras' {backend} backend (KERAS_BACKEND="
+            f"{os.environ.get('KERAS_BACKEND', 'tensorflow')})",
+        ) from None
 
 
 def _import_keras(quietly):
@@ -501,7 +581,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     # The one record of the command line (checkpoint cards): as typed, or as called.
     args.command_line = command_line(
-        sys.argv if argv is None else ["keras-resblocks", *map(str, argv)])
+        sys.argv if argv is None else ["keras-resblocks", *map(str, argv)]
+    )
     debug = args.debug or os.environ.get("KERAS_RESBLOCKS_DEBUG", "") not in ("", "0")
     args.debug = debug
     quiet_backend_logs(debug)

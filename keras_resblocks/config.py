@@ -180,8 +180,10 @@ class Architecture:
         if name not in ARCHITECTURES:
             from keras_resblocks._suggest import did_you_mean
 
-            raise ValueError(f"Unknown architecture {name!r}.{did_you_mean(name, ARCHITECTURES)} "
-                             f"The architectures are {list_models()}. Received: name={name!r}")
+            raise ValueError(
+                f"Unknown architecture {name!r}.{did_you_mean(name, ARCHITECTURES)} "
+                f"The architectures are {list_models()}. Received: name={name!r}"
+            )
         return cls(**dict(ARCHITECTURES[name], **changes))
 
     @classmethod
@@ -218,6 +220,7 @@ def check_preprocessing(preprocessing, channels):
             f"Unknown preprocessing key(s) {sorted(unknown)}; expected 'scale', "
             f"'mean', 'std'. Received: preprocessing={preprocessing!r}"
         )
+
     def number(v):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise TypeError(v)
@@ -237,8 +240,6 @@ def check_preprocessing(preprocessing, channels):
     return {"scale": scale, "mean": mean, "std": std}
 
 
-
-
 def list_models():
     """Names of the built-in architectures, for :func:`create_model`.
 
@@ -254,8 +255,9 @@ def list_models():
 KERNEL_SIZE = 3  # the spatial convolutions of every named architecture
 
 
-def branch_plan(filters, kernel_size=KERNEL_SIZE, strides=1, bottleneck=False, expansion=4,
-                stride_in_1x1=False):
+def branch_plan(
+    filters, kernel_size=KERNEL_SIZE, strides=1, bottleneck=False, expansion=4, stride_in_1x1=False
+):
     """The linear steps of a convolutional block's branch: ``[(units, kernel_size, strides)]``.
 
     :class:`keras_resblocks.ResidualBlock` and :class:`keras_resblocks.PlainBlock` build
@@ -299,9 +301,17 @@ def branch_steps(plan, *, preact, normalization, use_bias, residual, zero_init_l
         last = i == len(plan)
         norm = normalization is not None and not (preact and last)
         zero = bool(zero_init_last and residual and last)
-        steps.append(dict(units=units, kernel_size=kernel_size, strides=strides,
-                          use_bias=bool(use_bias or not norm), norm=norm,
-                          zero_kernel=zero and not norm, zero_gamma=zero and norm))
+        steps.append(
+            dict(
+                units=units,
+                kernel_size=kernel_size,
+                strides=strides,
+                use_bias=bool(use_bias or not norm),
+                norm=norm,
+                zero_kernel=zero and not norm,
+                zero_gamma=zero and norm,
+            )
+        )
     return steps
 
 
@@ -361,8 +371,10 @@ def projection_step(*, preact, normalization, use_bias):
     >>> projection_step(preact=False, normalization="batch", use_bias=False)
     {'use_bias': False, 'norm': True}
     """
-    return {"use_bias": bool(use_bias or preact or normalization is None),
-            "norm": not preact and normalization is not None}
+    return {
+        "use_bias": bool(use_bias or preact or normalization is None),
+        "norm": not preact and normalization is not None,
+    }
 
 
 def block_plan(arch):
@@ -405,8 +417,9 @@ def block_plan(arch):
                     # keras.applications' V2 layout: a strided block that keeps
                     # its width has a parameter-free (subsampling) shortcut.
                     shortcut = "zero_pad"
-                plan = branch_plan(width, KERNEL_SIZE, strides, arch.bottleneck, arch.expansion,
-                                   arch.stride_in_1x1)
+                plan = branch_plan(
+                    width, KERNEL_SIZE, strides, arch.bottleneck, arch.expansion, arch.stride_in_1x1
+                )
                 try:
                     resolve_shortcut(shortcut, channels, out_channels, plan_stride(plan))
                 except ValueError as error:
@@ -438,29 +451,44 @@ def parameter_count(architecture, num_classes=None, include_top=True, channels=3
     def conv(k, cin, cout, bias):
         return k * k * cin * cout + (cout if bias else 0)
 
-    total = conv(7 if arch.stem == "imagenet" else 3, channels, arch.stem_width,
-                 arch.use_bias or arch.preact)
+    total = conv(
+        7 if arch.stem == "imagenet" else 3, channels, arch.stem_width, arch.use_bias or arch.preact
+    )
     if not arch.preact:
         total += bn * arch.stem_width
     cin = arch.stem_width
     for stage in block_plan(arch):
         for spec in stage:
-            plan = branch_plan(spec["filters"], spec["kernel_size"], spec["strides"],
-                               spec["bottleneck"], spec["expansion"], spec["stride_in_1x1"])
+            plan = branch_plan(
+                spec["filters"],
+                spec["kernel_size"],
+                spec["strides"],
+                spec["bottleneck"],
+                spec["expansion"],
+                spec["stride_in_1x1"],
+            )
             residual = "shortcut" in spec
             if arch.preact:
                 total += bn * cin
             c = cin
-            for step in branch_steps(plan, preact=arch.preact, normalization="batch",
-                                     use_bias=arch.use_bias, residual=residual,
-                                     zero_init_last=arch.zero_init_last):
+            for step in branch_steps(
+                plan,
+                preact=arch.preact,
+                normalization="batch",
+                use_bias=arch.use_bias,
+                residual=residual,
+                zero_init_last=arch.zero_init_last,
+            ):
                 total += conv(step["kernel_size"], c, step["units"], step["use_bias"])
                 total += bn * step["units"] if step["norm"] else 0
                 c = step["units"]
-            if residual and resolve_shortcut(spec["shortcut"], cin, c,
-                                             plan_stride(plan)) == "projection":
-                step = projection_step(preact=arch.preact, normalization="batch",
-                                       use_bias=arch.use_bias)
+            if (
+                residual
+                and resolve_shortcut(spec["shortcut"], cin, c, plan_stride(plan)) == "projection"
+            ):
+                step = projection_step(
+                    preact=arch.preact, normalization="batch", use_bias=arch.use_bias
+                )
                 total += conv(1, cin, c, step["use_bias"]) + (bn * c if step["norm"] else 0)
             cin = c
     if arch.preact:

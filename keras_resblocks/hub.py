@@ -57,7 +57,9 @@ def download(repo_id, *, revision=None, cache_dir=None, token=None, force_downlo
     api = huggingface_hub.HfApi(token=token)
     where = f"{repo_id}@{revision or 'main'} on {api.endpoint}"
     try:
-        resolved = api.resolve_revision(repo_id, revision=revision, cache_dir=cache_dir, token=token)
+        resolved = api.resolve_revision(
+            repo_id, revision=revision, cache_dir=cache_dir, token=token
+        )
     except RevisionNotFoundError:
         raise CheckpointNotFoundError(
             f"The Hub repo {repo_id!r} has no revision {revision!r} (branch, tag or commit). "
@@ -71,26 +73,37 @@ def download(repo_id, *, revision=None, cache_dir=None, token=None, force_downlo
     except RevisionResolutionError as error:
         raise _unavailable(where, cache_dir, error) from None
 
-    fetch = dict(repo_id=repo_id, revision=resolved, cache_dir=cache_dir, token=token,
-                 force_download=force_download)
+    fetch = dict(
+        repo_id=repo_id,
+        revision=resolved,
+        cache_dir=cache_dir,
+        token=token,
+        force_download=force_download,
+    )
     paths = {}
     for filename in REQUIRED_FILES:
         try:
             paths[filename] = huggingface_hub.hf_hub_download(filename=filename, **fetch)
         except RemoteEntryNotFoundError:
-            present = [s.rfilename for s in api.model_info(repo_id, revision=resolved.resolved).siblings]
+            present = [
+                s.rfilename for s in api.model_info(repo_id, revision=resolved.resolved).siblings
+            ]
             missing = [name for name in REQUIRED_FILES if name not in present]
-            raise missing_files_error(missing, present, where=f"hf://{repo_id}@{resolved.resolved}") from None
+            raise missing_files_error(
+                missing, present, where=f"hf://{repo_id}@{resolved.resolved}"
+            ) from None
         except LocalEntryNotFoundError as error:
             raise _unavailable(where, cache_dir, error) from None
         except (CheckpointError, ValueError):
             raise
         except Exception as error:  # transport errors (httpx, OSError) after the client's retries
-            raise HubUnavailableError(one_line(
-                f"Downloading {filename} of {repo_id}@{resolved.resolved} from {api.endpoint} failed: "
-                f"{type(error).__name__}: {error}. Retry later. {_OFFLINE_WAY} "
-                f"Received: repo_id={repo_id!r}"
-            )) from error
+            raise HubUnavailableError(
+                one_line(
+                    f"Downloading {filename} of {repo_id}@{resolved.resolved} from {api.endpoint} failed: "
+                    f"{type(error).__name__}: {error}. Retry later. {_OFFLINE_WAY} "
+                    f"Received: repo_id={repo_id!r}"
+                )
+            ) from error
     _download_reference(paths[METADATA_FILE], fetch, where)
     return Path(paths[CONFIG_FILE]).parent
 
@@ -107,27 +120,40 @@ def _download_reference(metadata_path, fetch, where):
     try:
         huggingface_hub.hf_hub_download(filename=REFERENCE_FILE, **fetch)
     except (RemoteEntryNotFoundError, LocalEntryNotFoundError) as error:
-        logger.warning("%s records a %s but it could not be fetched (%s); the model loads "
-                       "without it.", where, REFERENCE_FILE, type(error).__name__)
+        logger.warning(
+            "%s records a %s but it could not be fetched (%s); the model loads without it.",
+            where,
+            REFERENCE_FILE,
+            type(error).__name__,
+        )
     except Exception as error:  # transport errors, as for the required files
-        raise HubUnavailableError(one_line(
-            f"Downloading {REFERENCE_FILE} of {where} failed: {type(error).__name__}: {error}. "
-            f"Retry later. {_OFFLINE_WAY} Received: repo_id={fetch['repo_id']!r}"
-        )) from error
+        raise HubUnavailableError(
+            one_line(
+                f"Downloading {REFERENCE_FILE} of {where} failed: {type(error).__name__}: {error}. "
+                f"Retry later. {_OFFLINE_WAY} Received: repo_id={fetch['repo_id']!r}"
+            )
+        ) from error
 
 
-_OFFLINE_WAY = ("Offline, load a local checkpoint directory instead, or fill the cache on a "
-                "connected machine and set HF_HUB_OFFLINE=1.")
+_OFFLINE_WAY = (
+    "Offline, load a local checkpoint directory instead, or fill the cache on a "
+    "connected machine and set HF_HUB_OFFLINE=1."
+)
 
 
 def _unavailable(where, cache_dir, error):
-    reason = ("offline mode is on (HF_HUB_OFFLINE)" if hf_constants.is_offline_mode()
-              else "the Hub cannot be reached (is this machine offline?)")
-    return HubUnavailableError(one_line(
-        f"Cannot load {where}: {reason} and it is not in the cache "
-        f"{str(cache_dir or hf_constants.HF_HUB_CACHE)!r}. ({type(error).__name__}: {error}) "
-        f"Connect once to download it, or point HF_ENDPOINT at a reachable mirror. {_OFFLINE_WAY}"
-    ))
+    reason = (
+        "offline mode is on (HF_HUB_OFFLINE)"
+        if hf_constants.is_offline_mode()
+        else "the Hub cannot be reached (is this machine offline?)"
+    )
+    return HubUnavailableError(
+        one_line(
+            f"Cannot load {where}: {reason} and it is not in the cache "
+            f"{str(cache_dir or hf_constants.HF_HUB_CACHE)!r}. ({type(error).__name__}: {error}) "
+            f"Connect once to download it, or point HF_ENDPOINT at a reachable mirror. {_OFFLINE_WAY}"
+        )
+    )
 
 
 # Names that lived here before resolving moved to keras_resblocks.pretrained and the
@@ -145,6 +171,10 @@ _MOVED = {
 def __getattr__(name):
     if name not in _MOVED:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(f"keras_resblocks.hub.{name} moved to {_MOVED[name]}.{name}; import it from "
-                  "there (or from keras_resblocks).", DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        f"keras_resblocks.hub.{name} moved to {_MOVED[name]}.{name}; import it from "
+        "there (or from keras_resblocks).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return getattr(importlib.import_module(_MOVED[name]), name)

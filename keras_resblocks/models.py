@@ -17,6 +17,7 @@ from keras_resblocks.config import (  # noqa: F401  (list_models, parameter_coun
 )
 from keras_resblocks.config import check_preprocessing as _check_preprocessing
 from keras_resblocks.registry import ARCHITECTURES, CONSTRUCTOR_NAMES, DEFAULT_HEAD
+
 _ARCH_FIELDS = {f.name for f in dataclasses.fields(Architecture)}
 
 
@@ -34,8 +35,7 @@ def cifar_architecture(depth, block="residual", **fields):
     """
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         raise ValueError(
-            "A CIFAR ResNet has 6n+2 layers (20, 32, 44, 56, 110, ...). "
-            f"Received: depth={depth!r}"
+            f"A CIFAR ResNet has 6n+2 layers (20, 32, 44, 56, 110, ...). Received: depth={depth!r}"
         )
     n = (depth - 2) // 6
     base = dict(ARCHITECTURES["resnet20"], stage_depths=(n, n, n), block=block)
@@ -56,8 +56,7 @@ def _check_input_shape(input_shape, arch):
         )
     if shape[-1] is None:
         raise ValueError(
-            "`input_shape` must give the number of channels. "
-            f"Received: input_shape={input_shape!r}"
+            f"`input_shape` must give the number of channels. Received: input_shape={input_shape!r}"
         )
     for n in shape:
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
@@ -80,13 +79,23 @@ def _stem(x, arch):
     if arch.stem == "imagenet":
         x = keras.layers.ZeroPadding2D(3, name="stem_pad")(x)
         x = keras.layers.Conv2D(
-            arch.stem_width, 7, strides=2, use_bias=bias, name="stem_conv",
-            kernel_initializer="he_normal", kernel_regularizer=_l2(arch),
+            arch.stem_width,
+            7,
+            strides=2,
+            use_bias=bias,
+            name="stem_conv",
+            kernel_initializer="he_normal",
+            kernel_regularizer=_l2(arch),
         )(x)
     else:
         x = keras.layers.Conv2D(
-            arch.stem_width, 3, padding="same", use_bias=bias, name="stem_conv",
-            kernel_initializer="he_normal", kernel_regularizer=_l2(arch),
+            arch.stem_width,
+            3,
+            padding="same",
+            use_bias=bias,
+            name="stem_conv",
+            kernel_initializer="he_normal",
+            kernel_regularizer=_l2(arch),
         )(x)
     if not arch.preact:
         x = keras.layers.BatchNormalization(
@@ -110,8 +119,9 @@ def block_specs(arch):
     tools (ports, benchmarks) can see exactly which blocks a model holds. It is
     :func:`keras_resblocks.config.block_plan` with each block's ``kernel_regularizer``.
     """
-    return [[dict(spec, kernel_regularizer=_l2(arch)) for spec in stage]
-            for stage in block_plan(arch)]
+    return [
+        [dict(spec, kernel_regularizer=_l2(arch)) for spec in stage] for stage in block_plan(arch)
+    ]
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

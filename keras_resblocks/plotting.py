@@ -79,8 +79,11 @@ def plot_history(history, ax=None, label=None, color=None):
     x = [row["iterations"] / 1e4 for row in history]
     train = [100 * row["train_error"] for row in history]
     (line,) = ax.plot(x, train, "--", linewidth=0.8, color=color, label=f"_{label} train")
-    test = [(xi, 100 * row["test_error"]) for xi, row in zip(x, history)
-            if row.get("test_error") is not None]
+    test = [
+        (xi, 100 * row["test_error"])
+        for xi, row in zip(x, history)
+        if row.get("test_error") is not None
+    ]
     if test:
         ax.plot(*zip(*test), "-", linewidth=2.0, color=line.get_color(), label=label)
     ax.set_xlabel("iter. (1e4)")
@@ -142,9 +145,13 @@ def add_plot_arguments(parser):
     >>> add_plot_arguments(argparse.ArgumentParser()).parse_args(["a.csv"]).output
     'degradation.png'
     """
-    parser.add_argument("histories", nargs="*", help="history.csv files; runs named after a plain "
-                        "architecture (a folder or file name that starts with plain20, plain56, "
-                        "...) go left, the others right")
+    parser.add_argument(
+        "histories",
+        nargs="*",
+        help="history.csv files; runs named after a plain "
+        "architecture (a folder or file name that starts with plain20, plain56, "
+        "...) go left, the others right",
+    )
     parser.add_argument("--plain", nargs="*", default=[], help="history files of plain nets")
     parser.add_argument("--residual", nargs="*", default=[], help="history files of residual nets")
     parser.add_argument("--output", default="degradation.png", help="PNG to write")

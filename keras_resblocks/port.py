@@ -16,11 +16,19 @@ from keras_resblocks.models import create_model
 # keras.applications names its layers conv{stage+1}_block{j}_{k}_{conv|bn}, where
 # k=0 is the shortcut, 1..3 the branch and "preact" the V2 pre-activation BN.
 _BLOCK_LAYER = re.compile(r"^conv(\d+)_block(\d+)_(0|1|2|3|preact)_(conv|bn)$")
-_TOP_LEVEL = {"conv1_conv": "stem_conv", "conv1_bn": "stem_bn", "post_bn": "post_bn",
-              "predictions": "predictions"}
+_TOP_LEVEL = {
+    "conv1_conv": "stem_conv",
+    "conv1_bn": "stem_bn",
+    "post_bn": "post_bn",
+    "predictions": "predictions",
+}
 _KERAS_NAMES = {
-    "resnet50": "resnet50", "resnet101": "resnet101", "resnet152": "resnet152",
-    "resnet50v2": "resnet50v2", "resnet101v2": "resnet101v2", "resnet152v2": "resnet152v2",
+    "resnet50": "resnet50",
+    "resnet101": "resnet101",
+    "resnet152": "resnet152",
+    "resnet50v2": "resnet50v2",
+    "resnet101v2": "resnet101v2",
+    "resnet152v2": "resnet152v2",
 }
 
 
@@ -78,8 +86,9 @@ def port_keras_applications(source, target=None):
         kwargs = dict(input_shape=tuple(source.input_shape[1:]), include_top=has_top)
         if has_top:
             head = source.get_layer("predictions")
-            kwargs.update(num_classes=head.units,
-                          classifier_activation=head.get_config()["activation"])
+            kwargs.update(
+                num_classes=head.units, classifier_activation=head.get_config()["activation"]
+            )
         else:
             kwargs["pooling"] = _source_pooling(source)
         target = create_model(_KERAS_NAMES[name], **kwargs)
@@ -129,8 +138,9 @@ def ported_dir(name, cache_dir=None):
     """Where the checkpoint ported for registry entry ``name`` is kept."""
     # keras.applications keeps its downloads under KERAS_HOME (default ~/.keras);
     # the ported checkpoints sit next to them.
-    root = cache_dir or os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")),
-                                     "keras_resblocks")
+    root = cache_dir or os.path.join(
+        os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "keras_resblocks"
+    )
     return Path(root) / name
 
 
@@ -172,7 +182,9 @@ def import_keras_applications(name, *, weights_path=None, cache_dir=None, input_
         raise CheckpointDownloadError(_offline_message(name, entry, error)) from None
     model = port_keras_applications(source)
     return save_pretrained(
-        model, ported_dir(name, cache_dir), dataset=entry["dataset"],
+        model,
+        ported_dir(name, cache_dir),
+        dataset=entry["dataset"],
         license=entry.get("license") or "other",
         source=f"keras.applications.{entry['keras_applications']}",
         weights=weights if weights_path is None else os.path.basename(str(weights_path)),
@@ -184,9 +196,15 @@ def _offline_message(name, entry, error):
     what = f"the ImageNet weights of {name} (keras.applications.{entry['keras_applications']})"
     url = url_of(error)
     keras_cache = os.path.join(
-        os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "models")
-    copy = (f", or copy {os.path.basename(url)} from a machine that has it into {keras_cache}"
-            if url else "")
-    return (f"{download_failure(what, error)} Offline, load a local checkpoint directory "
-            f"instead (from_pretrained(DIR); `keras-resblocks predict DIR ...`){copy}. "
-            f"Received: name={name!r}")
+        os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "models"
+    )
+    copy = (
+        f", or copy {os.path.basename(url)} from a machine that has it into {keras_cache}"
+        if url
+        else ""
+    )
+    return (
+        f"{download_failure(what, error)} Offline, load a local checkpoint directory "
+        f"instead (from_pretrained(DIR); `keras-resblocks predict DIR ...`){copy}. "
+        f"Received: name={name!r}"
+    )

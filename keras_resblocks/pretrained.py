@@ -92,10 +92,15 @@ class Pretrained:
 
     def summary(self):
         """One line: name, architecture, size, accuracy and on what, where it comes from."""
-        accuracy = (f"{100 * self.accuracy:.2f}% top-1 on {self.measured_on}"
-                    if self.accuracy is not None else "accuracy not measured here")
-        return (f"{self.name}: {self.architecture}, {self.parameters / 1e6:.2f}M parameters "
-                f"({self.size_mb:.1f} MB), {self.dataset}, {accuracy}; {self.source}")
+        accuracy = (
+            f"{100 * self.accuracy:.2f}% top-1 on {self.measured_on}"
+            if self.accuracy is not None
+            else "accuracy not measured here"
+        )
+        return (
+            f"{self.name}: {self.architecture}, {self.parameters / 1e6:.2f}M parameters "
+            f"({self.size_mb:.1f} MB), {self.dataset}, {accuracy}; {self.source}"
+        )
 
 
 def list_pretrained():
@@ -120,8 +125,9 @@ def list_pretrained():
     >>> list_pretrained()["resnet50_imagenet"]["keras_applications"]  # the registry entry
     'ResNet50'
     """
-    return {name: _describe(name, copy.deepcopy(entry))
-            for name, entry in registry.entries().items()}
+    return {
+        name: _describe(name, copy.deepcopy(entry)) for name, entry in registry.entries().items()
+    }
 
 
 def _describe(name, entry):
@@ -133,7 +139,9 @@ def _describe(name, entry):
     if entry.get("bundled"):
         directory = registry.weights_root() / entry["bundled"]
         meta = _json_or_empty(directory / METADATA_FILE)
-        num_classes = (_json_or_empty(directory / CONFIG_FILE).get("model") or {}).get("num_classes")
+        num_classes = (_json_or_empty(directory / CONFIG_FILE).get("model") or {}).get(
+            "num_classes"
+        )
         source, location = "bundled", f"keras_resblocks/weights/{entry['bundled']}"
     elif entry.get("hub"):
         hub_entry = entry["hub"]
@@ -150,15 +158,23 @@ def _describe(name, entry):
         images = measurement.get("images") or data.get("test")
         measured_on = f"the {split} split" + (f", {images:,} images" if images else "")
         data_note = measurement.get("data") or meta.get("data_note")
-    parameters = parameter_count(Architecture.named(entry["architecture"]),
-                                 num_classes=num_classes)
+    parameters = parameter_count(Architecture.named(entry["architecture"]), num_classes=num_classes)
     ported = entry.get("ported_from")
     return Pretrained(
-        name=name, architecture=entry["architecture"], dataset=entry.get("dataset") or "",
-        accuracy=metrics.get(metric) if metric else None, measured_on=measured_on,
-        data_note=data_note, parameters=parameters, size_mb=round(4 * parameters / 1e6, 1),
-        source=source, location=location, ported_from=ported, license=entry.get("license"),
-        description=entry.get("description") or "", registry=entry,
+        name=name,
+        architecture=entry["architecture"],
+        dataset=entry.get("dataset") or "",
+        accuracy=metrics.get(metric) if metric else None,
+        measured_on=measured_on,
+        data_note=data_note,
+        parameters=parameters,
+        size_mb=round(4 * parameters / 1e6, 1),
+        source=source,
+        location=location,
+        ported_from=ported,
+        license=entry.get("license"),
+        description=entry.get("description") or "",
+        registry=entry,
     )
 
 
@@ -214,8 +230,9 @@ def resolve(source, *, revision=None, cache_dir=None, token=None, force_download
                 f"Two revisions given: {at_revision!r} in `source` and {revision!r}. "
                 f"Received: source={source!r}, revision={revision!r}"
             )
-        return _from_hub(source, repo_id, at_revision or revision, None, cache_dir, token,
-                         force_download)
+        return _from_hub(
+            source, repo_id, at_revision or revision, None, cache_dir, token, force_download
+        )
     entries = registry.entries()
     if source in entries:
         return _builtin(source, entries[source], revision, cache_dir, token, force_download)
@@ -231,13 +248,21 @@ def resolve(source, *, revision=None, cache_dir=None, token=None, force_download
 def _from_hub(source, repo_id, revision, expected_sha256, cache_dir, token, force_download):
     from keras_resblocks import hub
 
-    directory = hub.download(repo_id, revision=revision, cache_dir=cache_dir, token=token,
-                             force_download=force_download)
+    directory = hub.download(
+        repo_id, revision=revision, cache_dir=cache_dir, token=token, force_download=force_download
+    )
     # The snapshot folder of huggingface_hub's cache is named after the commit.
     # Its files are links into the repo's blobs/ folder, two levels up.
-    return Provenance(directory, kind="hub", source=source, repo_id=repo_id,
-                      revision=directory.name, expected_sha256=expected_sha256,
-                      recovery=_DOWNLOAD_AGAIN, root=directory.parent.parent)
+    return Provenance(
+        directory,
+        kind="hub",
+        source=source,
+        repo_id=repo_id,
+        revision=directory.name,
+        expected_sha256=expected_sha256,
+        recovery=_DOWNLOAD_AGAIN,
+        root=directory.parent.parent,
+    )
 
 
 def _builtin(name, entry, revision, cache_dir, token, force_download):
@@ -245,16 +270,29 @@ def _builtin(name, entry, revision, cache_dir, token, force_download):
         # The package's own files: a real directory in every install this package
         # supports (wheel or editable), not a zip.
         directory = Path(str(registry.weights_root() / entry["bundled"]))
-        return Provenance(directory, kind="bundled", source=name, expected_sha256=entry["sha256"],
-                          expected_metadata_sha256=entry.get("metadata_sha256"))
+        return Provenance(
+            directory,
+            kind="bundled",
+            source=name,
+            expected_sha256=entry["sha256"],
+            expected_metadata_sha256=entry.get("metadata_sha256"),
+        )
     if entry.get("hub"):
         pinned = entry["hub"].get("revision")
         expected = entry["sha256"] if revision in (None, pinned) else None
-        provenance = _from_hub(name, entry["hub"]["repo_id"], revision or pinned, expected,
-                               cache_dir, token, force_download)
+        provenance = _from_hub(
+            name,
+            entry["hub"]["repo_id"],
+            revision or pinned,
+            expected,
+            cache_dir,
+            token,
+            force_download,
+        )
         if revision in (None, pinned) and entry.get("metadata_sha256"):
-            provenance = dataclasses.replace(provenance,
-                                             expected_metadata_sha256=entry["metadata_sha256"])
+            provenance = dataclasses.replace(
+                provenance, expected_metadata_sha256=entry["metadata_sha256"]
+            )
         return provenance
     from keras_resblocks import port
 
@@ -264,8 +302,18 @@ def _builtin(name, entry, revision, cache_dir, token, force_download):
     return Provenance(directory, kind="keras_applications", source=name, recovery=_PORT_AGAIN)
 
 
-def from_pretrained(source, *, revision=None, num_classes=None, include_top=True, input_shape=None,
-                    pooling=None, cache_dir=None, token=None, force_download=False):
+def from_pretrained(
+    source,
+    *,
+    revision=None,
+    num_classes=None,
+    include_top=True,
+    input_shape=None,
+    pooling=None,
+    cache_dir=None,
+    token=None,
+    force_download=False,
+):
     """Load a pretrained :class:`ResNet` from a name, a Hub repo or a directory.
 
     ``source`` is a built-in name (:func:`list_pretrained`), ``"hf://owner/repo"``
@@ -298,10 +346,16 @@ def from_pretrained(source, *, revision=None, num_classes=None, include_top=True
     """
     from keras_resblocks.checkpoints.load import load_resolved
 
-    provenance = resolve(source, revision=revision, cache_dir=cache_dir, token=token,
-                         force_download=force_download)
-    return load_resolved(provenance, num_classes=num_classes, include_top=include_top,
-                         input_shape=input_shape, pooling=pooling)
+    provenance = resolve(
+        source, revision=revision, cache_dir=cache_dir, token=token, force_download=force_download
+    )
+    return load_resolved(
+        provenance,
+        num_classes=num_classes,
+        include_top=include_top,
+        input_shape=input_shape,
+        pooling=pooling,
+    )
 
 
 def verify_reference(source, *, atol=REFERENCE_ATOL, rtol=REFERENCE_RTOL, raise_on_mismatch=True):
@@ -344,5 +398,6 @@ def verify_reference(source, *, atol=REFERENCE_ATOL, rtol=REFERENCE_RTOL, raise_
         return compare_reference(source, atol=atol, rtol=rtol, raise_on_mismatch=raise_on_mismatch)
     with float32_inference():
         model = from_pretrained(source)
-    return compare_reference(model, name=str(source), atol=atol, rtol=rtol,
-                             raise_on_mismatch=raise_on_mismatch)
+    return compare_reference(
+        model, name=str(source), atol=atol, rtol=rtol, raise_on_mismatch=raise_on_mismatch
+    )

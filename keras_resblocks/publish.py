@@ -117,7 +117,9 @@ def _check_tensors(path, what="weights"):
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path.name} is not a readable safetensors file. Received: {err}") from None
+        raise CheckpointError(
+            f"{path.name} is not a readable safetensors file. Received: {err}"
+        ) from None
     if not tensors:
         raise CheckpointError(f"{path.name} holds no tensors. Received: {path}")
     for key, tensor in tensors.items():
@@ -199,7 +201,8 @@ def validate_checkpoint_dir(directory):
         names += (REFERENCE_FILE,)
     files = tuple(
         CheckpointFile(name, (root / name).stat().st_size, sha256_of(root / name))
-        for name in names if (root / name).is_file()
+        for name in names
+        if (root / name).is_file()
     )
     _check_metadata(root, files[CHECKPOINT_FILES.index(WEIGHTS_FILE)].sha256)
     _check_tensors(root / WEIGHTS_FILE)
@@ -316,7 +319,10 @@ def push_to_hub(
             )
         operations.append(CommitOperationAdd(path_in_repo=f.name, path_or_fileobj=data))
     weights = next(f for f in files if f.name == WEIGHTS_FILE)
-    message = commit_message or f"Publish keras-resblocks checkpoint (weights sha256 {weights.sha256[:12]})"
+    message = (
+        commit_message
+        or f"Publish keras-resblocks checkpoint (weights sha256 {weights.sha256[:12]})"
+    )
 
     try:
         api.create_repo(repo_id, exist_ok=True, private=private)
@@ -325,7 +331,8 @@ def push_to_hub(
         # was not computed from; loaders ignore it (metadata does not record it),
         # but it goes in the same commit rather than mislead a reader of the repo.
         stale = tuple(
-            name for name in (REFERENCE_FILE,)
+            name
+            for name in (REFERENCE_FILE,)
             if name not in {f.name for f in files}
             and api.file_exists(repo_id, name, revision=parent)
         )
@@ -381,9 +388,12 @@ def record_publication(publication, name, registry_path):
     """
     import warnings
 
-    warnings.warn("keras_resblocks.publish.record_publication is deprecated and will be removed "
-                  "in 0.3; pin publications with scripts/registry.py in a source checkout",
-                  DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        "keras_resblocks.publish.record_publication is deprecated and will be removed "
+        "in 0.3; pin publications with scripts/registry.py in a source checkout",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     if publication.commit_sha is None:
         raise ValueError(
             "Only a completed publication can be recorded, not a dry run. "
@@ -433,8 +443,10 @@ def run_publish(args):
     from keras_resblocks._command import CommandError, UsageError
 
     if args.registry_name and not args.registry:
-        raise UsageError("--registry-name (deprecated) needs --registry FILE; the installed "
-                         "package's registry is not edited")
+        raise UsageError(
+            "--registry-name (deprecated) needs --registry FILE; the installed "
+            "package's registry is not edited"
+        )
     try:
         publication = push_to_hub(
             args.directory,
@@ -452,10 +464,14 @@ def run_publish(args):
             return 0
         print(publication.describe(), file=sys.stderr)
         if args.registry_name:
-            print("warning: --registry-name is deprecated and will be removed in 0.3",
-                  file=sys.stderr)
+            print(
+                "warning: --registry-name is deprecated and will be removed in 0.3", file=sys.stderr
+            )
             path = record_publication(publication, args.registry_name, args.registry)
-            print(f"pinned {args.registry_name} -> {publication.commit_sha} in {path}", file=sys.stderr)
+            print(
+                f"pinned {args.registry_name} -> {publication.commit_sha} in {path}",
+                file=sys.stderr,
+            )
     except (ValueError, PublishError, OSError) as err:
         raise CommandError(_one_line(err)) from err
     # stdout carries only the sha, so scripts can capture it.

@@ -75,8 +75,12 @@ THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS" AND 
 _MAGIC = 0x1950A86A20F9469CFC6C
 _PROTOCOL_VERSION = 1001
 _STORAGE_DTYPES = {"FloatStorage": np.dtype("<f4"), "LongStorage": np.dtype("<i8")}
-_BN_FIELDS = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean",
-              "running_var": "moving_variance"}
+_BN_FIELDS = {
+    "weight": "gamma",
+    "bias": "beta",
+    "running_mean": "moving_mean",
+    "running_var": "moving_variance",
+}
 
 
 class ConversionError(ValueError):
@@ -128,17 +132,25 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         # ('storage', storage type, key, location, element count, view metadata)
-        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"
-                and pid[1] in _STORAGE_DTYPES and isinstance(pid[2], str)
-                and isinstance(pid[4], int) and pid[4] >= 0 and pid[5] is None):
+        if not (
+            isinstance(pid, tuple)
+            and len(pid) == 6
+            and pid[0] == "storage"
+            and pid[1] in _STORAGE_DTYPES
+            and isinstance(pid[2], str)
+            and isinstance(pid[4], int)
+            and pid[4] >= 0
+            and pid[5] is None
+        ):
             raise ConversionError(
                 f"{self._path} holds a persistent id that is not a plain float or int64 "
                 f"storage. Received: {pid!r}"[:400]
             )
         storage = self._storages.setdefault(pid[2], _Storage(pid[2], pid[1], pid[4]))
         if (storage.dtype, storage.numel) != (_STORAGE_DTYPES[pid[1]], pid[4]):
-            raise ConversionError(f"{self._path} describes storage {pid[2]} twice, differently. "
-                                  f"Received: {pid!r}")
+            raise ConversionError(
+                f"{self._path} describes storage {pid[2]} twice, differently. Received: {pid!r}"
+            )
         return storage
 
 
@@ -166,47 +178,66 @@ def read_torch_legacy(path):
             if f.read(4) == b"PK\x03\x04":
                 raise ConversionError(
                     f"{path} is a zip-format torch.save file (PyTorch >= 1.6); this reader takes "
-                    f"the old format of the pytorch_resnet_cifar10 files. Received: {path}")
+                    f"the old format of the pytorch_resnet_cifar10 files. Received: {path}"
+                )
             f.seek(0)
             header = [_RestrictedUnpickler(f, path, storages).load() for _ in range(3)]
             if header[0] != _MAGIC or header[1] != _PROTOCOL_VERSION:
                 raise ConversionError(
                     f"{path} is not an old-format torch.save file (magic number and protocol "
-                    f"{_MAGIC:#x}, {_PROTOCOL_VERSION}). Received: {header[0]!r}, {header[1]!r}")
+                    f"{_MAGIC:#x}, {_PROTOCOL_VERSION}). Received: {header[0]!r}, {header[1]!r}"
+                )
             if not isinstance(header[2], dict) or header[2].get("little_endian") is not True:
-                raise ConversionError(f"{path} was not written little-endian. Received: {header[2]!r}")
+                raise ConversionError(
+                    f"{path} was not written little-endian. Received: {header[2]!r}"
+                )
             obj = _RestrictedUnpickler(f, path, storages).load()
             keys = _RestrictedUnpickler(f, path, storages).load()
             if not isinstance(keys, list) or sorted(keys) != sorted(storages):
-                raise ConversionError(f"{path}: the storage list does not match the tensors. "
-                                      f"Received: {len(storages)} storages, key list {keys!r}"[:400])
+                raise ConversionError(
+                    f"{path}: the storage list does not match the tensors. "
+                    f"Received: {len(storages)} storages, key list {keys!r}"[:400]
+                )
             for key in keys:
                 storage = storages[key]
                 count = np.frombuffer(_read_exactly(f, 8, path), "<i8")[0]
                 if count != storage.numel:
-                    raise ConversionError(f"{path}: storage {key} holds {count} elements where "
-                                          f"{storage.numel} were announced. Received: {count}")
+                    raise ConversionError(
+                        f"{path}: storage {key} holds {count} elements where "
+                        f"{storage.numel} were announced. Received: {count}"
+                    )
                 nbytes = storage.numel * storage.dtype.itemsize
                 storage.data = np.frombuffer(_read_exactly(f, nbytes, path), storage.dtype)
             trailing = len(f.read())
     except ConversionError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
-            AttributeError) as error:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+    ) as error:
         raise ConversionError(
             f"{path} is truncated or not an old-format (non-zip) torch.save file "
-            f"({type(error).__name__}: {error}). Received: {path}") from None
+            f"({type(error).__name__}: {error}). Received: {path}"
+        ) from None
     if trailing:
-        raise ConversionError(f"{path} has {trailing} bytes after its last storage. "
-                              f"Received: {path}")
+        raise ConversionError(
+            f"{path} has {trailing} bytes after its last storage. Received: {path}"
+        )
     return _materialize(obj, path)
 
 
 def _read_exactly(f, n, path):
     data = f.read(n)
     if len(data) != n:
-        raise ConversionError(f"{path} is truncated: a storage needs {n} more bytes, "
-                              f"{len(data)} are left. Received: {path}")
+        raise ConversionError(
+            f"{path} is truncated: a storage needs {n} more bytes, "
+            f"{len(data)} are left. Received: {path}"
+        )
     return data
 
 
@@ -214,11 +245,18 @@ def _materialize(obj, path):
     if isinstance(obj, _TensorRef):
         data, itemsize = obj.storage.data, obj.storage.dtype.itemsize
         last = obj.offset + sum((n - 1) * s for n, s in zip(obj.size, obj.stride) if n)
-        if obj.offset < 0 or any(s < 0 for s in obj.stride) or (all(obj.size) and last >= len(data)):
-            raise ConversionError(f"{path}: a tensor reaches outside its storage. "
-                                  f"Received: size {obj.size}, stride {obj.stride}")
+        if (
+            obj.offset < 0
+            or any(s < 0 for s in obj.stride)
+            or (all(obj.size) and last >= len(data))
+        ):
+            raise ConversionError(
+                f"{path}: a tensor reaches outside its storage. "
+                f"Received: size {obj.size}, stride {obj.stride}"
+            )
         return np.lib.stride_tricks.as_strided(
-            data[obj.offset:], shape=obj.size, strides=[s * itemsize for s in obj.stride]).copy()
+            data[obj.offset :], shape=obj.size, strides=[s * itemsize for s in obj.stride]
+        ).copy()
     if isinstance(obj, dict):
         return type(obj)((k, _materialize(v, path)) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
@@ -241,7 +279,8 @@ def upstream_shapes(depth):
     """
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         raise ConversionError(
-            f"`depth` must be 6n+2 (20, 32, 44, 56, ...). Received: depth={depth!r}")
+            f"`depth` must be 6n+2 (20, 32, 44, 56, ...). Received: depth={depth!r}"
+        )
     shapes = {"conv1.weight": (STAGE_WIDTHS[0], 3, 3, 3)}
     shapes.update({f"bn1.{field}": (STAGE_WIDTHS[0],) for field in _BN_FIELDS})
     channels = STAGE_WIDTHS[0]
@@ -278,34 +317,48 @@ def check_state_dict(state_dict, depth, source="the state dict"):
     """
     expected = upstream_shapes(depth)
     if not isinstance(state_dict, dict) or not all(isinstance(k, str) for k in state_dict):
-        raise ConversionError(f"{source} is not a dict of named tensors. "
-                              f"Received: {type(state_dict).__name__}")
-    tensors = {k.removeprefix("module."): v for k, v in state_dict.items()
-               if not k.endswith(".num_batches_tracked")}
+        raise ConversionError(
+            f"{source} is not a dict of named tensors. Received: {type(state_dict).__name__}"
+        )
+    tensors = {
+        k.removeprefix("module."): v
+        for k, v in state_dict.items()
+        if not k.endswith(".num_batches_tracked")
+    }
     found = _depth_in(tensors)
     hint = f" (it holds a depth-{found} network)" if found and found != depth else ""
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing:
-        raise ConversionError(f"{source} lacks {len(missing)} tensor(s) of a depth-{depth} network"
-                              f"{hint}: {_names(missing)}. Received: depth={depth}")
+        raise ConversionError(
+            f"{source} lacks {len(missing)} tensor(s) of a depth-{depth} network"
+            f"{hint}: {_names(missing)}. Received: depth={depth}"
+        )
     if extra:
-        raise ConversionError(f"{source} holds {len(extra)} tensor(s) that a depth-{depth} network "
-                              f"does not have{hint}: {_names(extra)}. Received: depth={depth}")
+        raise ConversionError(
+            f"{source} holds {len(extra)} tensor(s) that a depth-{depth} network "
+            f"does not have{hint}: {_names(extra)}. Received: depth={depth}"
+        )
     for name, shape in expected.items():
         value = tensors[name]
         if not isinstance(value, np.ndarray) or value.shape != shape:
             got = value.shape if isinstance(value, np.ndarray) else type(value).__name__
-            raise ConversionError(f"{source}: tensor {name} has shape {got} where a depth-{depth} "
-                                  f"network has {shape}. Received: {name} shape {got}")
+            raise ConversionError(
+                f"{source}: tensor {name} has shape {got} where a depth-{depth} "
+                f"network has {shape}. Received: {name} shape {got}"
+            )
         if value.dtype != np.float32:
-            raise ConversionError(f"{source}: tensor {name} is {value.dtype}, not float32. "
-                                  f"Received: dtype={value.dtype}")
+            raise ConversionError(
+                f"{source}: tensor {name} is {value.dtype}, not float32. "
+                f"Received: dtype={value.dtype}"
+            )
     return tensors
 
 
 def _names(names, shown=5):
-    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    return ", ".join(names[:shown]) + (
+        f" and {len(names) - shown} more" if len(names) > shown else ""
+    )
 
 
 def keras_weights(tensors, depth):
@@ -342,10 +395,14 @@ def keras_weights(tensors, depth):
             if width != channels:
                 pad = width // 4
                 if 2 * pad + channels != width:
-                    raise ConversionError(f"Option A pads {pad} channels on each side of {channels}; "
-                                          f"that does not give {width}. Received: width={width}")
+                    raise ConversionError(
+                        f"Option A pads {pad} channels on each side of {channels}; "
+                        f"that does not give {width}. Received: width={width}"
+                    )
                 # Upstream: [pad zeros | the stream | pad zeros]; ours: [the stream | zeros].
-                perm = np.concatenate([pad + perm, np.arange(pad), np.arange(pad + channels, width)])
+                perm = np.concatenate(
+                    [pad + perm, np.arange(pad), np.arange(pad + channels, width)]
+                )
             ours[f"{target}/conv1/kernel"] = conv(f"{source}.conv1.weight", in_perm=stream_in)
             batch_norm(f"{source}.bn1", f"{target}/bn1")
             ours[f"{target}/conv2/kernel"] = conv(f"{source}.conv2.weight", out_perm=perm)
@@ -365,12 +422,18 @@ def build_model(tensors, depth, name=None):
     from keras_resblocks import ResNet, cifar_architecture
 
     weights = keras_weights(tensors, depth)
-    model = ResNet(cifar_architecture(depth), num_classes=NUM_CLASSES, preprocessing=PREPROCESSING,
-                   name=name or f"resnet{depth}")
+    model = ResNet(
+        cifar_architecture(depth),
+        num_classes=NUM_CLASSES,
+        preprocessing=PREPROCESSING,
+        name=name or f"resnet{depth}",
+    )
     variables = {v.path: v for v in model.variables}
     if set(variables) != set(weights):
-        raise ConversionError(f"The converted weights do not name the model's variables. Received: "
-                              f"{sorted(set(variables) ^ set(weights))[:5]}")
+        raise ConversionError(
+            f"The converted weights do not name the model's variables. Received: "
+            f"{sorted(set(variables) ^ set(weights))[:5]}"
+        )
     for path, variable in variables.items():
         variable.assign(weights[path])
     return model
@@ -398,17 +461,21 @@ def _measure(model, data):
     dataset = load_dataset(data, validation=0)
     x, y = dataset.x_test, dataset.y_test
     if dataset.labels != LABELS or len(x) % EVAL_BATCH_SIZE:
-        raise ConversionError(f"{data} is not the CIFAR-10 image folder this tool expects (classes "
-                              f"{LABELS}, a multiple of {EVAL_BATCH_SIZE} test images). Received: "
-                              f"classes {dataset.labels}, {len(x)} test images")
+        raise ConversionError(
+            f"{data} is not the CIFAR-10 image folder this tool expects (classes "
+            f"{LABELS}, a multiple of {EVAL_BATCH_SIZE} test images). Received: "
+            f"classes {dataset.labels}, {len(x)} test images"
+        )
     # What `keras-resblocks evaluate` computes; the batch size divides the test set,
     # so no padded batch is ever counted.
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     accuracy = evaluate_accuracy(model, x, y, EVAL_BATCH_SIZE)
     correct = int((model.predict(x, batch_size=EVAL_BATCH_SIZE, verbose=0).argmax(-1) == y).sum())
     if abs(accuracy - correct / len(x)) > 0.5 / len(x):
-        raise ConversionError(f"The evaluator and argmax(predict) disagree on {data}. "
-                              f"Received: {accuracy} vs {correct}/{len(x)}")
+        raise ConversionError(
+            f"The evaluator and argmax(predict) disagree on {data}. "
+            f"Received: {accuracy} vs {correct}/{len(x)}"
+        )
     return correct / len(x), x[:: len(x) // REFERENCE_IMAGES][:REFERENCE_IMAGES], len(x)
 
 
@@ -432,10 +499,14 @@ def convert(source, depth, output, data=None, command=None):
     if data is not None:
         accuracy, reference, images = _measure(model, data)
         metrics = {"test_accuracy": accuracy}
-        evaluate_command = (f"keras-resblocks evaluate {name} --data {Path(data).name} "
-                            f"--batch-size {EVAL_BATCH_SIZE}")
+        evaluate_command = (
+            f"keras-resblocks evaluate {name} --data {Path(data).name} "
+            f"--batch-size {EVAL_BATCH_SIZE}"
+        )
     else:
-        reference = np.random.default_rng(0).integers(0, 256, (REFERENCE_IMAGES, 32, 32, 3), "uint8")
+        reference = np.random.default_rng(0).integers(
+            0, 256, (REFERENCE_IMAGES, 32, 32, 3), "uint8"
+        )
     upstream = {
         "repository": SOURCE_URL,
         "commit": SOURCE_COMMIT,
@@ -446,21 +517,36 @@ def convert(source, depth, output, data=None, command=None):
         "stored_best_prec1": None if best_prec1 is None else round(float(best_prec1), 4),
     }
     path = save_pretrained(
-        model, output, labels=LABELS, dataset="cifar10", metrics=metrics, command=evaluate_command,
-        license="bsd-2-clause", reference_inputs=reference, model_name=name,
+        model,
+        output,
+        labels=LABELS,
+        dataset="cifar10",
+        metrics=metrics,
+        command=evaluate_command,
+        license="bsd-2-clause",
+        reference_inputs=reference,
+        model_name=name,
         eval_split="test (JPEG q75 copy)" if metrics else "test",
-        ported_from=upstream, license_text=LICENSE_TEXT, converted_by=command,
-        measurement=None if not metrics else {
-            "test_accuracy": metrics["test_accuracy"], "images": images,
+        ported_from=upstream,
+        license_text=LICENSE_TEXT,
+        converted_by=command,
+        measurement=None
+        if not metrics
+        else {
+            "test_accuracy": metrics["test_accuracy"],
+            "images": images,
             "data": "CIFAR-10 (JPEG q75 copy): the 10,000 CIFAR-10 test images as JPEG files of "
-                    "quality 75 with 4:2:0 chroma subsampling, not the lossless originals",
-            "command": evaluate_command},
+            "quality 75 with 4:2:0 chroma subsampling, not the lossless originals",
+            "command": evaluate_command,
+        },
     )
     # The card loads it by the name it ships under, and tells where it comes from.
     card = path / "README.md"
     text = card_for_source(card.read_text(encoding="utf-8"), name)
-    card.write_text(text + _card_sections(name, depth, upstream, metrics, evaluate_command, command),
-                    encoding="utf-8")
+    card.write_text(
+        text + _card_sections(name, depth, upstream, metrics, evaluate_command, command),
+        encoding="utf-8",
+    )
     record_file_hashes(path)  # the card changed after save_pretrained hashed it
     return path
 
@@ -468,7 +554,9 @@ def convert(source, depth, output, data=None, command=None):
 def _card_sections(name, depth, upstream, metrics, evaluate_command, command):
     readme, stored = upstream["readme_test_accuracy_percent"], upstream["stored_best_prec1"]
     lines = [
-        "", "## Provenance: ported, not trained by keras-resblocks", "",
+        "",
+        "## Provenance: ported, not trained by keras-resblocks",
+        "",
         f"These are the pretrained ResNet-{depth} weights of [{SOURCE_REPO}]({SOURCE_URL}) by "
         f"Yerlan Idelbayev (BSD-2-Clause), file `{upstream['file']}` (sha256 "
         f"`{upstream['file_sha256']}`) at commit `{SOURCE_COMMIT}`, trained there for 200 epochs "
@@ -483,18 +571,24 @@ def _card_sections(name, depth, upstream, metrics, evaluate_command, command):
         f"`resnet{depth}`. The test suite checks the converted model against an independent "
         "float64 NumPy implementation of upstream's forward pass on the original tensors "
         "(largest logit difference within 1e-4).",
-        "", "## Accuracy", "",
+        "",
+        "## Accuracy",
+        "",
         "| figure | whose | test images | top-1 |",
         "| --- | --- | --- | --- |",
     ]
     if readme is not None:
         lines.append(f"| upstream README | theirs | original lossless CIFAR-10 | {readme:.2f}% |")
     if stored is not None:
-        lines.append(f"| `best_prec1` stored in the file | theirs | original lossless CIFAR-10 | "
-                     f"{stored:.2f}% |")
+        lines.append(
+            f"| `best_prec1` stored in the file | theirs | original lossless CIFAR-10 | "
+            f"{stored:.2f}% |"
+        )
     if metrics:
-        lines.append(f"| measured by keras-resblocks | ours | CIFAR-10 (JPEG q75 copy) | "
-                     f"{100 * metrics['test_accuracy']:.2f}% |")
+        lines.append(
+            f"| measured by keras-resblocks | ours | CIFAR-10 (JPEG q75 copy) | "
+            f"{100 * metrics['test_accuracy']:.2f}% |"
+        )
     lines += [
         "",
         "Upstream's figures are theirs, on the original lossless test set, and the epoch kept "
@@ -508,13 +602,25 @@ def _card_sections(name, depth, upstream, metrics, evaluate_command, command):
             "check above, not this accuracy, is what shows the port is exact. Measured with the "
             "package's evaluator (batch size 250 divides the 10,000 images; argmax of "
             "`predict` gave the same count) when converting, and reproduced with:",
-            "", "```bash", evaluate_command, "```",
+            "",
+            "```bash",
+            evaluate_command,
+            "```",
         ]
     if command:
         lines += ["", "Converted with:", "", "```bash", command, "```"]
-    lines += ["", "## License", "",
-              f"The weights are redistributed under upstream's BSD-2-Clause licence ({SOURCE_URL}/"
-              f"blob/{SOURCE_COMMIT}/LICENSE):", "", "```text", LICENSE_TEXT.rstrip("\n"), "```", ""]
+    lines += [
+        "",
+        "## License",
+        "",
+        f"The weights are redistributed under upstream's BSD-2-Clause licence ({SOURCE_URL}/"
+        f"blob/{SOURCE_COMMIT}/LICENSE):",
+        "",
+        "```text",
+        LICENSE_TEXT.rstrip("\n"),
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -527,16 +633,24 @@ def main(argv=None):
     parser.add_argument("--data", help="CIFAR-10 image folder or .tar.gz: measure test accuracy")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
-    command = shlex.join(["python", "scripts/convert_pytorch_cifar.py",
-                          *[Path(a).name if Path(a).is_file() else a for a in argv]])
+    command = shlex.join(
+        [
+            "python",
+            "scripts/convert_pytorch_cifar.py",
+            *[Path(a).name if Path(a).is_file() else a for a in argv],
+        ]
+    )
     try:
         path = convert(args.source, args.depth, args.output, data=args.data, command=command)
     except (ValueError, OSError) as error:
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     metadata = json.loads((path / "metadata.json").read_text())
-    print(json.dumps({"checkpoint": str(path), "sha256": metadata["sha256"],
-                      "metrics": metadata["metrics"]}))
+    print(
+        json.dumps(
+            {"checkpoint": str(path), "sha256": metadata["sha256"], "metrics": metadata["metrics"]}
+        )
+    )
     return 0
 
 

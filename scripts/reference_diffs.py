@@ -30,8 +30,12 @@ from keras_resblocks.training import get_recipe, train
 def _calibrated(name, shape, classes, rng):
     # Random weights, BatchNorm statistics of real activations: SGD with lr=0 leaves
     # the weights as they are and moves the moving statistics to the batches'.
-    model = create_model(name, num_classes=classes, input_shape=shape,
-                         preprocessing={"scale": 1 / 255, "mean": [0.5] * 3, "std": [0.25] * 3})
+    model = create_model(
+        name,
+        num_classes=classes,
+        input_shape=shape,
+        preprocessing={"scale": 1 / 255, "mean": [0.5] * 3, "std": [0.25] * 3},
+    )
     x = rng.integers(0, 256, (256,) + shape, dtype="uint8").astype("float32")
     y = rng.integers(0, classes, 256)
     model.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
@@ -42,10 +46,20 @@ def _calibrated(name, shape, classes, rng):
 def write(out):
     out = Path(out) / keras.backend.backend()
     rng = np.random.default_rng(0)
-    train("resnet20", "digits", recipe=get_recipe("quick", epochs=3), output=out / "resnet20_digits",
-          seed=0, verbose=0, command="python scripts/reference_diffs.py write OUT")
-    for name, shape, classes in [("resnet56", (32, 32, 3), 10), ("resnet110", (32, 32, 3), 100),
-                                 ("resnet50", (64, 64, 3), 1000)]:
+    train(
+        "resnet20",
+        "digits",
+        recipe=get_recipe("quick", epochs=3),
+        output=out / "resnet20_digits",
+        seed=0,
+        verbose=0,
+        command="python scripts/reference_diffs.py write OUT",
+    )
+    for name, shape, classes in [
+        ("resnet56", (32, 32, 3), 10),
+        ("resnet110", (32, 32, 3), 100),
+        ("resnet50", (64, 64, 3), 1000),
+    ]:
         model, images = _calibrated(name, shape, classes, rng)
         save_pretrained(model, out / name, reference_inputs=images)
         print("wrote", out / name, flush=True)
@@ -55,11 +69,18 @@ def verify(out):
     for directory in sorted(p.parent for p in Path(out).glob("*/*/config.json")):
         report = verify_reference(directory, raise_on_mismatch=False)
         _, tensors = read_reference(directory)
-        print(json.dumps({
-            "checkpoint": f"{directory.parent.name}/{directory.name}", "verified_on": report.backend,
-            "diffs": report.diffs, "allclose": report.allclose,
-            "max_abs_logit": float(np.abs(tensors["logits"]).max()),
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "checkpoint": f"{directory.parent.name}/{directory.name}",
+                    "verified_on": report.backend,
+                    "diffs": report.diffs,
+                    "allclose": report.allclose,
+                    "max_abs_logit": float(np.abs(tensors["logits"]).max()),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,9 @@ def pin(registry_path, name, repo_id, revision, directory):
     registry = read_json(registry_path)
     entry = registry.get("checkpoints", {}).get(name)
     if entry is None:
-        raise ValueError(f"{registry_path} has no checkpoint {name!r}; add its entry first. "
-                         f"Received: {name!r}")
+        raise ValueError(
+            f"{registry_path} has no checkpoint {name!r}; add its entry first. Received: {name!r}"
+        )
     entry["hub"] = {"repo_id": repo_id, "revision": revision}
     entry["sha256"] = sha256_of(directory / WEIGHTS_FILE)
     entry["metadata_sha256"] = sha256_of(directory / METADATA_FILE)
@@ -59,8 +60,10 @@ def rehash(registry_path, names=None):
     bundled = {n: e for n, e in registry.get("checkpoints", {}).items() if e.get("bundled")}
     unknown = sorted(set(names or ()) - set(bundled))
     if unknown:
-        raise ValueError(f"Not bundled checkpoints of {registry_path}: {unknown}. "
-                         f"The bundled ones are {sorted(bundled)}")
+        raise ValueError(
+            f"Not bundled checkpoints of {registry_path}: {unknown}. "
+            f"The bundled ones are {sorted(bundled)}"
+        )
     done = []
     for name in names or sorted(bundled):
         directory = registry_path.parent / bundled[name]["bundled"]
@@ -75,15 +78,22 @@ def rehash(registry_path, names=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--registry", default=REPOSITORY / "weights" / "registry.json",
-                        help="the registry file (default: this repository's)")
+    parser.add_argument(
+        "--registry",
+        default=REPOSITORY / "weights" / "registry.json",
+        help="the registry file (default: this repository's)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pin", help="pin a checkpoint to a published Hub commit")
     p.add_argument("name")
     p.add_argument("--repo-id", required=True)
     p.add_argument("--revision", required=True, help="the commit sha publish printed")
-    p.add_argument("--from", dest="directory", required=True,
-                   help="the checkpoint directory that was published")
+    p.add_argument(
+        "--from",
+        dest="directory",
+        required=True,
+        help="the checkpoint directory that was published",
+    )
     p = sub.add_parser("rehash", help="record the hashes of bundled checkpoints")
     p.add_argument("names", nargs="*")
     args = parser.parse_args(argv)

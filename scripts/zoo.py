@@ -46,6 +46,7 @@ class Zoo:
         self.weights = self.root / "weights"
         self.plan = json.loads((self.runs / "plan.json").read_text())
 
+
 EXIT_UNFINISHED = 75  # keras-resblocks train: stopped at --deadline
 KILL_GRACE_S = 600  # a run still going this long after the deadline is killed (it resumes
 # from its last epoch backup)
@@ -73,17 +74,20 @@ def status_rows(zoo):
     for model in plan["runs"]:
         state, epochs, history = run_state(zoo, model)
         last = history[-1] if history else {}
-        rows.append({
-            "run": model,
-            "state": state,
-            "epoch": f"{epochs}/{plan['epochs']}",
-            "train_err": last.get("train_error"),
-            "val_err": last.get("val_error"),
-            "test_err": last.get("test_error"),
-            "epoch_min": _epoch_minutes(history),
-            "left_h": None if not history else
-            round(_epoch_minutes(history) * (plan["epochs"] - epochs) / 60, 1),
-        })
+        rows.append(
+            {
+                "run": model,
+                "state": state,
+                "epoch": f"{epochs}/{plan['epochs']}",
+                "train_err": last.get("train_error"),
+                "val_err": last.get("val_error"),
+                "test_err": last.get("test_error"),
+                "epoch_min": _epoch_minutes(history),
+                "left_h": None
+                if not history
+                else round(_epoch_minutes(history) * (plan["epochs"] - epochs) / 60, 1),
+            }
+        )
     return rows
 
 
@@ -103,7 +107,9 @@ def print_status(zoo):
         cells = []
         for h in header:
             v = row[h]
-            cells.append(f"{'-' if v is None else (f'{v:.4f}' if isinstance(v, float) and h.endswith('err') else v):>9}")
+            cells.append(
+                f"{'-' if v is None else (f'{v:.4f}' if isinstance(v, float) and h.endswith('err') else v):>9}"
+            )
         print("  ".join(cells))
 
 
@@ -157,13 +163,30 @@ def _log(message):
 def _train_command(zoo, model, data, deadline, resume):
     plan = zoo.plan
     command = [
-        "nice", "-n", "10", sys.executable, "-m", "keras_resblocks", "train",
+        "nice",
+        "-n",
+        "10",
+        sys.executable,
+        "-m",
+        "keras_resblocks",
+        "train",
         # Relative to the repository, so the recorded command names no machine's folders.
-        "--model", model, "--dataset", os.path.relpath(data, zoo.root),
-        "--work-dir", str((zoo.runs / model).relative_to(zoo.root)),
-        "--output", str((zoo.weights / checkpoint_name(model)).relative_to(zoo.root)),
-        "--deadline", datetime.datetime.fromtimestamp(deadline).isoformat(timespec="seconds"),
-        "--verbose", "2", "--recipe", plan["recipe"], "--epochs", str(plan["epochs"]),
+        "--model",
+        model,
+        "--dataset",
+        os.path.relpath(data, zoo.root),
+        "--work-dir",
+        str((zoo.runs / model).relative_to(zoo.root)),
+        "--output",
+        str((zoo.weights / checkpoint_name(model)).relative_to(zoo.root)),
+        "--deadline",
+        datetime.datetime.fromtimestamp(deadline).isoformat(timespec="seconds"),
+        "--verbose",
+        "2",
+        "--recipe",
+        plan["recipe"],
+        "--epochs",
+        str(plan["epochs"]),
         *(["--data-note", plan["dataset"]["note"]] if plan["dataset"].get("note") else []),
         *plan["train_args"],
     ]
@@ -188,18 +211,28 @@ def run_queue(zoo, data, deadline, parallel, start_margin_s=600):
             pending.append(model)
     active, out_of_time = {}, False
     while pending or active:
-        while (pending and len(active) < parallel and not out_of_time
-               and time.time() < deadline - start_margin_s):
+        while (
+            pending
+            and len(active) < parallel
+            and not out_of_time
+            and time.time() < deadline - start_margin_s
+        ):
             model = pending.pop(0)
             state, epochs, _ = run_state(zoo, model)
             command = _train_command(zoo, model, data, deadline, resume=state == "running")
             (zoo.runs / model).mkdir(parents=True, exist_ok=True)
             log = open(zoo.runs / model / "train.log", "a")
-            log.write(f"\n# {datetime.datetime.now().isoformat(timespec='seconds')} "
-                      f"{' '.join(command[4:])}\n")
+            log.write(
+                f"\n# {datetime.datetime.now().isoformat(timespec='seconds')} "
+                f"{' '.join(command[4:])}\n"
+            )
             log.flush()
-            active[model] = (subprocess.Popen(command, cwd=zoo.root, env=env, stdout=log,
-                                              stderr=subprocess.STDOUT), log)
+            active[model] = (
+                subprocess.Popen(
+                    command, cwd=zoo.root, env=env, stdout=log, stderr=subprocess.STDOUT
+                ),
+                log,
+            )
             _log(f"{model}: started at epoch {epochs}/{plan['epochs']}")
         if not active:
             break
@@ -220,7 +253,9 @@ def run_queue(zoo, data, deadline, parallel, start_margin_s=600):
                 out_of_time = True
                 _log(f"{model}: stopped before the deadline at epoch {epochs}/{plan['epochs']}")
             else:
-                _log(f"{model}: failed with exit status {code} (see {zoo.runs / model / 'train.log'})")
+                _log(
+                    f"{model}: failed with exit status {code} (see {zoo.runs / model / 'train.log'})"
+                )
     _log("queue: nothing more to run before the deadline" if pending else "queue: empty")
 
 
@@ -229,8 +264,11 @@ def write_report(zoo, figure, documents, ymax=40.0):
     finished runs' checkpoints and histories, spliced into ``documents``."""
     from zoo_report import load_run, write_report as write
 
-    runs = [load_run(model, zoo.weights / checkpoint_name(model), zoo.runs / model / "history.csv")
-            for model in zoo.plan["runs"] if run_state(zoo, model)[0] == "done"]
+    runs = [
+        load_run(model, zoo.weights / checkpoint_name(model), zoo.runs / model / "history.csv")
+        for model in zoo.plan["runs"]
+        if run_state(zoo, model)[0] == "done"
+    ]
     if not runs:
         raise FileNotFoundError(f"No finished run in {zoo.runs}")
     return write(runs, figure, documents, ymax=ymax)
@@ -242,19 +280,33 @@ def main(argv=None):
     sub.add_parser("status", help="where each run stands")
     p = sub.add_parser("report", help="the table and figure of the finished runs, into the docs")
     p.add_argument("--figure", default="docs/cifar10-degradation.png")
-    p.add_argument("--doc", action="append", default=None,
-                   help="markdown file with the zoo:cifar10 markers (default docs/cifar10.md, "
-                   "README.md)")
-    p.add_argument("--ymax", type=float, default=40.0,
-                   help="top of the error axis, %% (default 40: short runs start high)")
+    p.add_argument(
+        "--doc",
+        action="append",
+        default=None,
+        help="markdown file with the zoo:cifar10 markers (default docs/cifar10.md, README.md)",
+    )
+    p.add_argument(
+        "--ymax",
+        type=float,
+        default=40.0,
+        help="top of the error axis, %% (default 40: short runs start high)",
+    )
     p = sub.add_parser("continue", help="continue every unfinished run until --deadline")
-    p.add_argument("--deadline", required=True,
-                   help="HH:MM (local), an ISO date-time or +2h: runs stop before it")
+    p.add_argument(
+        "--deadline",
+        required=True,
+        help="HH:MM (local), an ISO date-time or +2h: runs stop before it",
+    )
     p.add_argument("--data", default=None, help="the CIFAR-10 archive (default: the plan's path)")
     p.add_argument("--parallel", type=int, default=2, help="runs at a time (default 2)")
     p.add_argument("--foreground", action="store_true", help="do not detach")
-    p.add_argument("--start-margin", type=float, default=10.0,
-                   help="start no run later than this many minutes before the deadline")
+    p.add_argument(
+        "--start-margin",
+        type=float,
+        default=10.0,
+        help="start no run later than this many minutes before the deadline",
+    )
     parser.add_argument("--root", default=REPOSITORY, help="the repository (default: this one)")
     args = parser.parse_args(argv)
     zoo = Zoo(args.root)
@@ -274,25 +326,44 @@ def main(argv=None):
     deadline = parse_deadline(args.deadline)
     data = pathlib.Path(args.data or zoo.root / plan["dataset"]["default_path"])
     if not data.is_file() or sha256_of(data) != plan["dataset"]["sha256"]:
-        print(f"error: {data} is not the plan's data set (sha256 "
-              f"{plan['dataset']['sha256']}); pass --data PATH. Received: --data {args.data}",
-              file=sys.stderr)
+        print(
+            f"error: {data} is not the plan's data set (sha256 "
+            f"{plan['dataset']['sha256']}); pass --data PATH. Received: --data {args.data}",
+            file=sys.stderr,
+        )
         return 2
     if not args.foreground:
         log = open(zoo.runs / "zoo.log", "a")
-        command = [sys.executable, __file__, "--root", str(zoo.root), "continue", "--deadline",
-                   datetime.datetime.fromtimestamp(deadline).isoformat(timespec="seconds"),
-                   "--data", str(data.resolve()), "--parallel", str(args.parallel),
-                   "--start-margin", str(args.start_margin), "--foreground"]
-        process = subprocess.Popen(command, cwd=zoo.root, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        print(f"continuing in the background (pid {process.pid}, log {zoo.runs / 'zoo.log'}), "
-              f"stopping before {datetime.datetime.fromtimestamp(deadline):%Y-%m-%d %H:%M}")
+        command = [
+            sys.executable,
+            __file__,
+            "--root",
+            str(zoo.root),
+            "continue",
+            "--deadline",
+            datetime.datetime.fromtimestamp(deadline).isoformat(timespec="seconds"),
+            "--data",
+            str(data.resolve()),
+            "--parallel",
+            str(args.parallel),
+            "--start-margin",
+            str(args.start_margin),
+            "--foreground",
+        ]
+        process = subprocess.Popen(
+            command, cwd=zoo.root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        print(
+            f"continuing in the background (pid {process.pid}, log {zoo.runs / 'zoo.log'}), "
+            f"stopping before {datetime.datetime.fromtimestamp(deadline):%Y-%m-%d %H:%M}"
+        )
         print_status(zoo)
         return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    _log(f"continue until {datetime.datetime.fromtimestamp(deadline).isoformat()} "
-         f"with {args.parallel} at a time")
+    _log(
+        f"continue until {datetime.datetime.fromtimestamp(deadline).isoformat()} "
+        f"with {args.parallel} at a time"
+    )
     run_queue(zoo, data, deadline, args.parallel, start_margin_s=60 * args.start_margin)
     return 0
 

@@ -27,11 +27,26 @@ from keras_resblocks.plotting import is_plain  # noqa: E402
 
 # He et al. 2015, table 6: CIFAR-10 test error (%) of the residual nets (110: best of 5
 # runs; the mean was 6.61 +- 0.16). The paper gives no table figures for the plain nets.
-PAPER_TEST_ERROR = {"resnet20": 8.75, "resnet32": 7.51, "resnet44": 7.17, "resnet56": 6.97,
-                    "resnet110": 6.43, "resnet1202": 7.93}
+PAPER_TEST_ERROR = {
+    "resnet20": 8.75,
+    "resnet32": 7.51,
+    "resnet44": 7.17,
+    "resnet56": 6.97,
+    "resnet110": 6.43,
+    "resnet1202": 7.93,
+}
 
-COLUMNS = ("model", "parameters", "train error %", "test error %", "paper test error %",
-           "epochs", "iterations", "wall time (min)", "images/s")
+COLUMNS = (
+    "model",
+    "parameters",
+    "train error %",
+    "test error %",
+    "paper test error %",
+    "epochs",
+    "iterations",
+    "wall time (min)",
+    "images/s",
+)
 
 
 def _parameters(weights):
@@ -56,13 +71,17 @@ def load_run(model, checkpoint, history_path):
         raise ValueError(f"{history_path}: no epochs. Received: a history of {checkpoint}")
     last = history[-1]
     return {
-        "model": model, "dataset": meta.get("dataset"), "checkpoint": checkpoint,
-        "history": history, "metadata": meta,
+        "model": model,
+        "dataset": meta.get("dataset"),
+        "checkpoint": checkpoint,
+        "history": history,
+        "metadata": meta,
         "parameters": _parameters(checkpoint / WEIGHTS_FILE),
         "train_error": 100 * last["train_error"],
         "test_error": None if last.get("test_error") is None else 100 * last["test_error"],
         "paper_test_error": PAPER_TEST_ERROR.get(model),
-        "epochs": int(last["epoch"]), "iterations": int(last["iterations"]),
+        "epochs": int(last["epoch"]),
+        "iterations": int(last["iterations"]),
         "wall_minutes": float(last["wall_time"]) / 60,
         "images_per_second": meta.get("images_per_second"),
     }
@@ -90,10 +109,17 @@ def table(runs):
     """
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in runs:
-        cells = [r["model"], f"{r['parameters']:,}", _fmt(r["train_error"], ".2f"),
-                 _fmt(r["test_error"], ".2f"), _fmt(r["paper_test_error"], ".2f"),
-                 str(r["epochs"]), f"{r['iterations']:,}", _fmt(r["wall_minutes"], ".1f"),
-                 _fmt(r["images_per_second"], ",.0f")]
+        cells = [
+            r["model"],
+            f"{r['parameters']:,}",
+            _fmt(r["train_error"], ".2f"),
+            _fmt(r["test_error"], ".2f"),
+            _fmt(r["paper_test_error"], ".2f"),
+            str(r["epochs"]),
+            f"{r['iterations']:,}",
+            _fmt(r["wall_minutes"], ".1f"),
+            _fmt(r["images_per_second"], ",.0f"),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -122,13 +148,24 @@ def degradation_checks(runs):
             checks.append((statement, x > y if higher else x < y, f"{x:.2f}% vs {y:.2f}%"))
 
     for shallow, deep in (("plain20", "plain56"), ("plain32", "plain44")):
-        compare(f"final training error of {deep} above {shallow}", deep, shallow,
-                "train_error", True)
-    compare("final training error of resnet56 below resnet20", "resnet56", "resnet20",
-            "train_error", False)
+        compare(
+            f"final training error of {deep} above {shallow}", deep, shallow, "train_error", True
+        )
+    compare(
+        "final training error of resnet56 below resnet20",
+        "resnet56",
+        "resnet20",
+        "train_error",
+        False,
+    )
     for depth in (20, 32, 44, 56, 110):
-        compare(f"resnet{depth} more accurate than plain{depth} on test", f"resnet{depth}",
-                f"plain{depth}", "test_error", False)
+        compare(
+            f"resnet{depth} more accurate than plain{depth} on test",
+            f"resnet{depth}",
+            f"plain{depth}",
+            "test_error",
+            False,
+        )
     return checks
 
 
@@ -186,14 +223,22 @@ def report(runs, figure_link):
     ]
     for statement, holds, evidence in degradation_checks(runs):
         lines.append(f"- {'yes' if holds else '**no**'}: {statement} ({evidence})")
-    commands = sorted({user_command(r["metadata"]["command"]) for r in runs
-                       if r["metadata"].get("command")})
+    commands = sorted(
+        {user_command(r["metadata"]["command"]) for r in runs if r["metadata"].get("command")}
+    )
     names = ", ".join(f"`{r['checkpoint'].name}`" for r in runs)
-    lines += ["", f"![training error (dashed) and test error (bold) against iterations]({figure_link})",
-              "", f"Each run is a checkpoint that ships with the package ({names}): "
-              "`from_pretrained(NAME)`, `keras-resblocks info NAME`. Trained by:", "",
-              "<!-- not run by tests: the training runs behind the table, hours each on a CPU -->",
-              "```bash", *commands, "```"]
+    lines += [
+        "",
+        f"![training error (dashed) and test error (bold) against iterations]({figure_link})",
+        "",
+        f"Each run is a checkpoint that ships with the package ({names}): "
+        "`from_pretrained(NAME)`, `keras-resblocks info NAME`. Trained by:",
+        "",
+        "<!-- not run by tests: the training runs behind the table, hours each on a CPU -->",
+        "```bash",
+        *commands,
+        "```",
+    ]
     return "\n".join(lines)
 
 

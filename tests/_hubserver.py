@@ -143,7 +143,9 @@ class FakeHub:
             return self._error(handler, 404, error, f"{error}: {repo_id}@{revision}", body)
         files = self.repos[repo_id].commits[sha]
         if filename not in files:
-            return self._error(handler, 404, "EntryNotFound", filename, body, {"X-Repo-Commit": sha})
+            return self._error(
+                handler, 404, "EntryNotFound", filename, body, {"X-Repo-Commit": sha}
+            )
         data = files[filename]
         headers = {
             "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
@@ -151,9 +153,20 @@ class FakeHub:
             "Content-Type": "application/octet-stream",
         }
         # Content-Length always announces the whole file; a truncated GET sends less.
-        sent = data[: self.truncate[(repo_id, filename)]] if (repo_id, filename) in self.truncate else data
-        self._send(handler, 200, headers, sent, body, length=len(data),
-                   delay=self.delay.get((repo_id, filename), 0))
+        sent = (
+            data[: self.truncate[(repo_id, filename)]]
+            if (repo_id, filename) in self.truncate
+            else data
+        )
+        self._send(
+            handler,
+            200,
+            headers,
+            sent,
+            body,
+            length=len(data),
+            delay=self.delay.get((repo_id, filename), 0),
+        )
 
     def _error(self, handler, status, code, message, body, extra=None):
         headers = {"Content-Type": "application/json", **(extra or {})}
@@ -219,9 +232,15 @@ def fake_hub(tmp_path, monkeypatch):
     hub = FakeHub().start()
     with monkeypatch.context() as m:
         hf_environment(
-            m, HF_ENDPOINT=hub.url, HF_HOME=tmp_path / "hf_home", HF_HUB_CACHE=None,
-            HUGGINGFACE_HUB_CACHE=None, HF_HUB_OFFLINE=None, HF_TOKEN=None,
-            HF_HUB_DISABLE_TELEMETRY=1, HF_HUB_DISABLE_PROGRESS_BARS=1,
+            m,
+            HF_ENDPOINT=hub.url,
+            HF_HOME=tmp_path / "hf_home",
+            HF_HUB_CACHE=None,
+            HUGGINGFACE_HUB_CACHE=None,
+            HF_HUB_OFFLINE=None,
+            HF_TOKEN=None,
+            HF_HUB_DISABLE_TELEMETRY=1,
+            HF_HUB_DISABLE_PROGRESS_BARS=1,
         )
         # hub.set_env(HF_HUB_OFFLINE=1) switches a variable for the rest of the test.
         hub.set_env = functools.partial(hf_environment, m)

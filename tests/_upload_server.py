@@ -180,7 +180,10 @@ def _make_handler(hub):
             with hub.lock:
                 if repo_id in hub.repos:
                     # The Hub names the existing repo; create_repo(exist_ok=True) reads it.
-                    body = {"error": "You already created this model repo", "url": f"{hub.url}/{repo_id}"}
+                    body = {
+                        "error": "You already created this model repo",
+                        "url": f"{hub.url}/{repo_id}",
+                    }
                     return self._reply(409, body)
                 hub.create_repo(repo_id, private=payload.get("visibility") == "private")
             self._reply(200, {"url": f"{hub.url}/{repo_id}", "name": repo_id})
@@ -190,13 +193,22 @@ def _make_handler(hub):
                 found = hub.repos.get(repo)
                 sha = found and found.branches.get(revision, revision)
                 if found is None or sha not in found.commits:
-                    status, headers = 404, {"X-Error-Code": "RevisionNotFound" if found else "RepoNotFound"}
+                    status, headers = (
+                        404,
+                        {"X-Error-Code": "RevisionNotFound" if found else "RepoNotFound"},
+                    )
                 elif path not in found.commits[sha].files:
                     status, headers = 404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": sha}
                 else:
                     data = found.commits[sha].files[path]
-                    status, headers = 200, {"ETag": f'"{hashlib.sha256(data).hexdigest()}"',
-                                            "X-Repo-Commit": sha, "Content-Length": str(len(data))}
+                    status, headers = (
+                        200,
+                        {
+                            "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+                            "X-Repo-Commit": sha,
+                            "Content-Length": str(len(data)),
+                        },
+                    )
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
@@ -271,14 +283,20 @@ def _make_handler(hub):
                     return self._error(
                         412, "A commit has happened since. Please refresh and try again."
                     )
-                missing = [p for p in deleted if p not in found.commits[found.branches[revision]].files]
+                missing = [
+                    p for p in deleted if p not in found.commits[found.branches[revision]].files
+                ]
                 if missing:  # the Hub refuses to delete what is not there
                     return self._error(404, f"File not found: {missing[0]}", code="EntryNotFound")
                 sha = hub.commit(repo, changed, header["summary"], branch=revision, deleted=deleted)
             self._reply(
                 200,
-                {"commitUrl": f"{hub.url}/{repo}/commit/{sha}", "commitOid": sha,
-                 "success": True, "pullRequestUrl": None},
+                {
+                    "commitUrl": f"{hub.url}/{repo}/commit/{sha}",
+                    "commitOid": sha,
+                    "success": True,
+                    "pullRequestUrl": None,
+                },
             )
 
     ROUTES = (

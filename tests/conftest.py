@@ -41,7 +41,9 @@ def no_internet(monkeypatch, tmp_path_factory):
     from tests._netguard.sitecustomize import loopback_only
 
     existing = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([_NETGUARD, *([existing] if existing else [])]))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([_NETGUARD, *([existing] if existing else [])])
+    )
     log = tmp_path_factory.mktemp("netguard") / "tried.txt"
     monkeypatch.setenv("KERAS_RESBLOCKS_TEST_NET_LOG", str(log))
     tried = []

@@ -60,8 +60,10 @@ def test_handwritten_twin_matches_the_package_model():
     copy_weights(package, twin)
     x = rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(
-        np.asarray(package(x, training=False)), np.asarray(twin(x, training=False)),
-        rtol=1e-4, atol=1e-6,
+        np.asarray(package(x, training=False)),
+        np.asarray(twin(x, training=False)),
+        rtol=1e-4,
+        atol=1e-6,
     )
     assert flops.forward_macs(package) == flops.forward_macs(twin)
     assert handwritten_path("stage2_block1/bn2/moving_mean") == "stage2_block1_2_bn/moving_mean"
@@ -101,8 +103,10 @@ def test_quick_run_reports_every_section(tmp_path, capsys):
 def test_report_splices_tables_between_markers():
     from benchmarks.report import splice, splice_between, table
 
-    assert splice_between("a\n<!-- x -->\nold\n<!-- /x -->\nb", "x", "new") == \
-        "a\n<!-- x -->\nnew\n<!-- /x -->\nb"
+    assert (
+        splice_between("a\n<!-- x -->\nold\n<!-- /x -->\nb", "x", "new")
+        == "a\n<!-- x -->\nnew\n<!-- /x -->\nb"
+    )
 
     doc = "intro\n<!-- results:cpu -->\nold\n<!-- /results:cpu -->\noutro\n"
     new = splice(doc, "cpu", table(["a", "b"], [{"a": 1, "b": 0.5}]))
@@ -125,7 +129,7 @@ def test_numpy_pipeline_crops_flips_and_normalizes_like_the_trainer():
     padded = np.pad(images.astype("float32") / 255.0, ((0, 0), (2, 2), (2, 2), (0, 0)))
     padded = (padded - pipeline.mean) / pipeline.std
     for out, index in zip(x, y):
-        windows = [padded[index, dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)]
+        windows = [padded[index, dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)]
         windows += [w[:, ::-1] for w in windows]
         assert min(np.abs(w - out).max() for w in windows) < 1e-5
 
@@ -133,8 +137,10 @@ def test_numpy_pipeline_crops_flips_and_normalizes_like_the_trainer():
 def test_time_to_accuracy_stops_the_run_at_the_first_epoch_that_reaches_the_target(tmp_path):
     from benchmarks.trainer_runs import time_to_accuracy
 
-    tiny = ["--model-overrides", json.dumps({"stage_depths": [1, 1, 1],
-                                             "stage_widths": [8, 8, 16], "stem_width": 8})]
+    tiny = [
+        "--model-overrides",
+        json.dumps({"stage_depths": [1, 1, 1], "stage_widths": [8, 8, 16], "stem_width": 8}),
+    ]
     # Digits, 8 epochs of 20 iterations planned; a tiny net passes 30% within a few.
     result = time_to_accuracy("digits", 0.3, tmp_path, recipe="quick", extra_args=tiny)
     assert result["reached"] and result["test_accuracy"] >= 0.3, result
@@ -145,8 +151,9 @@ def test_time_to_accuracy_stops_the_run_at_the_first_epoch_that_reaches_the_targ
     rows = (work / "history.csv").read_text().strip().splitlines()
     assert len(rows) - 1 < 8  # stopped, not run to the end
 
-    missed = time_to_accuracy("digits", 1.01, tmp_path, recipe="quick",
-                              extra_args=[*tiny, "--iterations", "20"])
+    missed = time_to_accuracy(
+        "digits", 1.01, tmp_path, recipe="quick", extra_args=[*tiny, "--iterations", "20"]
+    )
     assert not missed["reached"] and missed["epoch"] == 1 and 0 <= missed["test_accuracy"] <= 1
 
 
@@ -156,17 +163,22 @@ def test_cpu_training_quick_run_reports_every_section(tmp_path):
     from benchmarks import cpu_training
 
     out = tmp_path / "cpu.json"
-    assert cpu_training.main(["--quick", "--json", str(out),
-                              "--markdown", str(tmp_path / "cpu.md")]) == 0
+    assert (
+        cpu_training.main(["--quick", "--json", str(out), "--markdown", str(tmp_path / "cpu.md")])
+        == 0
+    )
     results = json.loads(out.read_text())
     assert "python benchmarks/cpu_training.py --quick --json" in results["meta"]["command"]
     sections = results["sections"]
     assert set(sections) == {"contest", "breakdown", "peak"}
-    expected_ok = {"contest", "peak"} | ({"breakdown"} if keras.backend.backend() == "tensorflow"
-                                         else set())
+    expected_ok = {"contest", "peak"} | (
+        {"breakdown"} if keras.backend.backend() == "tensorflow" else set()
+    )
     for name, section in sections.items():
         assert section["status"] == ("ok" if name in expected_ok else "skipped"), (
-            name, section["reason"])
+            name,
+            section["reason"],
+        )
     contest = sections["contest"]["tables"]["images_per_second"]["rows"]
     contenders = {(r["contender"], r["precision"]) for r in contest}
     assert (cpu_training.TRAINER, "float32") in contenders

@@ -17,10 +17,16 @@ CASES = {
     "residual-always-project": (ResidualBlock, dict(filters=8, shortcut="projection"), CONV),
     "residual-bottleneck": (ResidualBlock, dict(filters=2, bottleneck=True), CONV),
     "residual-bottleneck-1x1-stride": (
-        ResidualBlock, dict(filters=4, bottleneck=True, strides=2, stride_in_1x1=True), CONV),
+        ResidualBlock,
+        dict(filters=4, bottleneck=True, strides=2, stride_in_1x1=True),
+        CONV,
+    ),
     "residual-preact": (ResidualBlock, dict(filters=8, preact=True), CONV),
     "residual-preact-bottleneck": (
-        ResidualBlock, dict(filters=4, bottleneck=True, preact=True, strides=2), CONV),
+        ResidualBlock,
+        dict(filters=4, bottleneck=True, preact=True, strides=2),
+        CONV,
+    ),
     "residual-5x5": (ResidualBlock, dict(filters=8, kernel_size=5), CONV),
     "plain": (PlainBlock, dict(filters=8), CONV),
     "plain-strided": (PlainBlock, dict(filters=16, strides=2), CONV),
@@ -68,7 +74,9 @@ def test_config_round_trip_gives_the_same_layer(case):
     clone.set_weights(block.get_weights())
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(clone(x, training=False)),
-        keras.ops.convert_to_numpy(y), rtol=1e-6, atol=1e-6,
+        keras.ops.convert_to_numpy(y),
+        rtol=1e-6,
+        atol=1e-6,
     )
 
 
@@ -81,7 +89,8 @@ def test_fit_steps_lower_the_loss_and_every_weight_gets_a_gradient(case):
     assert losses[-1] < losses[0], losses
     # With plain SGD a weight moves exactly when its gradient is non-zero.
     unchanged = [
-        w.path for w, b in zip(model.trainable_weights, before)
+        w.path
+        for w, b in zip(model.trainable_weights, before)
         if np.array_equal(keras.ops.convert_to_numpy(w), b)
     ]
     assert unchanged == []
@@ -158,7 +167,10 @@ def test_dense_residual_block_computes_the_seed_formula():
     plain.build(VEC)
     plain.set_weights(block.get_weights())
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(plain(a)), relu(relu(a @ w1 + b1) @ w2 + b2), rtol=1e-5, atol=1e-5
+        keras.ops.convert_to_numpy(plain(a)),
+        relu(relu(a @ w1 + b1) @ w2 + b2),
+        rtol=1e-5,
+        atol=1e-5,
     )
 
 

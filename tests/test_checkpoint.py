@@ -41,9 +41,14 @@ def _randomize(model, seed=1):
 def saved(tmp_path):
     model = _randomize(tiny_model())
     path = save_pretrained(
-        model, tmp_path / "ckpt", labels=["cat", "dog", "eel"], dataset="cifar10",
-        metrics={"accuracy": 0.5}, command="python -m keras_resblocks.cli evaluate ckpt",
-        recipe={"epochs": 1}, seed=7,
+        model,
+        tmp_path / "ckpt",
+        labels=["cat", "dog", "eel"],
+        dataset="cifar10",
+        metrics={"accuracy": 0.5},
+        command="python -m keras_resblocks.cli evaluate ckpt",
+        recipe={"epochs": 1},
+        seed=7,
     )
     return model, path
 
@@ -53,8 +58,13 @@ def test_round_trip_files_and_predictions(saved):
     assert sorted(p.name for p in path.iterdir()) == sorted(checkpoint_module.CHECKPOINT_FILES)
     config = json.loads((path / "config.json").read_text())
     assert config["format"] == "keras-resblocks" and config["format_version"] == 1
-    assert config["model"] == {"include_top": True, "num_classes": 3, "pooling": None,
-                               "classifier_activation": "softmax", "input_shape": [8, 8, 3]}
+    assert config["model"] == {
+        "include_top": True,
+        "num_classes": 3,
+        "pooling": None,
+        "classifier_activation": "softmax",
+        "input_shape": [8, 8, 3],
+    }
     metadata = json.loads((path / "metadata.json").read_text())
     assert metadata["sha256"] == checkpoint_module.sha256_of(path / "model.safetensors")
     assert metadata["backend"] == keras.backend.backend() and metadata["seed"] == 7
@@ -65,8 +75,9 @@ def test_round_trip_files_and_predictions(saved):
     assert loaded.labels == ["cat", "dog", "eel"] and loaded.load_report.complete
     for name, value in _weights(model).items():
         np.testing.assert_array_equal(_weights(loaded)[name], value)
-    np.testing.assert_allclose(loaded.predict(IMAGES, verbose=0), model.predict(IMAGES, verbose=0),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(IMAGES, verbose=0), model.predict(IMAGES, verbose=0), rtol=1e-6
+    )
 
 
 def test_model_card(saved):
@@ -77,7 +88,11 @@ def test_model_card(saved):
     assert card.data.library_name == "keras-resblocks"
     assert card.data.datasets == ["cifar10"] and card.data.license == "apache-2.0"
     (result,) = card.data.eval_results
-    assert (result.metric_type, result.metric_value, result.dataset_split) == ("accuracy", 0.5, "test")
+    assert (result.metric_type, result.metric_value, result.dataset_split) == (
+        "accuracy",
+        0.5,
+        "test",
+    )
     assert "python -m keras_resblocks.cli evaluate ckpt" in card.text
     assert "| accuracy | 0.5 |" in card.text and "`train` split of `cifar10`" in card.text
 
@@ -90,8 +105,9 @@ def test_metrics_need_the_command_that_measured_them(tmp_path):
 @pytest.mark.parametrize("value", [None, float("nan"), "0.9", True])
 def test_metrics_must_be_finite_numbers(tmp_path, value):
     with pytest.raises(ValueError, match=r"Metric 'val_accuracy' must be a finite number"):
-        save_pretrained(tiny_model(), tmp_path / "x", metrics={"val_accuracy": value},
-                        command="train.py")
+        save_pretrained(
+            tiny_model(), tmp_path / "x", metrics={"val_accuracy": value}, command="train.py"
+        )
     assert not (tmp_path / "x").exists()
 
 
@@ -99,12 +115,18 @@ def test_card_names_the_split_each_metric_was_measured_on(tmp_path):
     from huggingface_hub import ModelCard
 
     path = save_pretrained(
-        tiny_model(), tmp_path / "ckpt", dataset="cifar10", command="train.py",
+        tiny_model(),
+        tmp_path / "ckpt",
+        dataset="cifar10",
+        command="train.py",
         metrics={"train_accuracy": 0.99, "val_accuracy": 0.93, "test_accuracy": 0.92},
     )
     results = ModelCard.load(path / "README.md").data.eval_results
     assert {(r.metric_type, r.dataset_split) for r in results} == {
-        ("train_accuracy", "train"), ("val_accuracy", "validation"), ("test_accuracy", "test")}
+        ("train_accuracy", "train"),
+        ("val_accuracy", "validation"),
+        ("test_accuracy", "test"),
+    }
 
 
 def test_failed_save_leaves_the_old_checkpoint_intact(saved, monkeypatch):
@@ -128,8 +150,9 @@ def test_save_replaces_a_checkpoint_but_not_other_directories(saved, tmp_path):
     _, path = saved
     new = _randomize(tiny_model(), seed=3)
     save_pretrained(new, path)
-    np.testing.assert_array_equal(_weights(load_checkpoint(path))["stem_conv/kernel"],
-                                  _weights(new)["stem_conv/kernel"])
+    np.testing.assert_array_equal(
+        _weights(load_checkpoint(path))["stem_conv/kernel"], _weights(new)["stem_conv/kernel"]
+    )
     other = tmp_path / "photos"
     other.mkdir()
     (other / "holiday.jpg").write_bytes(b"jpeg")
@@ -159,17 +182,25 @@ def test_feature_extractor_and_input_shape(saved):
     assert features.output_shape == (None, 8)
     assert features.load_report.skipped == ("predictions/bias", "predictions/kernel")
     assert features.load_report.reinitialized == ()
-    np.testing.assert_array_equal(_weights(features)["stage2_block1/conv2/kernel"],
-                                  _weights(model)["stage2_block1/conv2/kernel"])
+    np.testing.assert_array_equal(
+        _weights(features)["stage2_block1/conv2/kernel"],
+        _weights(model)["stage2_block1/conv2/kernel"],
+    )
 
 
 def test_weight_keys_are_frozen(saved):
     # Renaming a layer would break every published checkpoint.
     _, path = saved
     keys = set(safetensors.numpy.load_file(str(path / "model.safetensors")))
-    assert {"stem_conv/kernel", "stem_bn/moving_variance", "stage1_block1/conv1/kernel",
-            "stage1_block1/bn2/gamma", "stage2_block1/shortcut_conv/kernel",
-            "stage2_block1/shortcut_bn/moving_mean", "predictions/kernel"} <= keys
+    assert {
+        "stem_conv/kernel",
+        "stem_bn/moving_variance",
+        "stage1_block1/conv1/kernel",
+        "stage1_block1/bn2/gamma",
+        "stage2_block1/shortcut_conv/kernel",
+        "stage2_block1/shortcut_bn/moving_mean",
+        "predictions/kernel",
+    } <= keys
 
 
 def test_shape_mismatch_names_the_first_mismatches_and_loads_nothing(saved):
@@ -191,7 +222,9 @@ def test_depth_mismatch_names_missing_weights(saved):
     config["architecture"]["stage_depths"] = [1, 2]
     (path / "config.json").write_text(json.dumps(config))
     rehash(path)
-    with pytest.raises(CheckpointError, match="stage2_block2/conv1/kernel: missing from the checkpoint"):
+    with pytest.raises(
+        CheckpointError, match="stage2_block2/conv1/kernel: missing from the checkpoint"
+    ):
         load_checkpoint(path)
 
 
@@ -210,8 +243,9 @@ def test_bad_sha256_names_the_file_and_both_hashes(saved):
         load_checkpoint(path, expected_sha256="0" * 64)
 
 
-@pytest.mark.parametrize("files", [["pytorch_model.bin"], ["tf_model.h5", "config.json"],
-                                   ["model.keras"]])
+@pytest.mark.parametrize(
+    "files", [["pytorch_model.bin"], ["tf_model.h5", "config.json"], ["model.keras"]]
+)
 def test_pickle_and_hdf5_are_refused(tmp_path, files):
     for name in files:
         (tmp_path / name).write_bytes(b"\x80\x04not really a pickle")
@@ -237,24 +271,53 @@ def _malicious_configs(sentinel):
     return {
         "a keras Lambda config": keras_config,
         "a Lambda as the architecture": {
-            "format": "keras-resblocks", "format_version": 1, "architecture": keras_config,
-            "model": {}, "preprocessing": None, "labels": None},
+            "format": "keras-resblocks",
+            "format_version": 1,
+            "architecture": keras_config,
+            "model": {},
+            "preprocessing": None,
+            "labels": None,
+        },
         "an unknown class and module": {
-            "format": "keras-resblocks", "format_version": 1, "class_name": "Lambda",
-            "module": "os", "config": {"function": payload}},
+            "format": "keras-resblocks",
+            "format_version": 1,
+            "class_name": "Lambda",
+            "module": "os",
+            "config": {"function": payload},
+        },
         "code in an architecture field": {
-            "format": "keras-resblocks", "format_version": 1,
-            "architecture": dict(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 2],
-                                 block=f"__import__('builtins').exec({payload!r})"),
-            "model": {"include_top": True, "num_classes": 3, "pooling": None,
-                      "classifier_activation": "softmax", "input_shape": [8, 8, 3]},
-            "preprocessing": None, "labels": None},
+            "format": "keras-resblocks",
+            "format_version": 1,
+            "architecture": dict(
+                stage_depths=[1, 1],
+                stage_widths=[4, 8],
+                stage_strides=[1, 2],
+                block=f"__import__('builtins').exec({payload!r})",
+            ),
+            "model": {
+                "include_top": True,
+                "num_classes": 3,
+                "pooling": None,
+                "classifier_activation": "softmax",
+                "input_shape": [8, 8, 3],
+            },
+            "preprocessing": None,
+            "labels": None,
+        },
         "an activation naming a module": {
-            "format": "keras-resblocks", "format_version": 1,
+            "format": "keras-resblocks",
+            "format_version": 1,
             "architecture": dict(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 2]),
-            "model": {"include_top": True, "num_classes": 3, "pooling": None,
-                      "classifier_activation": "os.system", "input_shape": [8, 8, 3]},
-            "preprocessing": None, "labels": None},
+            "model": {
+                "include_top": True,
+                "num_classes": 3,
+                "pooling": None,
+                "classifier_activation": "os.system",
+                "input_shape": [8, 8, 3],
+            },
+            "preprocessing": None,
+            "labels": None,
+        },
     }
 
 
@@ -264,13 +327,15 @@ def test_configs_that_name_code_are_refused_and_nothing_runs(saved, tmp_path, mo
     # the payload, so the sentinel below would exist had the loader done that.
     control = tmp_path / "control.txt"
     layer = keras.saving.deserialize_keras_object(
-        _malicious_configs(control)["a keras Lambda config"], safe_mode=False)
+        _malicious_configs(control)["a keras Lambda config"], safe_mode=False
+    )
     layer(np.zeros((1, 2)))
     assert control.exists()
 
     deserialized = []
-    monkeypatch.setattr(keras.saving, "deserialize_keras_object",
-                        lambda *a, **k: deserialized.append(a))
+    monkeypatch.setattr(
+        keras.saving, "deserialize_keras_object", lambda *a, **k: deserialized.append(a)
+    )
     sentinel = tmp_path / "code_ran.txt"
     for case, config in _malicious_configs(sentinel).items():
         (path / "config.json").write_text(json.dumps(config))
@@ -287,14 +352,18 @@ def _with_head(activation):
 
     from keras_resblocks import Architecture, ResNet
 
-    return ResNet(Architecture(**TINY), num_classes=3, input_shape=(8, 8, 3),
-                  classifier_activation=activation)
+    return ResNet(
+        Architecture(**TINY), num_classes=3, input_shape=(8, 8, 3), classifier_activation=activation
+    )
 
 
 @pytest.mark.parametrize("activation", ["relu", "gelu", "tanh"])
 def test_save_refuses_a_classifier_activation_that_load_refuses(tmp_path, saved, activation):
     model = _with_head(activation)
-    with pytest.raises(CheckpointError, match=rf"classifier_activation.*Received: classifier_activation='{activation}'"):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"classifier_activation.*Received: classifier_activation='{activation}'",
+    ):
         save_pretrained(model, tmp_path / "x")
     assert not (tmp_path / "x").exists()
     # ... and load refuses the same value with the same message
@@ -319,17 +388,23 @@ def test_every_classifier_activation_save_accepts_loads(tmp_path, activation):
     path = save_pretrained(model, tmp_path / "x", metrics={"accuracy": 1.0}, command="test")
     loaded = load_checkpoint(path)
     assert loaded.classifier_activation == activation
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(IMAGES)),
-                               keras.ops.convert_to_numpy(model(IMAGES)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded(IMAGES)),
+        keras.ops.convert_to_numpy(model(IMAGES)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_load_refuses_metadata_save_would_not_write(saved):
     _, path = saved
     metadata = json.loads((path / "metadata.json").read_text())
-    for change, message in [({"metrics": {"accuracy": "high"}}, "Metric 'accuracy' must be a finite"),
-                            ({"command": ["train.py"]}, "`command` must be null or the command line"),
-                            ({"sha256": "abc"}, "64 hex digits"),
-                            ({"reference": {"file": "other.bin"}}, "`reference` in metadata.json")]:
+    for change, message in [
+        ({"metrics": {"accuracy": "high"}}, "Metric 'accuracy' must be a finite"),
+        ({"command": ["train.py"]}, "`command` must be null or the command line"),
+        ({"sha256": "abc"}, "64 hex digits"),
+        ({"reference": {"file": "other.bin"}}, "`reference` in metadata.json"),
+    ]:
         (path / "metadata.json").write_text(json.dumps({**metadata, **change}))
         with pytest.raises(CheckpointError, match=message):
             load_checkpoint(path)

@@ -34,27 +34,53 @@ def _preprocessing(value):
 
 # (case as the docs table names it, the edit of config.json, what the one-line error says)
 CASES = [
-    ("100,000 blocks in a stage", _architecture(stage_depths=[100000, 1]),
-     "100,001 blocks, beyond the limit of 1,024"),
-    ("a stage width of 1e9", _architecture(stage_widths=[1_000_000_000, 8]),
-     "a width of 1,000,000,000, beyond the limit of 8,192"),
+    (
+        "100,000 blocks in a stage",
+        _architecture(stage_depths=[100000, 1]),
+        "100,001 blocks, beyond the limit of 1,024",
+    ),
+    (
+        "a stage width of 1e9",
+        _architecture(stage_widths=[1_000_000_000, 8]),
+        "a width of 1,000,000,000, beyond the limit of 8,192",
+    ),
     ("a billion classes", _model(num_classes=1_000_000_000), "beyond the limit of 100,000"),
-    ("a 100000x100000 input", _model(input_shape=[100000, 100000, 3]),
-     "images of 100000x100000, beyond the limit of 4,096"),
-    ("60 billion parameters within every other limit",
-     _architecture(stage_depths=[400, 400], stage_widths=[2048, 2048]),
-     "parameters, beyond the limit of 1,000,000,000"),
-    ("bn_momentum as a string", _architecture(bn_momentum="0.9"),
-     "`bn_momentum` must be a finite number. Received: bn_momentum='0.9'"),
+    (
+        "a 100000x100000 input",
+        _model(input_shape=[100000, 100000, 3]),
+        "images of 100000x100000, beyond the limit of 4,096",
+    ),
+    (
+        "60 billion parameters within every other limit",
+        _architecture(stage_depths=[400, 400], stage_widths=[2048, 2048]),
+        "parameters, beyond the limit of 1,000,000,000",
+    ),
+    (
+        "bn_momentum as a string",
+        _architecture(bn_momentum="0.9"),
+        "`bn_momentum` must be a finite number. Received: bn_momentum='0.9'",
+    ),
     ("bn_epsilon true", _architecture(bn_epsilon=True), "`bn_epsilon` must be a finite number"),
-    ("bn_epsilon Infinity", _architecture(bn_epsilon=float("inf")),
-     "`bn_epsilon` must be a finite number"),
-    ("a NaN preprocessing scale", _preprocessing({"scale": float("nan")}),
-     "Invalid `preprocessing`"),
-    ("a preprocessing mean that is not a list", _preprocessing({"mean": 5}),
-     "Invalid `preprocessing`"),
-    ("fewer labels than classes", lambda config: config.__setitem__("labels", ["a"]),
-     "`labels` must name each of the 3 classes"),
+    (
+        "bn_epsilon Infinity",
+        _architecture(bn_epsilon=float("inf")),
+        "`bn_epsilon` must be a finite number",
+    ),
+    (
+        "a NaN preprocessing scale",
+        _preprocessing({"scale": float("nan")}),
+        "Invalid `preprocessing`",
+    ),
+    (
+        "a preprocessing mean that is not a list",
+        _preprocessing({"mean": 5}),
+        "Invalid `preprocessing`",
+    ),
+    (
+        "fewer labels than classes",
+        lambda config: config.__setitem__("labels", ["a"]),
+        "`labels` must name each of the 3 classes",
+    ),
 ]
 
 
@@ -62,6 +88,7 @@ def _replace(name, make):
     def damage(directory):
         (directory / name).unlink()
         make(directory / name)
+
     return damage
 
 
@@ -76,6 +103,7 @@ def _rewrite_weights(transform):
         meta = json.loads((directory / "metadata.json").read_text())
         meta["sha256"] = hashlib.sha256((directory / "model.safetensors").read_bytes()).hexdigest()
         (directory / "metadata.json").write_text(json.dumps(meta))
+
     return damage
 
 
@@ -86,6 +114,7 @@ def _nested(depth):
 def _edit_text(name, change):
     def damage(directory):
         (directory / name).write_text(change((directory / name).read_text()))
+
     return damage
 
 
@@ -97,39 +126,73 @@ def _forge_labels(text):
 
 # (case as the docs table names it, the damage done to the directory, what the error says)
 FILE_CASES = [
-    ("model.safetensors is a FIFO", _replace("model.safetensors", os.mkfifo),
-     "model.safetensors is a FIFO, not a regular file"),
-    ("config.json is a link to /dev/zero", _replace("config.json", lambda p: p.symlink_to("/dev/zero")),
-     "config.json is a link to '/dev/zero', outside its checkpoint directory"),
-    ("model.safetensors is a link to a file outside the directory",
-     _replace("model.safetensors", lambda p: p.symlink_to(p.parent.parent / "elsewhere.bin")),
-     "outside its checkpoint directory"),
-    ("model.safetensors is a directory", _replace("model.safetensors", lambda p: p.mkdir()),
-     "model.safetensors is a directory, not a regular file"),
-    ("config.json of 200 MB", _replace("config.json", lambda p: p.write_bytes(b" " * (200 << 20))),
-     "beyond the limit of 1,048,576"),
-    ("metadata.json nested 2,000 deep",
-     _replace("metadata.json", lambda p: p.write_text('{"sha256": ' + _nested(2000) + "}")),
-     "metadata.json is nested too deeply"),
-    ("float16 weights", _rewrite_weights(lambda t: {k: v.astype("float16") for k, v in t.items()}),
-     "must hold finite float32 tensors; 'predictions/bias' is of dtype float16"),
-    ("a NaN weight", _rewrite_weights(
-        lambda t: {k: (v * np.nan if k == "stem_conv/kernel" else v) for k, v in t.items()}),
-     "must hold finite float32 tensors; 'stem_conv/kernel' is not finite"),
-    ("labels edited in config.json after it was written", _edit_text("config.json", _forge_labels),
-     "sha256 mismatch for config.json"),
-    ("README.md edited after it was written", _edit_text("README.md", lambda t: t + "forged\n"),
-     "sha256 mismatch for README.md"),
+    (
+        "model.safetensors is a FIFO",
+        _replace("model.safetensors", os.mkfifo),
+        "model.safetensors is a FIFO, not a regular file",
+    ),
+    (
+        "config.json is a link to /dev/zero",
+        _replace("config.json", lambda p: p.symlink_to("/dev/zero")),
+        "config.json is a link to '/dev/zero', outside its checkpoint directory",
+    ),
+    (
+        "model.safetensors is a link to a file outside the directory",
+        _replace("model.safetensors", lambda p: p.symlink_to(p.parent.parent / "elsewhere.bin")),
+        "outside its checkpoint directory",
+    ),
+    (
+        "model.safetensors is a directory",
+        _replace("model.safetensors", lambda p: p.mkdir()),
+        "model.safetensors is a directory, not a regular file",
+    ),
+    (
+        "config.json of 200 MB",
+        _replace("config.json", lambda p: p.write_bytes(b" " * (200 << 20))),
+        "beyond the limit of 1,048,576",
+    ),
+    (
+        "metadata.json nested 2,000 deep",
+        _replace("metadata.json", lambda p: p.write_text('{"sha256": ' + _nested(2000) + "}")),
+        "metadata.json is nested too deeply",
+    ),
+    (
+        "float16 weights",
+        _rewrite_weights(lambda t: {k: v.astype("float16") for k, v in t.items()}),
+        "must hold finite float32 tensors; 'predictions/bias' is of dtype float16",
+    ),
+    (
+        "a NaN weight",
+        _rewrite_weights(
+            lambda t: {k: (v * np.nan if k == "stem_conv/kernel" else v) for k, v in t.items()}
+        ),
+        "must hold finite float32 tensors; 'stem_conv/kernel' is not finite",
+    ),
+    (
+        "labels edited in config.json after it was written",
+        _edit_text("config.json", _forge_labels),
+        "sha256 mismatch for config.json",
+    ),
+    (
+        "README.md edited after it was written",
+        _edit_text("README.md", lambda t: t + "forged\n"),
+        "sha256 mismatch for README.md",
+    ),
 ]
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     arch = Architecture(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 2])
-    model = ResNet(arch, num_classes=3, input_shape=(16, 16, 3),
-                   preprocessing={"scale": 1 / 255, "mean": [0.5] * 3, "std": [0.25] * 3})
-    return save_pretrained(model, tmp_path_factory.mktemp("good") / "tiny",
-                           labels=["cat", "dog", "fish"])
+    model = ResNet(
+        arch,
+        num_classes=3,
+        input_shape=(16, 16, 3),
+        preprocessing={"scale": 1 / 255, "mean": [0.5] * 3, "std": [0.25] * 3},
+    )
+    return save_pretrained(
+        model, tmp_path_factory.mktemp("good") / "tiny", labels=["cat", "dog", "fish"]
+    )
 
 
 def _damaged(checkpoint, tmp_path, edit):
@@ -146,7 +209,8 @@ def _damaged(checkpoint, tmp_path, edit):
 
 @pytest.mark.parametrize("case,edit,message", CASES, ids=[c[0] for c in CASES])
 def test_a_config_beyond_its_bounds_is_refused_before_anything_is_built(
-        case, edit, message, checkpoint, tmp_path, capsys):
+    case, edit, message, checkpoint, tmp_path, capsys
+):
     damaged = _damaged(checkpoint, tmp_path, edit)
     start = time.perf_counter()
     with pytest.raises(CheckpointError) as error:
@@ -161,7 +225,8 @@ def test_a_config_beyond_its_bounds_is_refused_before_anything_is_built(
 
 @pytest.mark.parametrize("case,damage,message", FILE_CASES, ids=[c[0] for c in FILE_CASES])
 def test_a_damaged_file_is_refused_without_hanging_or_reading_it_whole(
-        case, damage, message, checkpoint, tmp_path, capsys):
+    case, damage, message, checkpoint, tmp_path, capsys
+):
     import shutil
 
     target = tmp_path / "damaged"
@@ -188,7 +253,8 @@ def test_the_docs_table_lists_every_case():
 
 
 def test_a_bundled_checkpoint_rewritten_whole_is_refused_by_the_registry_pin(
-        checkpoint, tmp_path, monkeypatch):
+    checkpoint, tmp_path, monkeypatch
+):
     # config.json forged and every hash in metadata.json redone to match: only the registry,
     # which pins metadata.json's own hash, can tell.
     import shutil
@@ -198,9 +264,12 @@ def test_a_bundled_checkpoint_rewritten_whole_is_refused_by_the_registry_pin(
 
     weights = tmp_path / "weights"
     shutil.copytree(checkpoint, weights / "tiny")
-    entry = {"architecture": "resnet20", "bundled": "tiny",
-             "sha256": sha256_of(weights / "tiny" / "model.safetensors"),
-             "metadata_sha256": sha256_of(weights / "tiny" / "metadata.json")}
+    entry = {
+        "architecture": "resnet20",
+        "bundled": "tiny",
+        "sha256": sha256_of(weights / "tiny" / "model.safetensors"),
+        "metadata_sha256": sha256_of(weights / "tiny" / "metadata.json"),
+    }
     (weights / "registry.json").write_text(json.dumps({"checkpoints": {"tiny_bundled": entry}}))
     monkeypatch.setattr(registry, "weights_root", lambda: weights)
     registry.clear_cache()

@@ -34,7 +34,9 @@ def test_a_checkpoint_written_by_the_old_code_loads_and_reproduces_its_outputs()
     assert model.output_shape == (None, 3) and model.architecture.stage_widths == (4, 8, 16)
     assert model.preprocessing["mean"] == [0.5, 0.5, 0.5]
     report = verify_reference(str(OLD))  # the outputs the old code recorded
-    assert report.allclose and report.num_inputs == 2 and sorted(report.diffs) == ["logits", "outputs"]
+    assert (
+        report.allclose and report.num_inputs == 2 and sorted(report.diffs) == ["logits", "outputs"]
+    )
     features = from_pretrained(OLD, include_top=False, pooling="avg")
     assert features.output_shape == (None, 16)
     assert _hashes(OLD) == before  # loading writes nothing
@@ -45,10 +47,18 @@ def test_saving_it_again_writes_the_same_files(tmp_path):
 
     model = load_checkpoint(OLD)
     images = load_file(str(OLD / "reference.safetensors"))["inputs"]
-    new = save_pretrained(model, tmp_path / "resnet8_v1", labels=model.labels, dataset="synthetic",
-                          metrics={"accuracy": 0.5}, command="keras-resblocks evaluate resnet8_v1",
-                          recipe={"epochs": 1}, reference_inputs=images, model_name="resnet8_v1",
-                          seed=7)
+    new = save_pretrained(
+        model,
+        tmp_path / "resnet8_v1",
+        labels=model.labels,
+        dataset="synthetic",
+        metrics={"accuracy": 0.5},
+        command="keras-resblocks evaluate resnet8_v1",
+        recipe={"epochs": 1},
+        reference_inputs=images,
+        model_name="resnet8_v1",
+        seed=7,
+    )
     for name in ["config.json", "model.safetensors"]:
         assert (new / name).read_bytes() == (OLD / name).read_bytes(), name
     # What depends on where it runs: the Keras version, the backend, and the reference
@@ -66,11 +76,15 @@ def test_saving_it_again_writes_the_same_files(tmp_path):
 
 def test_its_files_are_what_the_old_code_wrote():
     metadata = json.loads((OLD / "metadata.json").read_text())
-    assert hashlib.sha256((OLD / "model.safetensors").read_bytes()).hexdigest() == metadata["sha256"]
+    assert (
+        hashlib.sha256((OLD / "model.safetensors").read_bytes()).hexdigest() == metadata["sha256"]
+    )
     assert metadata["sha256"] == "5a5c9f5ad79b67fadbdb9f4f5590727b87e12beaac41fc65c0aaaf580d9f0c23"
 
 
-@pytest.mark.parametrize("name", sorted(n for n, e in list_pretrained().items() if e.get("bundled")))
+@pytest.mark.parametrize(
+    "name", sorted(n for n, e in list_pretrained().items() if e.get("bundled"))
+)
 def test_the_bundled_checkpoints_load_unchanged(name):
     directory = Path(str(registry_module.weights_root() / list_pretrained()[name]["bundled"]))
     before = _hashes(directory)
@@ -109,24 +123,42 @@ def test_the_old_import_paths_still_work_and_say_where_the_names_went():
         "assert hub.from_pretrained is keras_resblocks.from_pretrained\n"
         "assert hub.import_keras_applications is keras_resblocks.import_keras_applications\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
-    assert any(line.startswith("checkpoint:") and "keras_resblocks.checkpoints" in line
-               for line in lines), lines
-    assert any(line.startswith("hub:") and "keras_resblocks.pretrained.from_pretrained" in line
-               for line in lines), lines
+    assert any(
+        line.startswith("checkpoint:") and "keras_resblocks.checkpoints" in line for line in lines
+    ), lines
+    assert any(
+        line.startswith("hub:") and "keras_resblocks.pretrained.from_pretrained" in line
+        for line in lines
+    ), lines
 
 
 def test_the_public_api_is_unchanged():
     import keras_resblocks
 
-    for name in ["from_pretrained", "save_pretrained", "load_checkpoint", "verify_reference",
-                 "list_pretrained", "push_to_hub", "validate_checkpoint_dir",
-                 "import_keras_applications", "port_keras_applications", "CheckpointError",
-                 "ChecksumError", "MissingFileError", "ReferenceMismatchError",
-                 "CheckpointNotFoundError", "HubUnavailableError", "LoadReport",
-                 "ReferenceReport", "resolve"]:
+    for name in [
+        "from_pretrained",
+        "save_pretrained",
+        "load_checkpoint",
+        "verify_reference",
+        "list_pretrained",
+        "push_to_hub",
+        "validate_checkpoint_dir",
+        "import_keras_applications",
+        "port_keras_applications",
+        "CheckpointError",
+        "ChecksumError",
+        "MissingFileError",
+        "ReferenceMismatchError",
+        "CheckpointNotFoundError",
+        "HubUnavailableError",
+        "LoadReport",
+        "ReferenceReport",
+        "resolve",
+    ]:
         assert hasattr(keras_resblocks, name), name
     np.testing.assert_equal(issubclass(keras_resblocks.HubUnavailableError, ConnectionError), True)

@@ -17,11 +17,20 @@ TINY = Architecture(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    model = ResNet(TINY, num_classes=3, input_shape=(16, 16, 3),
-                   preprocessing={"scale": 1 / 255, "mean": [0.5] * 3, "std": [0.25] * 3})
-    return save_pretrained(model, tmp_path_factory.mktemp("ckpt") / "tiny",
-                           labels=["cat", "dog", "fish"], dataset="generated",
-                           metrics={"test_accuracy": 0.5}, command="made by tests/test_cli.py")
+    model = ResNet(
+        TINY,
+        num_classes=3,
+        input_shape=(16, 16, 3),
+        preprocessing={"scale": 1 / 255, "mean": [0.5] * 3, "std": [0.25] * 3},
+    )
+    return save_pretrained(
+        model,
+        tmp_path_factory.mktemp("ckpt") / "tiny",
+        labels=["cat", "dog", "fish"],
+        dataset="generated",
+        metrics={"test_accuracy": 0.5},
+        command="made by tests/test_cli.py",
+    )
 
 
 def test_list_json_has_architectures_and_checkpoints(capsys):
@@ -41,22 +50,41 @@ def test_list_shows_what_a_user_scans(capsys):
     assert main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(line for line in lines if line.startswith("NAME") and "DATASET" in line)
-    assert header.split()[:9] == ["NAME", "ARCHITECTURE", "PARAMETERS", "SIZE", "DATASET",
-                                  "ACCURACY", "MEASURED", "ON", "SOURCE"]
+    assert header.split()[:9] == [
+        "NAME",
+        "ARCHITECTURE",
+        "PARAMETERS",
+        "SIZE",
+        "DATASET",
+        "ACCURACY",
+        "MEASURED",
+        "ON",
+        "SOURCE",
+    ]
     row = next(line for line in lines if line.startswith("resnet56_cifar10_akamaster "))
-    for cell in ("resnet56", "0.86M", "3.4 MB", "cifar10", "83.20%", "test (JPEG q75 copy) split",
-                 "bundled"):
+    for cell in (
+        "resnet56",
+        "0.86M",
+        "3.4 MB",
+        "cifar10",
+        "83.20%",
+        "test (JPEG q75 copy) split",
+        "bundled",
+    ):
         assert cell in row
     row = next(line for line in lines if line.startswith("resnet50_imagenet "))
     assert "keras.applications.ResNet50 (download on first use)" in row
 
 
-@pytest.mark.parametrize("argv, suggested", [
-    (["info", "resnt56"], "'resnet56'"),
-    (["info", "resnet56_cifar10_akamastr"], "'resnet56_cifar10_akamaster'"),
-    (["predict", "resnet50_imagnet", "cat.png"], "'resnet50_imagenet'"),
-    (["evaluate", "resnet20_cifar100", "--dataset", "digits"], "'resnet20_cifar10'"),
-])
+@pytest.mark.parametrize(
+    "argv, suggested",
+    [
+        (["info", "resnt56"], "'resnet56'"),
+        (["info", "resnet56_cifar10_akamastr"], "'resnet56_cifar10_akamaster'"),
+        (["predict", "resnet50_imagnet", "cat.png"], "'resnet50_imagenet'"),
+        (["evaluate", "resnet20_cifar100", "--dataset", "digits"], "'resnet20_cifar10'"),
+    ],
+)
 def test_an_unknown_name_suggests_the_closest_and_how_to_see_all(argv, suggested, capsys):
     assert main(argv) == 1
     err = capsys.readouterr().err
@@ -80,8 +108,19 @@ def test_predict_answers_good_files_and_names_bad_ones(capsys, checkpoint, tmp_p
     Image.fromarray(np.zeros((8, 8, 4), "uint8")).save(rgba)
     broken = tmp_path / "broken.jpg"
     broken.write_text("not an image")
-    code = main(["predict", str(checkpoint), str(grey), str(rgba), str(broken),
-                 str(tmp_path / "missing.png"), "--top-k", "2", "--json"])
+    code = main(
+        [
+            "predict",
+            str(checkpoint),
+            str(grey),
+            str(rgba),
+            str(broken),
+            str(tmp_path / "missing.png"),
+            "--top-k",
+            "2",
+            "--json",
+        ]
+    )
     out = capsys.readouterr()
     assert code == 1
     results = json.loads(out.out)
@@ -147,23 +186,40 @@ def test_evaluate_gives_one_accuracy_whatever_the_batch_size(capsys, tmp_path):
     from keras_resblocks.training import load_dataset
 
     keras.utils.set_random_seed(3)
-    model = ResNet(TINY, num_classes=10, input_shape=(32, 32, 3),
-                   preprocessing={"scale": 1 / 255, "mean": [0.3] * 3, "std": [0.3] * 3})
+    model = ResNet(
+        TINY,
+        num_classes=10,
+        input_shape=(32, 32, 3),
+        preprocessing={"scale": 1 / 255, "mean": [0.3] * 3, "std": [0.3] * 3},
+    )
     path = save_pretrained(model, tmp_path / "digits-net", labels=[str(i) for i in range(10)])
     data = load_dataset("digits", validation=0)
     # The independent count: argmax of predict against the labels (360 test images).
     predicted = from_pretrained(str(path)).predict(data.x_test, verbose=0).argmax(-1)
     expected = float((predicted == data.y_test).mean())
     for batch_size in (360, 100, 7, 1000):  # 100 and 7 leave a partial last batch
-        assert main(["evaluate", str(path), "--dataset", "digits", "--batch-size",
-                     str(batch_size), "--json"]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    str(path),
+                    "--dataset",
+                    "digits",
+                    "--batch-size",
+                    str(batch_size),
+                    "--json",
+                ]
+            )
+            == 0
+        )
         result = json.loads(capsys.readouterr().out)
         assert result["images"] == 360
         assert result["accuracy"] == pytest.approx(expected, abs=1e-6), batch_size
 
 
 def test_info_validates_a_directory_before_printing_and_strips_control_characters(
-        capsys, checkpoint, tmp_path):
+    capsys, checkpoint, tmp_path
+):
     import shutil
 
     copy = tmp_path / "copy"
@@ -185,7 +241,8 @@ def test_info_validates_a_directory_before_printing_and_strips_control_character
 
 
 def test_predict_refuses_huge_images_by_their_header_and_scales_wide_ones(
-        capsys, checkpoint, tmp_path):
+    capsys, checkpoint, tmp_path
+):
     from keras_resblocks.cli import MAX_IMAGE_PIXELS, load_image
 
     bomb = tmp_path / "bomb.png"
@@ -225,8 +282,9 @@ def test_the_docs_table_of_command_inputs_lists_what_these_tests_check():
     # The fragments the tests above assert on (huge images, scaling, info).
     from keras_resblocks.cli import MAX_IMAGE_PIXELS
 
-    assert f"more pixels than the limit of {MAX_IMAGE_PIXELS:,}" in said[0] and "answered" in said[0]
+    assert (
+        f"more pixels than the limit of {MAX_IMAGE_PIXELS:,}" in said[0] and "answered" in said[0]
+    )
     assert "65535 and 1.0 become 255" in said[1]
     assert "beyond the limit of 1,024" in said[2]
     assert "without control characters" in said[3]
-

@@ -33,9 +33,13 @@ def test_every_code_block_is_run_by_a_test_or_says_why():
                 refs = _TEST_REF.findall(note)
                 if not refs:
                     problems.append(f"{where}: 'run by:' names no tests/<file>.py::<test>")
-                problems += [f"{where}: no test {f}::{n}" for f, n in refs if not _test_exists(f, n)]
+                problems += [
+                    f"{where}: no test {f}::{n}" for f, n in refs if not _test_exists(f, n)
+                ]
             elif not re.fullmatch(r"not run by tests: .{20,}", note):
-                problems.append(f"{where}: needs <!-- run by: tests/...::test_... --> or "
-                                "<!-- not run by tests: <why> --> right above it")
+                problems.append(
+                    f"{where}: needs <!-- run by: tests/...::test_... --> or "
+                    "<!-- not run by tests: <why> --> right above it"
+                )
     assert seen > 10, seen
     assert not problems, "\n".join(problems)

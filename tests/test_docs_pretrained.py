@@ -30,7 +30,10 @@ def _run(workdir, with_data):
 def test_pretrained_doc_runs_offline(tmp_path):
     namespace = _run(tmp_path, with_data=False)
     assert namespace["probabilities"].shape == (2, 10)
-    assert namespace["model"].load_report.reinitialized == ("predictions/bias", "predictions/kernel")
+    assert namespace["model"].load_report.reinitialized == (
+        "predictions/bias",
+        "predictions/kernel",
+    )
     assert not namespace["model"].get_layer("stage2_block3").trainable
     assert namespace["model"].get_layer("stage3_block1").trainable
 

@@ -34,13 +34,21 @@ def test_readme_main_job_then_python_blocks(tmp_path):
 
     digit = np.kron(load_digits().images[0], np.ones((4, 4))) * 16
     Image.fromarray(digit.astype("uint8")).save(tmp_path / "my_image.png")
-    (then,) = [code for lang, code, _ in code_blocks(README)
-               if lang == "bash" and code.startswith("keras-resblocks info")]
+    (then,) = [
+        code
+        for lang, code, _ in code_blocks(README)
+        if lang == "bash" and code.startswith("keras-resblocks info")
+    ]
     outputs = {}
     for line in then.strip().splitlines():
         words = shlex.split(line, comments=True)
-        done = subprocess.run([sys.executable, "-m", "keras_resblocks.cli", *words[1:]],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "keras_resblocks.cli", *words[1:]],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, (line, done.stderr[-2000:])
         outputs[words[1]] = done.stdout
     assert set(outputs) == {"info", "evaluate", "predict", "list", "verify"}
@@ -52,8 +60,12 @@ def test_readme_main_job_then_python_blocks(tmp_path):
 
     namespace = run_python_blocks(README, tmp_path)
     assert namespace["probabilities"].shape == (2, 10)
-    assert 0.6 < namespace["model"].evaluate(
-        namespace["x"][1500:], namespace["odd"][1500:], verbose=0, return_dict=True)["accuracy"]
+    assert (
+        0.6
+        < namespace["model"].evaluate(
+            namespace["x"][1500:], namespace["odd"][1500:], verbose=0, return_dict=True
+        )["accuracy"]
+    )
 
 
 def test_readme_commands_exist():

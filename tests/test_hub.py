@@ -56,8 +56,10 @@ def test_download_and_load(fake_hub, tmp_path):
     loaded = from_pretrained(f"hf://{REPO}")
     np.testing.assert_array_equal(_kernel(loaded), _kernel(model))
     # The default cache is HF_HOME/hub, and everything was fetched at the resolved commit.
-    assert Path(loaded.load_report.source) == tmp_path / "hf_home" / "hub" / \
-        "models--owner--tiny" / "snapshots" / commit
+    assert (
+        Path(loaded.load_report.source)
+        == tmp_path / "hf_home" / "hub" / "models--owner--tiny" / "snapshots" / commit
+    )
     resolves = [p for m, p in fake_hub.requests if "/resolve/" in p]
     assert resolves and all(f"/resolve/{commit}/" in p for p in resolves)
     # No reference batch recorded: none is asked for, and the model loads without it.
@@ -84,8 +86,9 @@ def test_reference_batch_is_downloaded_verified_and_cached(fake_hub, tmp_path):
     report = verify_reference(f"hf://{REPO}")
     assert report.allclose and report.source == f"hf://{REPO}" and report.num_inputs == 4
     loaded = from_pretrained(f"hf://{REPO}", cache_dir=tmp_path / "cache")
-    assert (Path(loaded.load_report.source) / REFERENCE_FILE).read_bytes() == \
-        (path / REFERENCE_FILE).read_bytes()
+    assert (Path(loaded.load_report.source) / REFERENCE_FILE).read_bytes() == (
+        path / REFERENCE_FILE
+    ).read_bytes()
     assert loaded.load_report.reference_sha256 == sha256_of(path / REFERENCE_FILE)
     # Cached with the rest: checked again offline, without a request.
     before = fake_hub.count()
@@ -210,8 +213,14 @@ def test_offline_with_cold_cache_says_offline(fake_hub, tmp_path):
 
 
 def test_pickle_and_hdf5_repo_is_refused(fake_hub, tmp_path):
-    fake_hub.commit(REPO, {"pytorch_model.bin": b"\x80\x04pickle", "tf_model.h5": b"\x89HDF",
-                           "README.md": b"# not ours"})
+    fake_hub.commit(
+        REPO,
+        {
+            "pytorch_model.bin": b"\x80\x04pickle",
+            "tf_model.h5": b"\x89HDF",
+            "README.md": b"# not ours",
+        },
+    )
     with pytest.raises(CheckpointError) as info:
         from_pretrained(f"hf://{REPO}", cache_dir=tmp_path / "cache")
     message = str(info.value)
@@ -258,15 +267,24 @@ def test_two_processes_load_the_same_checkpoint_at_once(fake_hub, tmp_path):
     )
     # HF_ENDPOINT and HF_HOME reach the children as real environment variables.
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="jax")
-    children = [subprocess.Popen([sys.executable, "-c", script, REPO], env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for _ in range(2)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, REPO],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [child.communicate(timeout=120) for child in children]
     expected = f"{len(tiny_model().variables)} {sha256_of(path / 'model.safetensors')}"
     for child, (out, err) in zip(children, outputs):
         assert child.returncode == 0, err[-2000:]
         assert out.strip().splitlines()[-1] == expected
-    assert 1 <= sum(p.endswith("/model.safetensors") for m, p in fake_hub.requests if m == "GET") <= 2
+    assert (
+        1 <= sum(p.endswith("/model.safetensors") for m, p in fake_hub.requests if m == "GET") <= 2
+    )
     assert from_pretrained(f"hf://{REPO}").load_report.complete
 
 
@@ -283,8 +301,14 @@ def test_hf_source_syntax():
 # -- built-in names --------------------------------------------------------------------
 def test_the_registry_is_valid():
     entries = list_pretrained()
-    for name in ["resnet50_imagenet", "resnet101_imagenet", "resnet152_imagenet",
-                 "resnet50v2_imagenet", "resnet101v2_imagenet", "resnet152v2_imagenet"]:
+    for name in [
+        "resnet50_imagenet",
+        "resnet101_imagenet",
+        "resnet152_imagenet",
+        "resnet50v2_imagenet",
+        "resnet101v2_imagenet",
+        "resnet152v2_imagenet",
+    ]:
         assert entries[name]["keras_applications"] and entries[name]["architecture"] in name
     root = registry_module.weights_root()
     for name, entry in entries.items():
@@ -300,15 +324,29 @@ def private_registry(tmp_path, monkeypatch):
     """A registry with one bundled and one published checkpoint, in place of the package's."""
     root = tmp_path / "weights"
     model, bundled = _checkpoint(root, "tiny_bundled")
-    registry = {"format_version": 1, "checkpoints": {
-        "resnet20_bundled": {"architecture": "resnet20", "dataset": "cifar10", "metrics": None,
-                             "sha256": sha256_of(bundled / "model.safetensors"),
-                             "files": ["config.json", "model.safetensors", "metadata.json"],
-                             "hub": None, "bundled": "tiny_bundled"},
-        "resnet20_published": {"architecture": "resnet20", "dataset": "cifar10", "metrics": None,
-                               "sha256": None, "files": [], "bundled": None,
-                               "hub": {"repo_id": REPO, "revision": None}},
-    }}
+    registry = {
+        "format_version": 1,
+        "checkpoints": {
+            "resnet20_bundled": {
+                "architecture": "resnet20",
+                "dataset": "cifar10",
+                "metrics": None,
+                "sha256": sha256_of(bundled / "model.safetensors"),
+                "files": ["config.json", "model.safetensors", "metadata.json"],
+                "hub": None,
+                "bundled": "tiny_bundled",
+            },
+            "resnet20_published": {
+                "architecture": "resnet20",
+                "dataset": "cifar10",
+                "metrics": None,
+                "sha256": None,
+                "files": [],
+                "bundled": None,
+                "hub": {"repo_id": REPO, "revision": None},
+            },
+        },
+    }
     (root / "registry.json").write_text(json.dumps(registry))
     monkeypatch.setattr(registry_module, "weights_root", lambda: root)
     return model, registry
@@ -335,8 +373,9 @@ def test_list_pretrained_describes_each_checkpoint_for_a_reader(private_registry
     assert isinstance(bundled, Pretrained) and bundled.name == "resnet20_bundled"
     assert (bundled.source, bundled.location) == ("bundled", "keras_resblocks/weights/tiny_bundled")
     # The bundled checkpoint's own config.json gives its head (3 classes, not CIFAR's 10).
-    assert bundled.parameters == parameter_count(create_model("resnet20").architecture,
-                                                 num_classes=3)
+    assert bundled.parameters == parameter_count(
+        create_model("resnet20").architecture, num_classes=3
+    )
     assert bundled.size_mb == round(4 * bundled.parameters / 1e6, 1)
     assert (published.source, published.location) == ("hub", f"hf://{REPO}@main")
     assert published.accuracy is None and published.measured_on is None
@@ -357,8 +396,9 @@ def test_bundled_name_loads_without_network(private_registry, fake_hub):
     np.testing.assert_array_equal(_kernel(loaded), _kernel(model))
 
 
-def test_published_name_is_checked_against_the_registry_sha256(private_registry, fake_hub,
-                                                                 tmp_path):
+def test_published_name_is_checked_against_the_registry_sha256(
+    private_registry, fake_hub, tmp_path
+):
     _, registry = private_registry
     _, path = _checkpoint(tmp_path, "published", seed=5)
     commit = fake_hub.commit_dir(REPO, path)
@@ -387,8 +427,9 @@ def test_imagenet_name_is_ported_from_keras_applications_once(tmp_path, monkeypa
     source = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3))
     weights_path = tmp_path / "random_resnet50.weights.h5"
     source.save_weights(weights_path)
-    directory = import_keras_applications("resnet50_imagenet", weights_path=weights_path,
-                                          cache_dir=tmp_path, input_shape=(32, 32, 3))
+    directory = import_keras_applications(
+        "resnet50_imagenet", weights_path=weights_path, cache_dir=tmp_path, input_shape=(32, 32, 3)
+    )
     assert directory == tmp_path / "resnet50_imagenet"
     # The next load is local: keras.applications is not asked again.
     monkeypatch.setattr(keras.applications, "ResNet50", None)
@@ -396,8 +437,9 @@ def test_imagenet_name_is_ported_from_keras_applications_once(tmp_path, monkeypa
     assert model.output_shape == (None, 1000) and model.load_report.complete
     for ours, theirs in [("stem_conv", "conv1_conv"), ("stage4_block3", "conv5_block3_3_bn")]:
         ours = model.get_layer(ours).weights[-1]
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours),
-                                      source.get_layer(theirs).get_weights()[-1])
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(ours), source.get_layer(theirs).get_weights()[-1]
+        )
 
 
 def test_labels_edited_in_the_hub_cache_are_caught_by_their_hash(fake_hub, tmp_path):

@@ -6,10 +6,16 @@ from pathlib import Path
 PACKAGE = Path(__file__).parent.parent / "keras_resblocks"
 # What reads or writes checkpoints from outside the format: they import the
 # checkpoint package, never the reverse.
-ABOVE_THE_FORMAT = ("keras_resblocks.hub", "keras_resblocks.publish", "keras_resblocks.pretrained",
-                    "keras_resblocks.port", "keras_resblocks.cli", "keras_resblocks.training",
-                    "keras_resblocks.plotting",
-                    "keras_resblocks.checkpoint")
+ABOVE_THE_FORMAT = (
+    "keras_resblocks.hub",
+    "keras_resblocks.publish",
+    "keras_resblocks.pretrained",
+    "keras_resblocks.port",
+    "keras_resblocks.cli",
+    "keras_resblocks.training",
+    "keras_resblocks.plotting",
+    "keras_resblocks.checkpoint",
+)
 
 
 def _module_name(path):
@@ -49,7 +55,7 @@ def _cycle(graph):
             if child == "keras_resblocks" or child.startswith(node + "."):
                 continue
             if state.get(child) == "open":
-                return stack[stack.index(child):] + [child]
+                return stack[stack.index(child) :] + [child]
             if child not in state:
                 found = visit(child)
                 if found:
@@ -73,8 +79,11 @@ def test_no_import_cycles_even_through_function_level_imports():
 def test_the_checkpoint_package_imports_nothing_above_it_even_lazily():
     for module, imports in _graph(top_level_only=False).items():
         if module.startswith("keras_resblocks.checkpoints"):
-            upward = sorted(name for name in imports
-                            if any(name == m or name.startswith(m + ".") for m in ABOVE_THE_FORMAT))
+            upward = sorted(
+                name
+                for name in imports
+                if any(name == m or name.startswith(m + ".") for m in ABOVE_THE_FORMAT)
+            )
             assert upward == [], f"{module} imports {upward}"
 
 

@@ -21,8 +21,12 @@ sys.meta_path.insert(0, _NotInstalled())
 
 
 def _run(blocked, code, *args):
-    done = subprocess.run([sys.executable, "-c", _BLOCKER.format(blocked=blocked) + code, *args],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _BLOCKER.format(blocked=blocked) + code, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 

@@ -14,10 +14,31 @@ from keras_resblocks import Architecture, ResNet, create_model, list_models
 from tests._helpers import keras_round_trip, weight_signature
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "weight_paths.json"
-CIFAR = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet1202",
-         "plain20", "plain32", "plain44", "plain56", "plain110"]
-IMAGENET = ["resnet18", "resnet34", "plain18", "plain34", "resnet50", "resnet101", "resnet152",
-            "resnet50v2", "resnet101v2", "resnet152v2"]
+CIFAR = [
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "resnet110",
+    "resnet1202",
+    "plain20",
+    "plain32",
+    "plain44",
+    "plain56",
+    "plain110",
+]
+IMAGENET = [
+    "resnet18",
+    "resnet34",
+    "plain18",
+    "plain34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnet50v2",
+    "resnet101v2",
+    "resnet152v2",
+]
 TINY = Architecture(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 2])
 
 
@@ -35,10 +56,16 @@ def test_every_name_is_listed_and_has_a_constructor():
 
 
 # He et al. 2015, table 6 (parameters in millions, as printed there).
-@pytest.mark.parametrize("name, millions", [
-    ("resnet20", 0.27), ("resnet32", 0.46), ("resnet44", 0.66), ("resnet56", 0.85),
-    ("resnet110", 1.7),
-])
+@pytest.mark.parametrize(
+    "name, millions",
+    [
+        ("resnet20", 0.27),
+        ("resnet32", 0.46),
+        ("resnet44", 0.66),
+        ("resnet56", 0.85),
+        ("resnet110", 1.7),
+    ],
+)
 def test_cifar_parameter_counts_match_the_paper(name, millions):
     # The paper counts learned parameters; BatchNorm's moving statistics are not.
     model = built(name)
@@ -83,13 +110,17 @@ def _large_if_deep(names):
     return [pytest.param(n, marks=pytest.mark.large) if n in DEEP else n for n in names]
 
 
-@pytest.mark.parametrize("name, reference", [
-    ("resnet50", "ResNet50"), ("resnet50v2", "ResNet50V2"),
-    pytest.param("resnet101", "ResNet101", marks=pytest.mark.large),
-    pytest.param("resnet152", "ResNet152", marks=pytest.mark.large),
-    pytest.param("resnet101v2", "ResNet101V2", marks=pytest.mark.large),
-    pytest.param("resnet152v2", "ResNet152V2", marks=pytest.mark.large),
-])
+@pytest.mark.parametrize(
+    "name, reference",
+    [
+        ("resnet50", "ResNet50"),
+        ("resnet50v2", "ResNet50V2"),
+        pytest.param("resnet101", "ResNet101", marks=pytest.mark.large),
+        pytest.param("resnet152", "ResNet152", marks=pytest.mark.large),
+        pytest.param("resnet101v2", "ResNet101V2", marks=pytest.mark.large),
+        pytest.param("resnet152v2", "ResNet152V2", marks=pytest.mark.large),
+    ],
+)
 def test_bottleneck_models_have_keras_applications_parameter_counts(name, reference):
     theirs = getattr(keras.applications, reference)(weights=None)
     ours = kr.parameter_count(Architecture(**kr.registry.ARCHITECTURES[name]))
@@ -126,8 +157,11 @@ def test_parameter_count_without_building_matches_count_params(name):
     model = built(name)
     assert kr.parameter_count(model.architecture) == model.count_params()
     assert kr.parameter_count(model.architecture, num_classes=3) == (
-        model.count_params() - model.get_layer("predictions").count_params()
-        + model.get_layer("predictions").kernel.shape[0] * 3 + 3)
+        model.count_params()
+        - model.get_layer("predictions").count_params()
+        + model.get_layer("predictions").kernel.shape[0] * 3
+        + 3
+    )
 
 
 def test_weight_paths_are_unique():
@@ -137,8 +171,11 @@ def test_weight_paths_are_unique():
 
 
 def test_config_is_json_and_rebuilds_the_model():
-    model = create_model("resnet20", num_classes=7, preprocessing={"scale": 1 / 255,
-                         "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]})
+    model = create_model(
+        "resnet20",
+        num_classes=7,
+        preprocessing={"scale": 1 / 255, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+    )
     config = json.loads(json.dumps(model.get_config()))
     rebuilt = ResNet.from_config(config)
     assert rebuilt.get_config() == model.get_config()
@@ -154,7 +191,9 @@ def test_preprocessing_takes_raw_pixels():
     normalized = (raw / 255 - np.array(pre["mean"])) / np.array(pre["std"])
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(with_pre(raw)),
-        keras.ops.convert_to_numpy(without(normalized.astype("float32"))), rtol=1e-4, atol=1e-5,
+        keras.ops.convert_to_numpy(without(normalized.astype("float32"))),
+        rtol=1e-4,
+        atol=1e-5,
     )
 
 
@@ -184,8 +223,11 @@ def test_feature_extractor_returns_every_stage():
     features = kr.feature_extractor(model)
     out = features(np.zeros((1, 64, 64, 3), "float32"))
     assert {k: tuple(v.shape) for k, v in out.items()} == {
-        "stem": (1, 16, 16, 64), "stage1": (1, 8, 8, 256), "stage2": (1, 4, 4, 512),
-        "stage3": (1, 2, 2, 1024), "stage4": (1, 2, 2, 2048),
+        "stem": (1, 16, 16, 64),
+        "stage1": (1, 8, 8, 256),
+        "stage2": (1, 4, 4, 512),
+        "stage3": (1, 2, 2, 1024),
+        "stage4": (1, 2, 2, 2048),
     }
     some = kr.feature_extractor(model, stages=["stage2"])
     assert list(some(np.zeros((1, 64, 64, 3), "float32"))) == ["stage2"]
@@ -215,8 +257,14 @@ BAD = [
     (lambda: Architecture([1], [4], [1], block="dense"), "block='dense'"),
     (lambda: Architecture([1], [4], [1], shortcut="magic"), "shortcut='magic'"),
     (lambda: Architecture([1], [4], [1], stem="vit"), "stem='vit'"),
-    (lambda: Architecture([1], [4], [1], block="plain", zero_init_last=True), "zero_init_last=True"),
-    (lambda: ResNet(Architecture([1, 1], [4, 8], [1, 2], shortcut="identity")), "shortcut='identity'"),
+    (
+        lambda: Architecture([1], [4], [1], block="plain", zero_init_last=True),
+        "zero_init_last=True",
+    ),
+    (
+        lambda: ResNet(Architecture([1, 1], [4, 8], [1, 2], shortcut="identity")),
+        "shortcut='identity'",
+    ),
     (lambda: create_model("resnet50", input_shape=(16, 16, 3)), "input_shape=(16, 16, 3)"),
     (lambda: create_model("resnet20", input_shape=(32, 32)), "input_shape=(32, 32)"),
     (lambda: create_model("resnet20", input_shape=(32, 32, None)), "input_shape=(32, 32, None)"),
@@ -235,6 +283,9 @@ def test_bad_arguments_raise_value_error_naming_the_value(make, message):
 
 
 def test_an_unknown_architecture_suggests_the_closest_names():
-    with pytest.raises(ValueError, match=r"Unknown model name 'resnet5O'\. Did you mean [^?]*'resnet50'"
-                                         r".*`keras-resblocks list`"):
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown model name 'resnet5O'\. Did you mean [^?]*'resnet50'"
+        r".*`keras-resblocks list`",
+    ):
         create_model("resnet5O")

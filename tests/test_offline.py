@@ -10,7 +10,12 @@ import urllib.error
 import pytest
 from tests._hubserver import fake_hub, tiny_model  # noqa: F401  (fake_hub is a fixture)
 
-from keras_resblocks import CheckpointDownloadError, HubUnavailableError, from_pretrained, save_pretrained
+from keras_resblocks import (
+    CheckpointDownloadError,
+    HubUnavailableError,
+    from_pretrained,
+    save_pretrained,
+)
 from keras_resblocks.cli import main
 from keras_resblocks.training import DatasetDownloadError, load_dataset
 

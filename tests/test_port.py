@@ -13,8 +13,14 @@ def _randomize_batchnorm(model, rng):
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             gamma, beta, mean, var = (w.shape for w in layer.get_weights())
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma), rng.normal(0, 0.1, beta),
-                               rng.normal(0, 0.1, mean), rng.uniform(0.5, 1.5, var)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma),
+                    rng.normal(0, 0.1, beta),
+                    rng.normal(0, 0.1, mean),
+                    rng.uniform(0.5, 1.5, var),
+                ]
+            )
 
 
 @pytest.mark.parametrize("reference", ["ResNet50", "ResNet50V2"])

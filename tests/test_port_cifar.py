@@ -31,8 +31,12 @@ import convert_pytorch_cifar as converter  # noqa: E402
 
 UPSTREAM = ROOT.parent / "shared" / "data" / "pytorch_resnet_cifar10"
 JPEG_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
-REAL_FILES = {20: "resnet20-12fca82f.th", 32: "resnet32-d509ac18.th",
-              44: "resnet44-014dd654.th", 56: "resnet56-4bfd9763.th"}
+REAL_FILES = {
+    20: "resnet20-12fca82f.th",
+    32: "resnet32-d509ac18.th",
+    44: "resnet44-014dd654.th",
+    56: "resnet56-4bfd9763.th",
+}
 PORTED = [f"resnet{depth}_cifar10_akamaster" for depth in REAL_FILES]
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
@@ -46,8 +50,12 @@ def _conv3x3(x, weight, stride):
     out = np.zeros((n, weight.shape[0], out_h, out_w))
     for i in range(3):
         for j in range(3):
-            patch = padded[:, :, i:i + stride * (out_h - 1) + 1:stride,
-                           j:j + stride * (out_w - 1) + 1:stride]
+            patch = padded[
+                :,
+                :,
+                i : i + stride * (out_h - 1) + 1 : stride,
+                j : j + stride * (out_w - 1) + 1 : stride,
+            ]
             out += np.einsum("nchw,oc->nohw", patch, weight[:, :, i, j], optimize=True)
     return out
 
@@ -55,7 +63,10 @@ def _conv3x3(x, weight, stride):
 def _batch_norm(x, sd, prefix):
     """nn.BatchNorm2d in eval mode, eps 1e-5."""
     shape = (1, -1, 1, 1)
-    mean, var = sd[f"{prefix}.running_mean"].reshape(shape), sd[f"{prefix}.running_var"].reshape(shape)
+    mean, var = (
+        sd[f"{prefix}.running_mean"].reshape(shape),
+        sd[f"{prefix}.running_var"].reshape(shape),
+    )
     gamma, beta = sd[f"{prefix}.weight"].reshape(shape), sd[f"{prefix}.bias"].reshape(shape)
     return (x - mean) / np.sqrt(var + 1e-5) * gamma + beta
 
@@ -76,8 +87,9 @@ def upstream_logits(state_dict, images):
             h = relu(_batch_norm(_conv3x3(out, sd[f"{p}.conv1.weight"], s), sd, f"{p}.bn1"))
             h = _batch_norm(_conv3x3(h, sd[f"{p}.conv2.weight"], 1), sd, f"{p}.bn2")
             if s != 1 or in_planes != planes:  # option A
-                shortcut = np.pad(out[:, :, ::2, ::2],
-                                  ((0, 0), (planes // 4, planes // 4), (0, 0), (0, 0)))
+                shortcut = np.pad(
+                    out[:, :, ::2, ::2], ((0, 0), (planes // 4, planes // 4), (0, 0), (0, 0))
+                )
             else:
                 shortcut = out
             out = relu(h + shortcut)
@@ -128,7 +140,7 @@ class _Tensor:
         self.rebuild, self.storage, self.shape, self.v2 = rebuild, storage, shape, v2
 
     def __reduce__(self):
-        stride = tuple(int(np.prod(self.shape[i + 1:])) for i in range(len(self.shape)))
+        stride = tuple(int(np.prod(self.shape[i + 1 :])) for i in range(len(self.shape)))
         args = (self.storage, 0, self.shape, stride)
         return self.rebuild, args + ((False, collections.OrderedDict()) if self.v2 else ())
 
@@ -155,14 +167,22 @@ def write_torch_legacy(path, obj, v2=False, tail=None):
         class Pickler(pickle.Pickler):
             def persistent_id(self, item):
                 if isinstance(item, _Storage):
-                    kind = torch.FloatStorage if item.array.dtype == np.float32 else torch.LongStorage
+                    kind = (
+                        torch.FloatStorage if item.array.dtype == np.float32 else torch.LongStorage
+                    )
                     return ("storage", kind, item.key, "cuda:0", item.array.size, None)
                 return None
 
         with open(path, "wb") as f:
-            for header in (converter._MAGIC, converter._PROTOCOL_VERSION,
-                           {"protocol_version": 1001, "little_endian": True,
-                            "type_sizes": {"short": 2, "int": 4, "long": 4}}):
+            for header in (
+                converter._MAGIC,
+                converter._PROTOCOL_VERSION,
+                {
+                    "protocol_version": 1001,
+                    "little_endian": True,
+                    "type_sizes": {"short": 2, "int": 4, "long": 4},
+                },
+            ):
                 pickle.dump(header, f, protocol=2)
             if tail is not None:
                 f.write(tail)
@@ -205,13 +225,16 @@ def random_state_dict(depth=8, widths=(16, 32, 64), seed=0, num_batches_tracked=
     sd["module.linear.weight"] = rng.normal(0, 0.5, (10, in_c))
     sd["module.linear.bias"] = rng.normal(0, 0.5, 10)
     return collections.OrderedDict(
-        (k, v if v.dtype == np.int64 else v.astype("float32")) for k, v in sd.items())
+        (k, v if v.dtype == np.int64 else v.astype("float32")) for k, v in sd.items()
+    )
 
 
 def synthetic_file(tmp_path, v2=False):
     """A depth-8 upstream file (one block per stage) with random weights: (path, state dict)."""
     sd = random_state_dict(num_batches_tracked=v2)
-    path = write_torch_legacy(tmp_path / "resnet8.th", {"best_prec1": 12.5, "state_dict": sd}, v2=v2)
+    path = write_torch_legacy(
+        tmp_path / "resnet8.th", {"best_prec1": 12.5, "state_dict": sd}, v2=v2
+    )
     return path, sd
 
 
@@ -226,8 +249,9 @@ def test_converted_model_matches_upstream_forward_in_float64(tmp_path, v2):
     received = keras_logits(model, images)
     assert np.abs(expected).max() > 1.0  # the comparison sees real signal
     assert np.abs(received - expected).max() < 1e-4
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(images.astype("float32"))),
-                               _softmax(expected), atol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model(images.astype("float32"))), _softmax(expected), atol=1e-5
+    )
     assert verify_reference(out).allclose
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["ported_from"]["file_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
@@ -248,12 +272,17 @@ def test_conversion_permutes_each_stage_stream_consistently():
     sd = random_state_dict(depth=8)
     theirs = {k.removeprefix("module."): v for k, v in sd.items()}
     ours = converter.keras_weights(converter.check_state_dict(sd, 8), 8)
-    np.testing.assert_array_equal(ours["stage2_block1/bn2/moving_mean"],
-                                  theirs["layer2.0.bn2.running_mean"][perm2])
-    np.testing.assert_array_equal(ours["stage2_block1/conv2/kernel"],
-                                  theirs["layer2.0.conv2.weight"].transpose(2, 3, 1, 0)[..., perm2])
-    np.testing.assert_array_equal(ours["stage3_block1/conv1/kernel"],
-                                  theirs["layer3.0.conv1.weight"].transpose(2, 3, 1, 0)[:, :, perm2])
+    np.testing.assert_array_equal(
+        ours["stage2_block1/bn2/moving_mean"], theirs["layer2.0.bn2.running_mean"][perm2]
+    )
+    np.testing.assert_array_equal(
+        ours["stage2_block1/conv2/kernel"],
+        theirs["layer2.0.conv2.weight"].transpose(2, 3, 1, 0)[..., perm2],
+    )
+    np.testing.assert_array_equal(
+        ours["stage3_block1/conv1/kernel"],
+        theirs["layer3.0.conv1.weight"].transpose(2, 3, 1, 0)[:, :, perm2],
+    )
     np.testing.assert_array_equal(ours["stage3_block1/bn1/gamma"], theirs["layer3.0.bn1.weight"])
     np.testing.assert_array_equal(ours["predictions/kernel"], theirs["linear.weight"].T[perm3])
 
@@ -322,13 +351,18 @@ def test_extra_tensor_is_refused(tmp_path, capsys):
     _refused(tmp_path, capsys, source, match="layer1.0.shortcut.0.weight")
 
 
-@pytest.mark.parametrize("depth, widths, match", [
-    (20, (16, 32, 64), "holds a depth-8 network"),   # the wrong --depth
-    (8, (8, 16, 32), "conv1.weight has shape (8, 3, 3, 3)"),  # shapes that do not fit
-    (21, (16, 32, 64), "depth=21"),                   # not 6n+2
-])
+@pytest.mark.parametrize(
+    "depth, widths, match",
+    [
+        (20, (16, 32, 64), "holds a depth-8 network"),  # the wrong --depth
+        (8, (8, 16, 32), "conv1.weight has shape (8, 3, 3, 3)"),  # shapes that do not fit
+        (21, (16, 32, 64), "depth=21"),  # not 6n+2
+    ],
+)
 def test_depth_that_does_not_fit_is_refused(tmp_path, capsys, depth, widths, match):
-    source = write_torch_legacy(tmp_path / "net.th", {"state_dict": random_state_dict(widths=widths)})
+    source = write_torch_legacy(
+        tmp_path / "net.th", {"state_dict": random_state_dict(widths=widths)}
+    )
     _refused(tmp_path, capsys, source, depth=depth, match=match)
 
 
@@ -378,7 +412,9 @@ def jpeg_test_images():
 
 @pytest.mark.large
 @pytest.mark.parametrize("depth", sorted(REAL_FILES))
-def test_real_file_converts_exactly_and_is_the_bundled_checkpoint(tmp_path, depth, jpeg_test_images):
+def test_real_file_converts_exactly_and_is_the_bundled_checkpoint(
+    tmp_path, depth, jpeg_test_images
+):
     source = UPSTREAM / REAL_FILES[depth]
     if not source.exists():
         pytest.skip(f"{source} is not here")
@@ -388,8 +424,10 @@ def test_real_file_converts_exactly_and_is_the_bundled_checkpoint(tmp_path, dept
     expected = upstream_logits(sd, jpeg_test_images)
     received = keras_logits(from_pretrained(str(out)), jpeg_test_images)
     difference = np.abs(received - expected).max()
-    print(f"{name}: max |logit difference| {difference:.3g} over {len(jpeg_test_images)} "
-          f"images (largest |logit| {np.abs(expected).max():.3g})")
+    print(
+        f"{name}: max |logit difference| {difference:.3g} over {len(jpeg_test_images)} "
+        f"images (largest |logit| {np.abs(expected).max():.3g})"
+    )
     assert difference < 1e-4
     assert (expected.argmax(-1) == received.argmax(-1)).all()
     bundled = registry_module.weights_root() / list_pretrained()[name]["bundled"]

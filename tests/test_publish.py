@@ -52,8 +52,13 @@ def write_checkpoint(directory, model, metrics=None):
         "format": "keras-resblocks",
         "format_version": 1,
         "architecture": model.architecture.to_dict(),
-        "model": {"include_top": True, "num_classes": 3, "pooling": None,
-                  "classifier_activation": "softmax", "input_shape": [8, 8, 3]},
+        "model": {
+            "include_top": True,
+            "num_classes": 3,
+            "pooling": None,
+            "classifier_activation": "softmax",
+            "input_shape": [8, 8, 3],
+        },
         "preprocessing": None,
         "labels": ["a", "b", "c"],
     }
@@ -69,9 +74,15 @@ def write_checkpoint(directory, model, metrics=None):
 
 def _write_metadata(directory, **fields):
     sha = hashlib.sha256((directory / "model.safetensors").read_bytes()).hexdigest()
-    metadata = {"sha256": sha, "package_version": keras_resblocks.__version__,
-                "keras_version": keras.__version__, "backend": keras.backend.backend(),
-                "dataset": "synthetic", "recipe": None, **fields}
+    metadata = {
+        "sha256": sha,
+        "package_version": keras_resblocks.__version__,
+        "keras_version": keras.__version__,
+        "backend": keras.backend.backend(),
+        "dataset": "synthetic",
+        "recipe": None,
+        **fields,
+    }
     (directory / "metadata.json").write_text(json.dumps(metadata, indent=2))
 
 
@@ -117,8 +128,11 @@ def _set_endpoint(monkeypatch, url):
     """What HF_ENDPOINT sets when huggingface_hub is imported: the endpoint and, built from
     it, the file URL template (hf_hub_url, behind HfApi.file_exists, starts from the latter)."""
     monkeypatch.setattr(hub_constants, "ENDPOINT", url)
-    monkeypatch.setattr(hub_constants, "HUGGINGFACE_CO_URL_TEMPLATE",
-                        url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(
+        hub_constants,
+        "HUGGINGFACE_CO_URL_TEMPLATE",
+        url + "/{repo_id}/resolve/{revision}/{filename}",
+    )
 
 
 def _publish(hub, directory, **kwargs):
@@ -142,24 +156,48 @@ def test_publish_is_one_commit_of_the_exact_files_and_pins_the_registry(hub, che
     card = (checkpoint / "README.md").read_text()
     assert f'from_pretrained("hf://{REPO}")' in card and "path/to/" not in card
     assert commit.changed["README.md"] == card.encode()
-    assert json.loads(commit.changed["metadata.json"])["files"]["README.md"] == \
-        hashlib.sha256(card.encode()).hexdigest()
+    assert (
+        json.loads(commit.changed["metadata.json"])["files"]["README.md"]
+        == hashlib.sha256(card.encode()).hexdigest()
+    )
 
     # A maintainer pins it in a registry with scripts/registry.py.
     registry = tmp_path / "registry.json"
     other = {"architecture": "resnet20", "hub": {"repo_id": "bob/x", "revision": "f" * 40}}
-    registry.write_text(json.dumps({"checkpoints": {"other": other,
-                                                    "resnet_tiny": {"architecture": "resnet20"}}}))
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "registry.py"), "--registry",
-                           str(registry), "pin", "resnet_tiny", "--repo-id", REPO, "--revision",
-                           publication.commit_sha, "--from", str(checkpoint)],
-                          capture_output=True, text=True, timeout=120)
+    registry.write_text(
+        json.dumps({"checkpoints": {"other": other, "resnet_tiny": {"architecture": "resnet20"}}})
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "registry.py"),
+            "--registry",
+            str(registry),
+            "pin",
+            "resnet_tiny",
+            "--repo-id",
+            REPO,
+            "--revision",
+            publication.commit_sha,
+            "--from",
+            str(checkpoint),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
-    assert json.loads(registry.read_text()) == {"checkpoints": {"other": other, "resnet_tiny": {
-        "architecture": "resnet20",
-        "hub": {"repo_id": REPO, "revision": publication.commit_sha},
-        "sha256": hashlib.sha256(commit.changed["model.safetensors"]).hexdigest(),
-        "metadata_sha256": hashlib.sha256(commit.changed["metadata.json"]).hexdigest()}}}
+    assert json.loads(registry.read_text()) == {
+        "checkpoints": {
+            "other": other,
+            "resnet_tiny": {
+                "architecture": "resnet20",
+                "hub": {"repo_id": REPO, "revision": publication.commit_sha},
+                "sha256": hashlib.sha256(commit.changed["model.safetensors"]).hexdigest(),
+                "metadata_sha256": hashlib.sha256(commit.changed["metadata.json"]).hexdigest(),
+            },
+        }
+    }
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     # The deprecated way still works, for one more release, and says so.
     with pytest.warns(DeprecationWarning, match="scripts/registry.py"):
@@ -172,12 +210,14 @@ def test_the_optional_reference_batch_is_published_with_the_rest(hub, checkpoint
     publication = _publish(hub, checkpoint)
     assert [f.name for f in publication.files] == list(CHECKPOINT_FILES) + [REFERENCE_FILE]
     commit = hub.repos[REPO].commits[publication.commit_sha]
-    assert commit.changed == {name: (checkpoint / name).read_bytes()
-                              for name in list(CHECKPOINT_FILES) + [REFERENCE_FILE]}
+    assert commit.changed == {
+        name: (checkpoint / name).read_bytes() for name in list(CHECKPOINT_FILES) + [REFERENCE_FILE]
+    }
 
 
-def test_republishing_without_a_reference_batch_deletes_the_old_one(hub, checkpoint, tmp_path,
-                                                                   tiny_model):
+def test_republishing_without_a_reference_batch_deletes_the_old_one(
+    hub, checkpoint, tmp_path, tiny_model
+):
     first = _publish(hub, _add_reference(checkpoint))
     assert REFERENCE_FILE in hub.files(REPO)
     # The next checkpoint has new weights and no reference batch: the old batch, computed
@@ -189,7 +229,9 @@ def test_republishing_without_a_reference_batch_deletes_the_old_one(hub, checkpo
     assert commit.parent == first.commit_sha and second.deleted == (REFERENCE_FILE,)
     assert commit.deleted == (REFERENCE_FILE,) and commit.changed == _contents(second_dir)
     assert sorted(hub.files(REPO)) == sorted([".gitattributes", *CHECKPOINT_FILES])
-    assert f"\n  {REFERENCE_FILE}  deleted (left from the previous checkpoint)\n" in second.describe()
+    assert (
+        f"\n  {REFERENCE_FILE}  deleted (left from the previous checkpoint)\n" in second.describe()
+    )
     # Asked at the parent commit, with the real client's HEAD on the file.
     assert ("HEAD", f"/{REPO}/resolve/{first.commit_sha}/{REFERENCE_FILE}") in hub.requests
     # Once gone, a third publication has nothing to delete.
@@ -210,8 +252,18 @@ def test_cli_publishes_with_env_token_and_endpoint(hub, checkpoint, tmp_path, mo
     registry = tmp_path / "registry.json"
     registry.write_text(json.dumps({"checkpoints": {"resnet_tiny": {"dataset": "synthetic"}}}))
 
-    code = main([str(checkpoint), "--repo-id", REPO, "--private",
-                 "--registry-name", "resnet_tiny", "--registry", str(registry)])
+    code = main(
+        [
+            str(checkpoint),
+            "--repo-id",
+            REPO,
+            "--private",
+            "--registry-name",
+            "resnet_tiny",
+            "--registry",
+            str(registry),
+        ]
+    )
 
     assert code == 0
     sha = hub.head(REPO)
@@ -263,6 +315,7 @@ def _edit_json(name, **changes):
         data = json.loads((directory / name).read_text())
         data.update(changes)
         (directory / name).write_text(json.dumps(data))
+
     return edit
 
 
@@ -271,26 +324,54 @@ def _edit_json(name, **changes):
     [
         (lambda d: _rewrite_weights(d, _set_nan), r"'stem_conv/kernel'.*NaN.*Received: \[nan\]"),
         (lambda d: _rewrite_weights(d, _set_inf), r"'predictions/bias'.*Inf.*Received: \[-inf\]"),
-        (_edit_json("metadata.json", sha256="0" * 64), r"model.safetensors does not match the sha256"),
+        (
+            _edit_json("metadata.json", sha256="0" * 64),
+            r"model.safetensors does not match the sha256",
+        ),
         (lambda d: (d / "metadata.json").unlink(), r"lacks metadata.json\. Received: files="),
         (lambda d: (d / "README.md").unlink(), r"lacks README.md\. Received"),
         (_edit_json("config.json", format="keras"), r"config.json must have \"format\""),
-        (_edit_json("config.json", architecture={"stage_depths": [1], "bogus": 1}),
-         r"config.json has an invalid `architecture`: Unknown architecture field"),
-        (_edit_json("metadata.json", metrics={"top1": "high"}), r"Metric 'top1' must be a finite number"),
+        (
+            _edit_json("config.json", architecture={"stage_depths": [1], "bogus": 1}),
+            r"config.json has an invalid `architecture`: Unknown architecture field",
+        ),
+        (
+            _edit_json("metadata.json", metrics={"top1": "high"}),
+            r"Metric 'top1' must be a finite number",
+        ),
         (_edit_json("metadata.json", metrics=None), r"must record the measured `metrics`"),
-        (lambda d: rewrite_reference(_add_reference(d), _set_nan_output),
-         r"'outputs' in reference.safetensors contains NaN.*broken reference outputs"),
-        (lambda d: _flip_last_byte(_add_reference(d) / REFERENCE_FILE),
-         r"sha256 mismatch for reference.safetensors"),
-        (lambda d: (_add_reference(d) / REFERENCE_FILE).unlink(),
-         r"has no reference.safetensors, though metadata.json records one"),
-        (lambda d: (d / REFERENCE_FILE).write_bytes(b"stray"),
-         r"records none; the reference.safetensors there is not recorded"),
+        (
+            lambda d: rewrite_reference(_add_reference(d), _set_nan_output),
+            r"'outputs' in reference.safetensors contains NaN.*broken reference outputs",
+        ),
+        (
+            lambda d: _flip_last_byte(_add_reference(d) / REFERENCE_FILE),
+            r"sha256 mismatch for reference.safetensors",
+        ),
+        (
+            lambda d: (_add_reference(d) / REFERENCE_FILE).unlink(),
+            r"has no reference.safetensors, though metadata.json records one",
+        ),
+        (
+            lambda d: (d / REFERENCE_FILE).write_bytes(b"stray"),
+            r"records none; the reference.safetensors there is not recorded",
+        ),
     ],
-    ids=["nan", "inf", "sha256", "no-metadata", "no-readme", "format", "architecture",
-         "metric-type", "no-metrics", "reference-nan", "reference-sha256", "reference-missing",
-         "reference-unrecorded"],
+    ids=[
+        "nan",
+        "inf",
+        "sha256",
+        "no-metadata",
+        "no-readme",
+        "format",
+        "architecture",
+        "metric-type",
+        "no-metrics",
+        "reference-nan",
+        "reference-sha256",
+        "reference-missing",
+        "reference-unrecorded",
+    ],
 )
 def test_broken_checkpoints_are_refused_before_any_request(hub, checkpoint, corrupt, message):
     corrupt(checkpoint)
@@ -314,8 +395,10 @@ def test_a_rejected_token_says_how_to_log_in(hub, checkpoint):
 # -- interruptions and races -------------------------------------------------------------
 @pytest.mark.parametrize(
     "failure, message",
-    [(500, r"rejected the commit.*still at .*Received: .*500"),
-     ("drop", r"was interrupted.*either still at")],
+    [
+        (500, r"rejected the commit.*still at .*Received: .*500"),
+        ("drop", r"was interrupted.*either still at"),
+    ],
 )
 def test_an_interrupted_publish_leaves_the_previous_commit(hub, checkpoint, failure, message):
     first = _publish(hub, checkpoint)

@@ -46,7 +46,8 @@ def bundled_with_reference(root=None):
     """Registry names whose bundled checkpoint directory holds a reference batch."""
     root = root if root is not None else registry_module.weights_root()
     return sorted(
-        name for name, entry in list_pretrained().items()
+        name
+        for name, entry in list_pretrained().items()
         if entry.get("bundled") and (root / entry["bundled"] / REFERENCE_FILE).is_file()
     )
 
@@ -57,9 +58,11 @@ _BUNDLED = bundled_with_reference()
 @pytest.mark.parametrize("name", _BUNDLED or ["(none)"])
 def test_bundled_checkpoint_reproduces_its_reference(name):
     if not _BUNDLED:
-        pytest.skip("no entry of weights/registry.json has a bundled checkpoint with a "
-                    f"{REFERENCE_FILE} yet, so there is nothing to check on "
-                    f"{keras.backend.backend()}")
+        pytest.skip(
+            "no entry of weights/registry.json has a bundled checkpoint with a "
+            f"{REFERENCE_FILE} yet, so there is nothing to check on "
+            f"{keras.backend.backend()}"
+        )
     report = verify_reference(name)  # raises, naming the checkpoint, beyond tolerance
     assert report.allclose and report.backend == keras.backend.backend()
 
@@ -70,11 +73,19 @@ def test_the_ci_check_finds_and_verifies_a_bundled_reference(tmp_path, monkeypat
     bundled = write_reference_checkpoint(root / "tiny_ref")
     save_pretrained(_tiny(), root / "tiny_plain")  # bundled, without a reference
     entry = {"architecture": "resnet20", "dataset": "synthetic", "metrics": None, "hub": None}
-    registry = {"format_version": 1, "checkpoints": {
-        "tiny_ref": dict(entry, bundled="tiny_ref", sha256=sha256_of(bundled / "model.safetensors")),
-        "tiny_plain": dict(entry, bundled="tiny_plain",
-                           sha256=sha256_of(root / "tiny_plain" / "model.safetensors")),
-    }}
+    registry = {
+        "format_version": 1,
+        "checkpoints": {
+            "tiny_ref": dict(
+                entry, bundled="tiny_ref", sha256=sha256_of(bundled / "model.safetensors")
+            ),
+            "tiny_plain": dict(
+                entry,
+                bundled="tiny_plain",
+                sha256=sha256_of(root / "tiny_plain" / "model.safetensors"),
+            ),
+        },
+    }
     (root / "registry.json").write_text(json.dumps(registry))
     monkeypatch.setattr(registry_module, "weights_root", lambda: root)
     assert bundled_with_reference() == ["tiny_ref"]
@@ -84,8 +95,13 @@ def test_the_ci_check_finds_and_verifies_a_bundled_reference(tmp_path, monkeypat
 
 # -- a tiny checkpoint with a reference batch --------------------------------------------
 def _tiny(**kwargs):
-    return ResNet(Architecture(**TINY), num_classes=3, input_shape=(8, 8, 3),
-                  preprocessing=PREPROCESSING, **kwargs)
+    return ResNet(
+        Architecture(**TINY),
+        num_classes=3,
+        input_shape=(8, 8, 3),
+        preprocessing=PREPROCESSING,
+        **kwargs,
+    )
 
 
 def _set_weights(model, seed):
@@ -109,8 +125,12 @@ def reference_images(count=4):
 
 def write_reference_checkpoint(directory, seed=0):
     """The same tiny checkpoint, with a reference batch, on whatever backend runs this."""
-    return save_pretrained(_set_weights(_tiny(), seed), directory, labels=["a", "b", "c"],
-                           reference_inputs=reference_images())
+    return save_pretrained(
+        _set_weights(_tiny(), seed),
+        directory,
+        labels=["a", "b", "c"],
+        reference_inputs=reference_images(),
+    )
 
 
 @pytest.fixture
@@ -121,9 +141,14 @@ def checkpoint(tmp_path):
 def test_the_reference_file_and_its_record(checkpoint):
     metadata = json.loads((checkpoint / "metadata.json").read_text())
     record = metadata["reference"]
-    assert record == {"file": REFERENCE_FILE, "sha256": sha256_of(checkpoint / REFERENCE_FILE),
-                      "backend": keras.backend.backend(), "keras_version": keras.__version__,
-                      "num_inputs": 4, "tensors": ["inputs", "logits", "outputs"]}
+    assert record == {
+        "file": REFERENCE_FILE,
+        "sha256": sha256_of(checkpoint / REFERENCE_FILE),
+        "backend": keras.backend.backend(),
+        "keras_version": keras.__version__,
+        "num_inputs": 4,
+        "tensors": ["inputs", "logits", "outputs"],
+    }
     tensors = safetensors.numpy.load_file(str(checkpoint / REFERENCE_FILE))
     assert tensors["inputs"].dtype == np.uint8
     np.testing.assert_array_equal(tensors["inputs"], reference_images())
@@ -131,13 +156,17 @@ def test_the_reference_file_and_its_record(checkpoint):
     # The stored outputs are the head's activation (softmax) of the stored logits.
     logits = tensors["logits"].astype("float64")
     softmax = np.exp(logits - logits.max(-1, keepdims=True))
-    np.testing.assert_allclose(tensors["outputs"], softmax / softmax.sum(-1, keepdims=True),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        tensors["outputs"], softmax / softmax.sum(-1, keepdims=True), atol=1e-6
+    )
     assert "## Reference batch" in (checkpoint / "README.md").read_text()
     loaded = load_checkpoint(checkpoint)
     assert loaded.load_report.reference_sha256 == record["sha256"]
-    np.testing.assert_allclose(loaded.predict(tensors["inputs"].astype("float32"), verbose=0),
-                               tensors["outputs"], atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(tensors["inputs"].astype("float32"), verbose=0),
+        tensors["outputs"],
+        atol=1e-6,
+    )
 
 
 def test_verify_on_the_same_backend(checkpoint):
@@ -186,8 +215,14 @@ def test_across_backends(tmp_path):
         "print(json.dumps(dataclasses.asdict(verify_reference(sys.argv[1]))))\n"
     )
     env = dict(os.environ, KERAS_BACKEND=there, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, "-c", script, str(ours), str(theirs)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(ours), str(theirs)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     verified_there = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (verified_there["recorded_backend"], verified_there["backend"]) == (here, there)
@@ -264,13 +299,16 @@ def test_a_checkpoint_without_reference_loads_and_says_it_has_none(tmp_path, che
         read_reference(checkpoint)
 
 
-@pytest.mark.parametrize("inputs, message", [
-    (np.zeros((2, 16, 16, 3), "uint8"), r"shaped like the model input \(None, 8, 8, 3\)"),
-    (np.zeros((0, 8, 8, 3), "uint8"), "1 to 64 images"),
-    (np.zeros((65, 8, 8, 3), "uint8"), "1 to 64 images"),
-    (np.zeros((2, 8, 8, 3), "int64"), "uint8 or floating-point"),
-    (np.full((2, 8, 8, 3), np.nan, "float32"), "finite"),
-])
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        (np.zeros((2, 16, 16, 3), "uint8"), r"shaped like the model input \(None, 8, 8, 3\)"),
+        (np.zeros((0, 8, 8, 3), "uint8"), "1 to 64 images"),
+        (np.zeros((65, 8, 8, 3), "uint8"), "1 to 64 images"),
+        (np.zeros((2, 8, 8, 3), "int64"), "uint8 or floating-point"),
+        (np.full((2, 8, 8, 3), np.nan, "float32"), "finite"),
+    ],
+)
 def test_bad_reference_inputs_are_refused_before_writing(tmp_path, inputs, message):
     with pytest.raises(ValueError, match=message):
         save_pretrained(_tiny(), tmp_path / "ckpt", reference_inputs=inputs)

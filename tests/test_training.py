@@ -25,6 +25,7 @@ def main(argv):
     """``keras-resblocks train ARGV``."""
     return cli_main(["train", *argv])
 
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = dict(stage_depths=[1, 1, 1], stage_widths=[8, 8, 16], stem_width=8)
 TINY_FLAGS = ["--model-overrides", json.dumps(TINY)]
@@ -39,13 +40,30 @@ def _load(path):
 def test_two_epochs_on_digits_end_to_end(tmp_path, capsys):
     out = tmp_path / "resnet-digits"
     # 30 iterations: one full epoch of 20 and a partial second one.
-    status = main(["--dataset", "digits", "--recipe", "quick", "--iterations", "30", "--output", str(out),
-                   "--verbose", "0", "--seed", "3", *TINY_FLAGS])
+    status = main(
+        [
+            "--dataset",
+            "digits",
+            "--recipe",
+            "quick",
+            "--iterations",
+            "30",
+            "--output",
+            str(out),
+            "--verbose",
+            "0",
+            "--seed",
+            "3",
+            *TINY_FLAGS,
+        ]
+    )
     assert status == 0
     history = read_history(tmp_path / "resnet-digits.work" / "history.csv")
     assert [row["epoch"] for row in history] == [1, 2]
     assert [row["iterations"] for row in history] == [20, 30]  # 1294 // 64 = 20 per epoch
-    assert all(0 <= row[k] <= 1 for row in history for k in ("train_error", "val_error", "test_error"))
+    assert all(
+        0 <= row[k] <= 1 for row in history for k in ("train_error", "val_error", "test_error")
+    )
 
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["classifier_activation"] == "softmax"
@@ -80,8 +98,26 @@ def test_two_epochs_on_digits_end_to_end(tmp_path, capsys):
 
 def test_no_validation_split_means_no_validation_metric(tmp_path):
     out = tmp_path / "ckpt"
-    assert main(["--dataset", "digits", "--recipe", "quick", "--iterations", "3", "--validation", "0",
-                 "--output", str(out), "--verbose", "0", *TINY_FLAGS]) == 0
+    assert (
+        main(
+            [
+                "--dataset",
+                "digits",
+                "--recipe",
+                "quick",
+                "--iterations",
+                "3",
+                "--validation",
+                "0",
+                "--output",
+                str(out),
+                "--verbose",
+                "0",
+                *TINY_FLAGS,
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metadata.json").read_text())["metrics"]
     assert set(metrics) == {"train_accuracy", "train_accuracy_running", "test_accuracy"}
     assert read_history(tmp_path / "ckpt.work" / "history.csv")[-1]["val_error"] is None
@@ -100,8 +136,14 @@ class _Kill(keras.callbacks.Callback):
 
 
 def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
-    kwargs = dict(model="resnet20", dataset="digits", recipe=get_recipe("quick", epochs=2),
-                  seed=1, model_overrides=TINY, verbose=0)
+    kwargs = dict(
+        model="resnet20",
+        dataset="digits",
+        recipe=get_recipe("quick", epochs=2),
+        seed=1,
+        model_overrides=TINY,
+        verbose=0,
+    )
     whole = train(work_dir=tmp_path / "whole", **kwargs)
     with pytest.raises(KeyboardInterrupt):
         train(work_dir=tmp_path / "split", callbacks=[_Kill(27)], **kwargs)  # epoch 2, batch 7
@@ -121,28 +163,44 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
 def test_a_deadline_stops_at_an_epoch_boundary_and_resume_ends_like_an_uninterrupted_run(tmp_path):
     import time
 
-    kwargs = dict(model="resnet20", dataset="digits", recipe=get_recipe("budget", epochs=2, label_smoothing=0.1,
-                  batch_size=64), seed=1, model_overrides=TINY, verbose=0)
+    kwargs = dict(
+        model="resnet20",
+        dataset="digits",
+        recipe=get_recipe("budget", epochs=2, label_smoothing=0.1, batch_size=64),
+        seed=1,
+        model_overrides=TINY,
+        verbose=0,
+    )
     whole = train(work_dir=tmp_path / "whole", **kwargs)
     # A deadline already past: the first epoch still runs (and is backed up), then it stops.
     stopped = train(work_dir=tmp_path / "split", deadline=time.time(), **kwargs)
     assert stopped["finished"] is False and stopped["output"] is None
     assert [row["epoch"] for row in stopped["history"]] == [1]
-    assert json.loads((tmp_path / "split" / "backup" / "training_metadata.json").read_text())[
-        "epoch"] == 1
-    resumed = train(work_dir=tmp_path / "split", resume=True, deadline=time.time() + 3600,
-                    output=tmp_path / "out", command="tests/test_training.py", **kwargs)
+    assert (
+        json.loads((tmp_path / "split" / "backup" / "training_metadata.json").read_text())["epoch"]
+        == 1
+    )
+    resumed = train(
+        work_dir=tmp_path / "split",
+        resume=True,
+        deadline=time.time() + 3600,
+        output=tmp_path / "out",
+        command="tests/test_training.py",
+        **kwargs,
+    )
     assert resumed["finished"] is True and resumed["output"] == tmp_path / "out"
     for a, b in zip(whole["model"].get_weights(), resumed["model"].get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
     assert resumed["metrics"]["train_accuracy"] == pytest.approx(
-        whole["metrics"]["train_accuracy"], abs=1e-6)
+        whole["metrics"]["train_accuracy"], abs=1e-6
+    )
 
     # Resuming a run whose epochs are all done (it stopped while closing) restores the
     # trained weights rather than closing with freshly initialized ones.
     again = train(work_dir=tmp_path / "split", resume=True, **kwargs)
     assert again["metrics"]["train_accuracy"] == pytest.approx(
-        whole["metrics"]["train_accuracy"], abs=1e-6)
+        whole["metrics"]["train_accuracy"], abs=1e-6
+    )
     assert [row["epoch"] for row in read_history(tmp_path / "split" / "history.csv")] == [1, 2]
 
 
@@ -174,7 +232,8 @@ def test_label_smoothing_changes_the_training_loss_only():
     labels = np.array([0, 2])
     plain = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
     assert float(SmoothedSparseCrossentropy(3, 0.0)(labels, logits)) == pytest.approx(
-        float(plain), rel=1e-6)
+        float(plain), rel=1e-6
+    )
     smoothed = float(SmoothedSparseCrossentropy(3, 0.3)(labels, logits))
     log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     target = np.full((2, 3), 0.1) + 0.7 * np.eye(3)[labels]
@@ -193,8 +252,10 @@ def test_deadline_flag_accepts_clock_times_dates_and_durations():
     assert parse_deadline("+2h", now=now) == now + 7200
     assert parse_deadline("17:45", now=now) == datetime.datetime(2026, 1, 2, 17, 45).timestamp()
     assert parse_deadline("14:00", now=now) == datetime.datetime(2026, 1, 3, 14, 0).timestamp()
-    assert parse_deadline("2026-01-05T08:30", now=now) == datetime.datetime(
-        2026, 1, 5, 8, 30).timestamp()
+    assert (
+        parse_deadline("2026-01-05T08:30", now=now)
+        == datetime.datetime(2026, 1, 5, 8, 30).timestamp()
+    )
     with pytest.raises(argparse.ArgumentTypeError, match="Received: '25:99'"):
         parse_deadline("25:99", now=now)
 
@@ -203,7 +264,9 @@ def test_nan_loss_stops_naming_the_iteration_and_keeps_the_last_good_backup(tmp_
     # Epoch 1 (iterations 1..20) is sane; from update 20 on the lr is absurd.
     recipe = get_recipe("quick", epochs=3, schedule="step", lr_boundaries=(20,), lr_factor=1e30)
     with pytest.raises(NonFiniteLossError, match=r"at iteration (2[1-9]|3\d|40) \(epoch 2"):
-        train("resnet20", "digits", recipe=recipe, work_dir=tmp_path, model_overrides=TINY, verbose=0)
+        train(
+            "resnet20", "digits", recipe=recipe, work_dir=tmp_path, model_overrides=TINY, verbose=0
+        )
     backup = tmp_path / "backup"
     assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 1
     assert [row["epoch"] for row in read_history(tmp_path / "history.csv")] == [1]
@@ -216,8 +279,16 @@ def test_nan_loss_stops_naming_the_iteration_and_keeps_the_last_good_backup(tmp_
 def test_he2015_schedule_at_its_boundaries():
     lr = learning_rate_schedule(get_recipe("he2015").resolve(depth=110, steps_per_epoch=351))
     values = {i: round(float(lr(i)), 7) for i in (0, 399, 400, 31999, 32000, 47999, 48000, 63999)}
-    assert values == {0: 0.01, 399: 0.01, 400: 0.1, 31999: 0.1, 32000: 0.01, 47999: 0.01,
-                      48000: 0.001, 63999: 0.001}
+    assert values == {
+        0: 0.01,
+        399: 0.01,
+        400: 0.1,
+        31999: 0.1,
+        32000: 0.01,
+        47999: 0.01,
+        48000: 0.001,
+        63999: 0.001,
+    }
     # The paper warms up only from 110 layers on; the flag forces it either way.
     assert round(float(learning_rate_schedule(get_recipe("he2015").resolve(56, 351))(0)), 7) == 0.1
     forced = get_recipe("he2015", warmup_iterations=400).resolve(20, 351)
@@ -231,11 +302,31 @@ def test_recipe_flags_override_the_preset():
     import argparse
 
     parser = add_train_arguments(argparse.ArgumentParser())
-    recipe = recipe_from_args(parser.parse_args(
-        ["--recipe", "he2015", "--learning-rate", "0.05", "--epochs", "3", "--no-flip",
-         "--warmup-iterations", "0", "--lr-boundaries", "10,20"]))
-    assert (recipe.learning_rate, recipe.epochs, recipe.iterations, recipe.flip,
-            recipe.warmup_iterations, recipe.lr_boundaries) == (0.05, 3, None, False, 0, (10, 20))
+    recipe = recipe_from_args(
+        parser.parse_args(
+            [
+                "--recipe",
+                "he2015",
+                "--learning-rate",
+                "0.05",
+                "--epochs",
+                "3",
+                "--no-flip",
+                "--warmup-iterations",
+                "0",
+                "--lr-boundaries",
+                "10,20",
+            ]
+        )
+    )
+    assert (
+        recipe.learning_rate,
+        recipe.epochs,
+        recipe.iterations,
+        recipe.flip,
+        recipe.warmup_iterations,
+        recipe.lr_boundaries,
+    ) == (0.05, 3, None, False, 0, (10, 20))
     with pytest.raises(ValueError, match="Received: recipe='paper'"):
         get_recipe("paper")
 
@@ -243,9 +334,20 @@ def test_recipe_flags_override_the_preset():
 def test_distributed_bfloat16_training_on_two_virtual_devices(tmp_path):
     backend = keras.backend.backend()
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    args = ["--recipe", "quick", "--epochs", "1", "--distribute", "--mixed-precision", "bfloat16",
-            "--work-dir", str(tmp_path),
-            "--verbose", "0", *TINY_FLAGS]
+    args = [
+        "--recipe",
+        "quick",
+        "--epochs",
+        "1",
+        "--distribute",
+        "--mixed-precision",
+        "bfloat16",
+        "--work-dir",
+        str(tmp_path),
+        "--verbose",
+        "0",
+        *TINY_FLAGS,
+    ]
     if backend == "jax":
         env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
         code = "import sys; from keras_resblocks.cli import main; sys.exit(main(['train', *sys.argv[1:]]))"
@@ -265,8 +367,9 @@ def test_distributed_bfloat16_training_on_two_virtual_devices(tmp_path):
         "    out = _enter(self); print('replicas', self.devices, file=sys.stderr); return out\n"
         "t._DistributionScope.__enter__ = enter\n" + code
     )
-    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
-                          text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=240
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "replicas 2" in proc.stderr
     assert [row["iterations"] for row in read_history(tmp_path / "history.csv")] == [20]

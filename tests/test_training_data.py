@@ -69,7 +69,9 @@ def test_missing_and_malformed_folders_name_the_path(tmp_path):
 
     mismatch = _write_folder(tmp_path / "mismatch")
     (mismatch / "test" / "dog").rename(mismatch / "test" / "wolf")
-    with pytest.raises(DatasetError, match=r"same classes .*\['cat', 'dog'\], test classes \['cat', 'wolf'\]"):
+    with pytest.raises(
+        DatasetError, match=r"same classes .*\['cat', 'dog'\], test classes \['cat', 'wolf'\]"
+    ):
         load_image_folder(mismatch, cache_dir=tmp_path)
 
     broken = _write_folder(tmp_path / "broken")
@@ -92,7 +94,10 @@ def test_plot_command_draws_figure_6(tmp_path):
     from keras_resblocks.cli import main
 
     output = tmp_path / "fig6.png"
-    histories = [str(DATA / "plain20.work" / "history.csv"), str(DATA / "resnet20.work" / "history.csv")]
+    histories = [
+        str(DATA / "plain20.work" / "history.csv"),
+        str(DATA / "resnet20.work" / "history.csv"),
+    ]
     assert main(["plot", *histories, "--output", str(output)]) == 0
     image = Image.open(output)
     assert image.format == "PNG" and image.size[0] > image.size[1]
@@ -101,11 +106,14 @@ def test_plot_command_draws_figure_6(tmp_path):
 
     fig = plot_degradation(histories[:1], histories[1:])
     left, right = fig.axes
-    assert [l.get_label() for l in left.get_lines()] == ["_plain20 train", "plain20"]
-    assert [l.get_label() for l in right.get_lines()] == ["_resnet20 train", "resnet20"]
+    assert [line.get_label() for line in left.get_lines()] == ["_plain20 train", "plain20"]
+    assert [line.get_label() for line in right.get_lines()] == ["_resnet20 train", "resnet20"]
     # Test error bold, training error thin and dashed; x in units of 1e4 iterations.
     train_line, test_line = right.get_lines()
-    assert test_line.get_linewidth() > train_line.get_linewidth() and train_line.get_linestyle() == "--"
+    assert (
+        test_line.get_linewidth() > train_line.get_linewidth()
+        and train_line.get_linestyle() == "--"
+    )
     assert test_line.get_xdata()[-1] == pytest.approx(5 * 351 / 1e4)
 
 

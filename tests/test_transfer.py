@@ -25,11 +25,18 @@ def test_frozen_part_and_its_batchnorm_do_not_change_during_fit():
     after = _values(model)
     changed = {k for k in before if not np.array_equal(before[k], after[k])}
     frozen_paths = {k for k in before if k.startswith(("stem_", "stage1_"))}
-    assert "stem_bn/moving_mean" in frozen_paths and "stage1_block1/bn1/moving_variance" in frozen_paths
+    assert (
+        "stem_bn/moving_mean" in frozen_paths
+        and "stage1_block1/bn1/moving_variance" in frozen_paths
+    )
     assert not changed & frozen_paths
     # The rest trains, and its BatchNorm (training mode) updates its statistics.
-    assert {"stage2_block1/conv1/kernel", "stage2_block1/bn1/moving_mean",
-            "predictions/kernel", "predictions/bias"} <= changed
+    assert {
+        "stage2_block1/conv1/kernel",
+        "stage2_block1/bn1/moving_mean",
+        "predictions/kernel",
+        "predictions/bias",
+    } <= changed
 
 
 def test_whole_backbone_and_bad_stage():

@@ -39,8 +39,12 @@ def _zoo(tmp_path):
     (root / "weights" / "registry.json").write_text('{"format_version": 1, "checkpoints": {}}')
     sha256 = _image_archive(tmp_path / "tiny.tar.gz")
     plan = {
-        "dataset": {"name": "tiny", "description": "random images", "sha256": sha256,
-                    "default_path": "../tiny.tar.gz"},
+        "dataset": {
+            "name": "tiny",
+            "description": "random images",
+            "sha256": sha256,
+            "default_path": "../tiny.tar.gz",
+        },
         "recipe": "quick",
         "epochs": 2,
         "train_args": ["--seed", "0", "--batch-size", "16", "--model-overrides", json.dumps(TINY)],
@@ -52,8 +56,13 @@ def _zoo(tmp_path):
 
 def _script(root, *args):
     env = dict(os.environ, KERAS_RESBLOCKS_CACHE=str(root.parent / "cache"))
-    return subprocess.run([sys.executable, str(REPO / "scripts" / "zoo.py"), "--root", str(root),
-                           *args], capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "zoo.py"), "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
 
 
 def test_continue_stops_before_the_deadline_then_finishes_and_registers(tmp_path):
@@ -62,8 +71,16 @@ def test_continue_stops_before_the_deadline_then_finishes_and_registers(tmp_path
     assert " new " in _script(root, "status").stdout
 
     # A deadline already past: the run still trains one epoch, then stops and keeps its backup.
-    first = _script(root, "continue", "--deadline", "+0s", "--start-margin=-5", "--foreground",
-                    "--parallel", "1")
+    first = _script(
+        root,
+        "continue",
+        "--deadline",
+        "+0s",
+        "--start-margin=-5",
+        "--foreground",
+        "--parallel",
+        "1",
+    )
     assert first.returncode == 0, first.stdout + first.stderr
     assert "stopped before the deadline at epoch 1/2" in first.stdout
     assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 1
@@ -71,25 +88,40 @@ def test_continue_stops_before_the_deadline_then_finishes_and_registers(tmp_path
     assert " running " in _script(root, "status").stdout
     assert not (root / "weights" / "resnet20_cifar10").exists()
 
-    second = _script(root, "continue", "--deadline", "+1h", "--start-margin", "0",
-                     "--foreground", "--parallel", "1")
+    second = _script(
+        root,
+        "continue",
+        "--deadline",
+        "+1h",
+        "--start-margin",
+        "0",
+        "--foreground",
+        "--parallel",
+        "1",
+    )
     assert second.returncode == 0, second.stdout + second.stderr
     assert "resnet20: started at epoch 1/2" in second.stdout
     assert not (run / "backup").exists()  # a finished run keeps no backup
     assert [line.split(",")[0] for line in (run / "history.csv").read_text().splitlines()] == [
-        "epoch", "1", "2"]
+        "epoch",
+        "1",
+        "2",
+    ]
     log = (run / "train.log").read_text()
     commands = [line for line in log.splitlines() if line.startswith("# ")]
     assert len(commands) == 2 and "--resume" not in commands[0] and "--resume" in commands[1]
     assert "Epoch 2/2" in log
     entry = json.loads((root / "weights" / "registry.json").read_text())["checkpoints"][
-        "resnet20_cifar10"]
+        "resnet20_cifar10"
+    ]
     assert entry["bundled"] == "resnet20_cifar10" and entry["architecture"] == "resnet20"
     metadata = json.loads((root / "weights" / "resnet20_cifar10" / "metadata.json").read_text())
     assert entry["sha256"] == metadata["sha256"]
     checkpoint = root / "weights" / "resnet20_cifar10"
-    assert entry["metadata_sha256"] == hashlib.sha256(
-        (checkpoint / "metadata.json").read_bytes()).hexdigest()
+    assert (
+        entry["metadata_sha256"]
+        == hashlib.sha256((checkpoint / "metadata.json").read_bytes()).hexdigest()
+    )
     card = (checkpoint / "README.md").read_text()
     assert 'from_pretrained("resnet20_cifar10")' in card and "path/to/" not in card
     assert metadata["files"]["README.md"] == hashlib.sha256(card.encode()).hexdigest()
@@ -99,7 +131,9 @@ def test_continue_stops_before_the_deadline_then_finishes_and_registers(tmp_path
 
     # The report: table and figure from the finished run's own files.
     (root / "docs").mkdir()
-    (root / "docs" / "zoo.md").write_text("# Zoo\n<!-- zoo:cifar10 -->\nold\n<!-- /zoo:cifar10 -->\n")
+    (root / "docs" / "zoo.md").write_text(
+        "# Zoo\n<!-- zoo:cifar10 -->\nold\n<!-- /zoo:cifar10 -->\n"
+    )
     report = _script(root, "report", "--doc", "docs/zoo.md", "--figure", "docs/fig6.png")
     assert report.returncode == 0, report.stderr
     document = (root / "docs" / "zoo.md").read_text()

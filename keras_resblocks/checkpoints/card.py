@@ -8,8 +8,9 @@ import re
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 # The card's two lines that name where the checkpoint loads from.
-_SOURCE_LINES = re.compile(r'^(model = from_pretrained|print\(verify_reference)\("[^"\n]*"\).*$',
-                           re.MULTILINE)
+_SOURCE_LINES = re.compile(
+    r'^(model = from_pretrained|print\(verify_reference)\("[^"\n]*"\).*$', re.MULTILINE
+)
 
 
 def model_card(model, config, metadata, license, source):
@@ -36,8 +37,9 @@ def card_for_source(text, source):
     <BLANKLINE>
     """
     quoted = json.dumps(str(source))
-    return _SOURCE_LINES.sub(lambda m: f"{m.group(1)}({quoted})" + (")" if "print" in m.group(1)
-                                                                     else ""), text)
+    return _SOURCE_LINES.sub(
+        lambda m: f"{m.group(1)}({quoted})" + (")" if "print" in m.group(1) else ""), text
+    )
 
 
 def _metric_split(metric, train_split, eval_split):
@@ -56,8 +58,11 @@ def _data_lines(meta):
     """The card's account of the data a trainer recorded: its source, split sizes and note."""
     data, lines = meta.get("data"), []
     if isinstance(data, dict) and data.get("source"):
-        sizes = ", ".join(f"{data[k]:,} {k}" for k in ("train", "validation", "test")
-                          if isinstance(data.get(k), int))
+        sizes = ", ".join(
+            f"{data[k]:,} {k}"
+            for k in ("train", "validation", "test")
+            if isinstance(data.get(k), int)
+        )
         lines.append(f"Source: {data['source']}" + (f" ({sizes} images)." if sizes else "."))
     if meta.get("data_note"):
         lines.append(str(meta["data_note"]))
@@ -70,10 +75,14 @@ def _model_card(model, config, meta, license, source):
     eval_split = meta.get("eval_split", "test")
     name = meta.get("model_name", model.name)
     eval_results = [
-        EvalResult(task_type="image-classification", dataset_type=dataset or "unknown",
-                   dataset_name=dataset or "unknown",
-                   dataset_split=_metric_split(metric, train_split, eval_split),
-                   metric_type=metric, metric_value=float(value))
+        EvalResult(
+            task_type="image-classification",
+            dataset_type=dataset or "unknown",
+            dataset_name=dataset or "unknown",
+            dataset_split=_metric_split(metric, train_split, eval_split),
+            metric_type=metric,
+            metric_value=float(value),
+        )
         for metric, value in metrics.items()
     ]
     card_data = ModelCardData(
@@ -100,8 +109,12 @@ def _model_card(model, config, meta, license, source):
         "",
         "## Data",
         "",
-        (f"Trained on the `{train_split}` split of `{dataset}` and evaluated on its "
-         f"`{eval_split}` split." if dataset else "Training data: not recorded."),
+        (
+            f"Trained on the `{train_split}` split of `{dataset}` and evaluated on its "
+            f"`{eval_split}` split."
+            if dataset
+            else "Training data: not recorded."
+        ),
         f"Input: {config['model']['input_shape']} images; preprocessing: {config['preprocessing']}.",
         *_data_lines(meta),
         "",
@@ -115,15 +128,31 @@ def _model_card(model, config, meta, license, source):
     else:
         lines.append("No metrics were measured for this checkpoint.")
     if meta["recipe"]:
-        lines += ["", "## Training recipe", "", "```json", json.dumps(meta["recipe"], indent=2), "```"]
+        lines += [
+            "",
+            "## Training recipe",
+            "",
+            "```json",
+            json.dumps(meta["recipe"], indent=2),
+            "```",
+        ]
     if meta.get("reference"):
-        lines += ["", "## Reference batch", "",
-                  f"`reference.safetensors` holds {meta['reference']['num_inputs']} inputs and the "
-                  f"outputs this checkpoint gave on them ({meta['reference']['backend']} backend, "
-                  "float32). Check that it computes the same on your backend:", "",
-                  "```python", "from keras_resblocks import verify_reference",
-                  f"print(verify_reference({json.dumps(source)}))", "```"]
-    lines += ["", f"Weights sha256: `{meta['sha256']}`; written with keras-resblocks "
-              f"{meta['package_version']}, Keras {meta['keras_version']} ({meta['backend']} backend)."]
+        lines += [
+            "",
+            "## Reference batch",
+            "",
+            f"`reference.safetensors` holds {meta['reference']['num_inputs']} inputs and the "
+            f"outputs this checkpoint gave on them ({meta['reference']['backend']} backend, "
+            "float32). Check that it computes the same on your backend:",
+            "",
+            "```python",
+            "from keras_resblocks import verify_reference",
+            f"print(verify_reference({json.dumps(source)}))",
+            "```",
+        ]
+    lines += [
+        "",
+        f"Weights sha256: `{meta['sha256']}`; written with keras-resblocks "
+        f"{meta['package_version']}, Keras {meta['keras_version']} ({meta['backend']} backend).",
+    ]
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
-

@@ -46,8 +46,22 @@ REFERENCE_RTOL = 1e-3
 
 # Formats we refuse to read: pickle can run arbitrary code on load, and HDF5 /
 # .keras archives carry Keras configs that deserialize into arbitrary layers.
-UNSAFE_SUFFIXES = (".bin", ".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".h5", ".hdf5",
-                   ".keras", ".joblib", ".npy", ".npz", ".msgpack", ".pb")
+UNSAFE_SUFFIXES = (
+    ".bin",
+    ".pkl",
+    ".pickle",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".h5",
+    ".hdf5",
+    ".keras",
+    ".joblib",
+    ".npy",
+    ".npz",
+    ".msgpack",
+    ".pb",
+)
 
 # A name outside this list would reach keras.activations.get(), which resolves
 # registered objects: keep the accepted values to plain, known functions.
@@ -139,36 +153,70 @@ def _check_limits(config):
     def refuse(field, value, limit, what):
         raise CheckpointError(
             f"`{field}` in {CONFIG_FILE} asks for {what}, beyond the limit of {limit:,} that "
-            f"every real ResNet fits. Received: {field.rsplit('.', 1)[-1]}={value!r}")
+            f"every real ResNet fits. Received: {field.rsplit('.', 1)[-1]}={value!r}"
+        )
 
     if len(arch.stage_depths) > LIMITS["stages"]:
-        refuse("architecture.stage_depths", list(arch.stage_depths), LIMITS["stages"],
-               f"{len(arch.stage_depths):,} stages")
+        refuse(
+            "architecture.stage_depths",
+            list(arch.stage_depths),
+            LIMITS["stages"],
+            f"{len(arch.stage_depths):,} stages",
+        )
     if arch.num_blocks > LIMITS["blocks"]:
-        refuse("architecture.stage_depths", list(arch.stage_depths), LIMITS["blocks"],
-               f"{arch.num_blocks:,} blocks")
+        refuse(
+            "architecture.stage_depths",
+            list(arch.stage_depths),
+            LIMITS["blocks"],
+            f"{arch.num_blocks:,} blocks",
+        )
     for field, values in (("stage_widths", arch.stage_widths), ("stem_width", [arch.stem_width])):
         if max(values) > LIMITS["width"]:
-            refuse(f"architecture.{field}", list(values) if field == "stage_widths" else values[0],
-                   LIMITS["width"], f"a width of {max(values):,}")
+            refuse(
+                f"architecture.{field}",
+                list(values) if field == "stage_widths" else values[0],
+                LIMITS["width"],
+                f"a width of {max(values):,}",
+            )
     if arch.expansion > LIMITS["expansion"]:
-        refuse("architecture.expansion", arch.expansion, LIMITS["expansion"],
-               f"an expansion of {arch.expansion:,}")
+        refuse(
+            "architecture.expansion",
+            arch.expansion,
+            LIMITS["expansion"],
+            f"an expansion of {arch.expansion:,}",
+        )
     if max(arch.stage_strides) > LIMITS["stride"]:
-        refuse("architecture.stage_strides", list(arch.stage_strides), LIMITS["stride"],
-               f"a stride of {max(arch.stage_strides):,}")
+        refuse(
+            "architecture.stage_strides",
+            list(arch.stage_strides),
+            LIMITS["stride"],
+            f"a stride of {max(arch.stage_strides):,}",
+        )
     if config.num_classes > LIMITS["num_classes"]:
-        refuse("model.num_classes", config.num_classes, LIMITS["num_classes"],
-               f"{config.num_classes:,} classes")
+        refuse(
+            "model.num_classes",
+            config.num_classes,
+            LIMITS["num_classes"],
+            f"{config.num_classes:,} classes",
+        )
     height, width, channels = config.input_shape
     if max(n or 0 for n in (height, width)) > LIMITS["input_size"]:
-        refuse("model.input_shape", list(config.input_shape), LIMITS["input_size"],
-               f"images of {height}x{width}")
+        refuse(
+            "model.input_shape",
+            list(config.input_shape),
+            LIMITS["input_size"],
+            f"images of {height}x{width}",
+        )
     if (channels or 0) > LIMITS["channels"]:
-        refuse("model.input_shape", list(config.input_shape), LIMITS["channels"],
-               f"{channels:,} channels")
-    count = parameter_count(arch, num_classes=config.num_classes, include_top=config.include_top,
-                            channels=channels or 3)
+        refuse(
+            "model.input_shape",
+            list(config.input_shape),
+            LIMITS["channels"],
+            f"{channels:,} channels",
+        )
+    count = parameter_count(
+        arch, num_classes=config.num_classes, include_top=config.include_top, channels=channels or 3
+    )
     if count > LIMITS["parameters"]:
         refuse("architecture", arch.to_dict(), LIMITS["parameters"], f"{count:,} parameters")
 
@@ -182,11 +230,17 @@ def _bad_model_field(include_top, num_classes, pooling, classifier_activation, i
     if pooling not in POOLINGS:
         return "pooling"
     if not (classifier_activation is None or isinstance(classifier_activation, str)) or (
-            classifier_activation not in CLASSIFIER_ACTIVATIONS):
+        classifier_activation not in CLASSIFIER_ACTIVATIONS
+    ):
         return "classifier_activation"
-    if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3 or not all(
+    if (
+        not isinstance(input_shape, (list, tuple))
+        or len(input_shape) != 3
+        or not all(
             n is None or (isinstance(n, int) and not isinstance(n, bool) and n > 0)
-            for n in input_shape):
+            for n in input_shape
+        )
+    ):
         return "input_shape"
     return None
 
@@ -224,41 +278,59 @@ class CheckpointConfig:
     def __post_init__(self):
         if not isinstance(self.architecture, Architecture):
             raise CheckpointError(
-                f"`architecture` must be an Architecture. Received: {self.architecture!r}")
-        bad = _bad_model_field(self.include_top, self.num_classes, self.pooling,
-                               self.classifier_activation, self.input_shape)
+                f"`architecture` must be an Architecture. Received: {self.architecture!r}"
+            )
+        bad = _bad_model_field(
+            self.include_top,
+            self.num_classes,
+            self.pooling,
+            self.classifier_activation,
+            self.input_shape,
+        )
         if bad:
-            allowed = {"classifier_activation": f" (one of {list(CLASSIFIER_ACTIVATIONS)})",
-                       "pooling": f" (one of {list(POOLINGS)})"}.get(bad, "")
-            raise CheckpointError(f"Invalid `model.{bad}` in {CONFIG_FILE}{allowed}. "
-                                  f"Received: {bad}={getattr(self, bad)!r}")
+            allowed = {
+                "classifier_activation": f" (one of {list(CLASSIFIER_ACTIVATIONS)})",
+                "pooling": f" (one of {list(POOLINGS)})",
+            }.get(bad, "")
+            raise CheckpointError(
+                f"Invalid `model.{bad}` in {CONFIG_FILE}{allowed}. "
+                f"Received: {bad}={getattr(self, bad)!r}"
+            )
         object.__setattr__(self, "input_shape", tuple(self.input_shape))
         _check_limits(self)
         labels = self.labels
-        if labels is not None and not (isinstance(labels, (list, tuple))
-                                       and all(isinstance(x, str) for x in labels)):
+        if labels is not None and not (
+            isinstance(labels, (list, tuple)) and all(isinstance(x, str) for x in labels)
+        ):
             raise CheckpointError(
-                f"`labels` must be null or a list of strings. Received: labels={labels!r}")
+                f"`labels` must be null or a list of strings. Received: labels={labels!r}"
+            )
         if labels is not None and self.include_top and len(labels) != self.num_classes:
             raise CheckpointError(
                 f"`labels` must name each of the {self.num_classes} classes. "
-                f"Received: {len(labels)} labels")
+                f"Received: {len(labels)} labels"
+            )
         if labels is not None:
             object.__setattr__(self, "labels", list(labels))
         if self.preprocessing is not None:
             try:
                 check_preprocessing(self.preprocessing, self.input_shape[-1] or 3)
             except ValueError as error:
-                raise CheckpointError(f"Invalid `preprocessing` in {CONFIG_FILE}: {error}") from None
+                raise CheckpointError(
+                    f"Invalid `preprocessing` in {CONFIG_FILE}: {error}"
+                ) from None
 
     @classmethod
     def from_model(cls, model, labels=None):
         """The config of a :class:`ResNet` (``labels`` are turned into strings)."""
         return cls(
-            architecture=model.architecture, include_top=model.include_top,
-            num_classes=model.num_classes, pooling=model.pooling,
+            architecture=model.architecture,
+            include_top=model.include_top,
+            num_classes=model.num_classes,
+            pooling=model.pooling,
             classifier_activation=model.classifier_activation,
-            input_shape=tuple(model.image_shape), preprocessing=model.preprocessing,
+            input_shape=tuple(model.image_shape),
+            preprocessing=model.preprocessing,
             labels=None if labels is None else [str(label) for label in labels],
         )
 
@@ -271,14 +343,14 @@ class CheckpointConfig:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise CheckpointError(
-                f"{CONFIG_FILE} must have \"format\": {FORMAT!r} and the keys "
+                f'{CONFIG_FILE} must have "format": {FORMAT!r} and the keys '
                 f"{list(_CONFIG_KEYS)}; it is not a keras-resblocks config. Received: format={found!r}"
                 + (f", keys={sorted(data)}" if isinstance(data, dict) else "")
             )
         _check_keys("config", data, _CONFIG_KEYS)
         if data["format_version"] != FORMAT_VERSION:
             raise CheckpointError(
-                f"{CONFIG_FILE} must have \"format_version\": {FORMAT_VERSION} (the only version "
+                f'{CONFIG_FILE} must have "format_version": {FORMAT_VERSION} (the only version '
                 f"this keras-resblocks reads). Received: format_version={data['format_version']!r}"
             )
         try:
@@ -287,10 +359,16 @@ class CheckpointConfig:
             raise CheckpointError(f"{CONFIG_FILE} has an invalid `architecture`: {error}") from None
         model = data["model"]
         if not isinstance(model, dict):
-            raise CheckpointError(f"`model` in {CONFIG_FILE} must be a JSON object. Received: {model!r}")
+            raise CheckpointError(
+                f"`model` in {CONFIG_FILE} must be a JSON object. Received: {model!r}"
+            )
         _check_keys("model", model, _MODEL_KEYS)
-        return cls(architecture=architecture, **model, preprocessing=data["preprocessing"],
-                   labels=data["labels"])
+        return cls(
+            architecture=architecture,
+            **model,
+            preprocessing=data["preprocessing"],
+            labels=data["labels"],
+        )
 
     def to_json(self):
         """The plain-JSON ``config.json`` (the layout of format version 1)."""
@@ -311,9 +389,14 @@ class CheckpointConfig:
 
     def model_kwargs(self):
         """The keyword arguments of :class:`ResNet` besides the architecture."""
-        return dict(include_top=self.include_top, num_classes=self.num_classes,
-                    pooling=self.pooling, classifier_activation=self.classifier_activation,
-                    input_shape=self.input_shape, preprocessing=self.preprocessing)
+        return dict(
+            include_top=self.include_top,
+            num_classes=self.num_classes,
+            pooling=self.pooling,
+            classifier_activation=self.classifier_activation,
+            input_shape=self.input_shape,
+            preprocessing=self.preprocessing,
+        )
 
 
 def _check_keys(block, data, expected):
@@ -362,46 +445,63 @@ class CheckpointMetadata:
     def __post_init__(self):
         if not isinstance(self.sha256, str) or not _SHA256.match(self.sha256):
             raise CheckpointError(
-                f"{METADATA_FILE} must record the weights' \"sha256\" as 64 hex digits. "
+                f'{METADATA_FILE} must record the weights\' "sha256" as 64 hex digits. '
                 f"Received: sha256={self.sha256!r}"
             )
         if self.metrics is not None and not isinstance(self.metrics, dict):
             raise CheckpointError(
-                f"`metrics` must be null or an object of numbers. Received: metrics={self.metrics!r}")
+                f"`metrics` must be null or an object of numbers. Received: metrics={self.metrics!r}"
+            )
         for metric, value in (self.metrics or {}).items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
                 raise CheckpointError(
                     f"Metric {metric!r} must be a finite number (leave out what was not "
                     f"measured). Received: {metric}={value!r}"
                 )
         if self.command is not None and not isinstance(self.command, str):
             raise CheckpointError(
-                f"`command` must be null or the command line, a string. Received: command={self.command!r}")
+                f"`command` must be null or the command line, a string. Received: command={self.command!r}"
+            )
         entry = self.reference
-        if entry is not None and (not isinstance(entry, dict) or entry.get("file") != REFERENCE_FILE
-                                  or not isinstance(entry.get("sha256"), str)):
+        if entry is not None and (
+            not isinstance(entry, dict)
+            or entry.get("file") != REFERENCE_FILE
+            or not isinstance(entry.get("sha256"), str)
+        ):
             raise CheckpointError(
-                f"`reference` in {METADATA_FILE} must be null or an object with \"file\": "
-                f"{REFERENCE_FILE!r} and its \"sha256\". Received: reference={entry!r}"
+                f'`reference` in {METADATA_FILE} must be null or an object with "file": '
+                f'{REFERENCE_FILE!r} and its "sha256". Received: reference={entry!r}'
             )
         if self.files is not None and not (
-                isinstance(self.files, dict) and set(self.files) <= set(HASHED_FILES)
-                and all(isinstance(v, str) and _SHA256.match(v) for v in self.files.values())):
+            isinstance(self.files, dict)
+            and set(self.files) <= set(HASHED_FILES)
+            and all(isinstance(v, str) and _SHA256.match(v) for v in self.files.values())
+        ):
             raise CheckpointError(
                 f"`files` in {METADATA_FILE} must map some of {list(HASHED_FILES)} to their "
-                f"sha256 (64 hex digits). Received: files={self.files!r}")
+                f"sha256 (64 hex digits). Received: files={self.files!r}"
+            )
         clash = sorted(set(self.extra) & set(_RESERVED_METADATA))
         if clash:
-            raise CheckpointError(f"Reserved metadata key(s) {clash}. Received: {sorted(self.extra)}")
+            raise CheckpointError(
+                f"Reserved metadata key(s) {clash}. Received: {sorted(self.extra)}"
+            )
 
     @classmethod
     def from_json(cls, data):
         """Validate a parsed ``metadata.json``; unknown keys go to ``extra``."""
         if not isinstance(data, dict):
             raise CheckpointError(
-                f"{METADATA_FILE} must hold a JSON object. Received: {type(data).__name__}")
-        if data.get("format", FORMAT) != FORMAT or data.get("format_version",
-                                                            FORMAT_VERSION) != FORMAT_VERSION:
+                f"{METADATA_FILE} must hold a JSON object. Received: {type(data).__name__}"
+            )
+        if (
+            data.get("format", FORMAT) != FORMAT
+            or data.get("format_version", FORMAT_VERSION) != FORMAT_VERSION
+        ):
             raise CheckpointError(
                 f"{METADATA_FILE} must be of format {FORMAT!r} version {FORMAT_VERSION}. Received: "
                 f"format={data.get('format')!r}, format_version={data.get('format_version')!r}"
@@ -409,15 +509,21 @@ class CheckpointMetadata:
         fields = {name: data[name] for name in _METADATA_FIELDS if name in data}
         if "sha256" not in fields:
             raise CheckpointError(
-                f"{METADATA_FILE} must record the weights' \"sha256\". Received: keys={sorted(data)}")
+                f'{METADATA_FILE} must record the weights\' "sha256". Received: keys={sorted(data)}'
+            )
         extra = {k: v for k, v in data.items() if k not in _RESERVED_METADATA}
         return cls(**fields, extra=extra)
 
     def to_json(self):
         """The plain-JSON ``metadata.json``, keys in the order format version 1 writes them."""
         data = {"format": FORMAT, "format_version": FORMAT_VERSION}
-        data.update({name: getattr(self, name) for name in _METADATA_FIELDS
-                     if name not in ("reference", "files")})
+        data.update(
+            {
+                name: getattr(self, name)
+                for name in _METADATA_FIELDS
+                if name not in ("reference", "files")
+            }
+        )
         data.update(self.extra)
         if self.reference is not None:
             data["reference"] = self.reference
@@ -426,5 +532,7 @@ class CheckpointMetadata:
         return data
 
 
-_METADATA_FIELDS = tuple(f.name for f in dataclasses.fields(CheckpointMetadata) if f.name != "extra")
+_METADATA_FIELDS = tuple(
+    f.name for f in dataclasses.fields(CheckpointMetadata) if f.name != "extra"
+)
 _RESERVED_METADATA = ("format", "format_version") + _METADATA_FIELDS

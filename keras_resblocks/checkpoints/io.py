@@ -63,8 +63,13 @@ def verify_sha256(path, expected, hint=""):
 logger = logging.getLogger("keras_resblocks")
 MAX_JSON_BYTES = 1 << 20  # config.json and metadata.json: a few KiB in practice
 MAX_WEIGHTS_BYTES = 8 << 30  # a billion float32 parameters (the config's limit) and then some
-_FILE_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device",
-               stat.S_IFBLK: "a device", stat.S_IFSOCK: "a socket"}
+_FILE_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 def read_file(path, root=None, max_bytes=None):
@@ -95,28 +100,36 @@ def read_file(path, root=None, max_bytes=None):
     if real != root and root not in real.parents:
         raise CheckpointError(
             f"{path.name} is a link to {str(real)!r}, outside its checkpoint directory; refusing "
-            f"to follow it. Received: {str(path)!r}")
+            f"to follow it. Received: {str(path)!r}"
+        )
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError as error:
-        raise CheckpointError(f"Cannot open {path.name}: {error.strerror}. Received: {str(path)!r}") from None
+        raise CheckpointError(
+            f"Cannot open {path.name}: {error.strerror}. Received: {str(path)!r}"
+        ) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
-            raise CheckpointError(f"{path.name} is {kind}, not a regular file; refusing to read "
-                                  f"it. Received: {str(path)!r}")
+            raise CheckpointError(
+                f"{path.name} is {kind}, not a regular file; refusing to read "
+                f"it. Received: {str(path)!r}"
+            )
         if max_bytes is not None and info.st_size > max_bytes:
-            raise CheckpointError(f"{path.name} is {info.st_size:,} bytes, beyond the limit of "
-                                  f"{max_bytes:,}. Received: {str(path)!r}")
+            raise CheckpointError(
+                f"{path.name} is {info.st_size:,} bytes, beyond the limit of "
+                f"{max_bytes:,}. Received: {str(path)!r}"
+            )
     except BaseException:
         os.close(fd)
         raise
     with os.fdopen(fd, "rb") as f:
         data = f.read() if max_bytes is None else f.read(max_bytes + 1)
     if max_bytes is not None and len(data) > max_bytes:  # it grew while being read
-        raise CheckpointError(f"{path.name} is over the limit of {max_bytes:,} bytes. "
-                              f"Received: {str(path)!r}")
+        raise CheckpointError(
+            f"{path.name} is over the limit of {max_bytes:,} bytes. Received: {str(path)!r}"
+        )
     return data
 
 
@@ -138,12 +151,17 @@ def read_json(path, root=None, data=None):
     try:
         data = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
-        raise CheckpointError(f"Cannot read {path.name} as JSON: {error}. Received: {str(path)!r}") from None
+        raise CheckpointError(
+            f"Cannot read {path.name} as JSON: {error}. Received: {str(path)!r}"
+        ) from None
     except RecursionError:
-        raise CheckpointError(f"{path.name} is nested too deeply to be a checkpoint's JSON. "
-                              f"Received: {str(path)!r}") from None
+        raise CheckpointError(
+            f"{path.name} is nested too deeply to be a checkpoint's JSON. Received: {str(path)!r}"
+        ) from None
     if not isinstance(data, dict):
-        raise CheckpointError(f"{path.name} must hold a JSON object. Received: {type(data).__name__}")
+        raise CheckpointError(
+            f"{path.name} must hold a JSON object. Received: {type(data).__name__}"
+        )
     return data
 
 
@@ -200,8 +218,9 @@ class CheckpointFiles:
     reference_sha256: str | None
 
 
-def read_checkpoint(directory, expected_sha256=None, hint="", root=None,
-                    expected_metadata_sha256=None):
+def read_checkpoint(
+    directory, expected_sha256=None, hint="", root=None, expected_metadata_sha256=None
+):
     """Read a checkpoint directory: files present, JSON valid, hashes right, weights readable.
 
     Every file is read once, by :func:`read_file` (regular files inside ``root``,
@@ -218,35 +237,49 @@ def read_checkpoint(directory, expected_sha256=None, hint="", root=None,
     check_files(directory)
     metadata_bytes = read_file(directory / METADATA_FILE, root, MAX_JSON_BYTES)
     if expected_metadata_sha256:
-        _check_sha256(metadata_bytes, METADATA_FILE, expected_metadata_sha256, hint,
-                      directory / METADATA_FILE)
+        _check_sha256(
+            metadata_bytes, METADATA_FILE, expected_metadata_sha256, hint, directory / METADATA_FILE
+        )
     metadata = CheckpointMetadata.from_json(
-        read_json(directory / METADATA_FILE, data=metadata_bytes))
+        read_json(directory / METADATA_FILE, data=metadata_bytes)
+    )
     config_bytes = read_file(directory / CONFIG_FILE, root, MAX_JSON_BYTES)
     hashed = metadata.files or {}
     if CONFIG_FILE in hashed:
         _check_sha256(config_bytes, CONFIG_FILE, hashed[CONFIG_FILE], hint, directory / CONFIG_FILE)
     else:
-        logger.warning("%s: its %s is not covered by a hash (written by keras-resblocks 0.1.0 "
-                       "or by hand); its labels and settings are taken as they are.",
-                       directory, CONFIG_FILE)
+        logger.warning(
+            "%s: its %s is not covered by a hash (written by keras-resblocks 0.1.0 "
+            "or by hand); its labels and settings are taken as they are.",
+            directory,
+            CONFIG_FILE,
+        )
     if CARD_FILE in hashed and (directory / CARD_FILE).exists():
         card = read_file(directory / CARD_FILE, root, MAX_JSON_BYTES)
         _check_sha256(card, CARD_FILE, hashed[CARD_FILE], hint, directory / CARD_FILE)
     config = CheckpointConfig.from_json(read_json(directory / CONFIG_FILE, data=config_bytes))
     weights_path = directory / WEIGHTS_FILE
     weights = read_file(weights_path, root, MAX_WEIGHTS_BYTES)
-    sha256 = _check_sha256(weights, WEIGHTS_FILE, expected_sha256 or metadata.sha256, hint, weights_path)
+    sha256 = _check_sha256(
+        weights, WEIGHTS_FILE, expected_sha256 or metadata.sha256, hint, weights_path
+    )
     # The reference batch is optional; when it is there, it must be the one written.
     reference_sha256 = None
     if metadata.reference and (directory / REFERENCE_FILE).exists():
         reference = read_file(directory / REFERENCE_FILE, root, MAX_WEIGHTS_BYTES)
-        reference_sha256 = _check_sha256(reference, REFERENCE_FILE, metadata.reference["sha256"],
-                                         hint, directory / REFERENCE_FILE)
+        reference_sha256 = _check_sha256(
+            reference,
+            REFERENCE_FILE,
+            metadata.reference["sha256"],
+            hint,
+            directory / REFERENCE_FILE,
+        )
     try:
         tensors = safetensors.numpy.load(weights)
     except Exception as error:  # safetensors raises its own SafetensorError
-        raise CheckpointError(f"Cannot read {WEIGHTS_FILE}: {error}. Received: {str(weights_path)!r}")
+        raise CheckpointError(
+            f"Cannot read {WEIGHTS_FILE}: {error}. Received: {str(weights_path)!r}"
+        )
     check_weights(tensors, repr(str(weights_path)))
     return CheckpointFiles(config, metadata, tensors, sha256, reference_sha256)
 
@@ -257,8 +290,10 @@ def check_weights(tensors, received):
     for key, tensor in sorted(tensors.items()):
         if tensor.dtype != np.float32 or not np.isfinite(tensor).all():
             what = f"of dtype {tensor.dtype}" if tensor.dtype != np.float32 else "not finite"
-            raise CheckpointError(f"{WEIGHTS_FILE} must hold finite float32 tensors; {key!r} "
-                                  f"is {what}. Received: {received}")
+            raise CheckpointError(
+                f"{WEIGHTS_FILE} must hold finite float32 tensors; {key!r} "
+                f"is {what}. Received: {received}"
+            )
 
 
 def record_file_hashes(directory):
@@ -267,8 +302,9 @@ def record_file_hashes(directory):
     checkpoint written by keras-resblocks 0.1.0 whose files are known to be good."""
     directory = Path(directory)
     metadata = read_metadata(directory)
-    files = {name: sha256_of(directory / name) for name in HASHED_FILES
-             if (directory / name).is_file()}
+    files = {
+        name: sha256_of(directory / name) for name in HASHED_FILES if (directory / name).is_file()
+    }
     write_json(directory / METADATA_FILE, dataclasses.replace(metadata, files=files).to_json())
     return files
 

@@ -43,8 +43,15 @@ class LoadReport:
         return not self.skipped and not self.reinitialized
 
 
-def load_checkpoint(directory, *, expected_sha256=None, num_classes=None, include_top=True,
-                    input_shape=None, pooling=None):
+def load_checkpoint(
+    directory,
+    *,
+    expected_sha256=None,
+    num_classes=None,
+    include_top=True,
+    input_shape=None,
+    pooling=None,
+):
     """Build the :class:`ResNet` a checkpoint directory describes and load its weights.
 
     The weights' sha256 is checked (against ``expected_sha256`` if given, else the one
@@ -69,17 +76,27 @@ def load_checkpoint(directory, *, expected_sha256=None, num_classes=None, includ
     ((None, 5), ('predictions/bias', 'predictions/kernel'))
     """
     provenance = Provenance(Path(directory), source=str(directory), expected_sha256=expected_sha256)
-    return load_resolved(provenance, num_classes=num_classes, include_top=include_top,
-                         input_shape=input_shape, pooling=pooling)
+    return load_resolved(
+        provenance,
+        num_classes=num_classes,
+        include_top=include_top,
+        input_shape=input_shape,
+        pooling=pooling,
+    )
 
 
-def load_resolved(provenance, *, num_classes=None, include_top=True, input_shape=None,
-                  pooling=None):
+def load_resolved(
+    provenance, *, num_classes=None, include_top=True, input_shape=None, pooling=None
+):
     """:func:`load_checkpoint` for a directory that :func:`resolve` found (a :class:`Provenance`)."""
     directory = Path(provenance.directory)
-    files = read_checkpoint(directory, provenance.expected_sha256, provenance.recovery,
-                            root=provenance.root,
-                            expected_metadata_sha256=provenance.expected_metadata_sha256)
+    files = read_checkpoint(
+        directory,
+        provenance.expected_sha256,
+        provenance.recovery,
+        root=provenance.root,
+        expected_metadata_sha256=provenance.expected_metadata_sha256,
+    )
     config, tensors = files.config, files.tensors
 
     kwargs = config.model_kwargs()
@@ -104,7 +121,9 @@ def load_resolved(provenance, *, num_classes=None, include_top=True, input_shape
         if name in wanted and tuple(wanted[name].shape) != tuple(expected[name].shape)
     ]
     problems += [f"{name}: missing from the checkpoint" for name in expected if name not in wanted]
-    problems += [f"{name}: in the checkpoint, not in the model" for name in wanted if name not in expected]
+    problems += [
+        f"{name}: in the checkpoint, not in the model" for name in wanted if name not in expected
+    ]
     if problems:
         shown = "; ".join(problems[:_MAX_LISTED])
         more = f" (and {len(problems) - _MAX_LISTED} more)" if len(problems) > _MAX_LISTED else ""
@@ -116,16 +135,30 @@ def load_resolved(provenance, *, num_classes=None, include_top=True, input_shape
     for name, variable in expected.items():
         variable.assign(wanted[name])
 
-    report = LoadReport(source=str(directory), sha256=files.sha256, loaded=tuple(sorted(expected)),
-                        skipped=tuple(skipped), reinitialized=tuple(reinitialized),
-                        reference_sha256=files.reference_sha256, provenance=provenance)
+    report = LoadReport(
+        source=str(directory),
+        sha256=files.sha256,
+        loaded=tuple(sorted(expected)),
+        skipped=tuple(skipped),
+        reinitialized=tuple(reinitialized),
+        reference_sha256=files.reference_sha256,
+        provenance=provenance,
+    )
     if skipped or reinitialized:
-        why = (f"num_classes={num_classes} differs from the checkpoint's {saved_classes}"
-               if include_top else "include_top=False")
+        why = (
+            f"num_classes={num_classes} differs from the checkpoint's {saved_classes}"
+            if include_top
+            else "include_top=False"
+        )
         logger.warning(
             "Loaded %d weights from %s; the classifier was not loaded (%s): skipped %s, "
-            "freshly initialised %s.", len(expected), directory, why, list(skipped),
-            list(reinitialized))
+            "freshly initialised %s.",
+            len(expected),
+            directory,
+            why,
+            list(skipped),
+            list(reinitialized),
+        )
     model.load_report = report
     model.labels = config.labels if head_kept else None
     return model

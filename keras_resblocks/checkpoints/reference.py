@@ -90,7 +90,8 @@ def check_reference_inputs(inputs, image_shape):
             f"`reference_inputs` must be uint8 or floating-point images. Received: dtype={array.dtype}"
         )
     fits = array.ndim == 1 + len(image_shape) and all(
-        n is None or n == m for n, m in zip(image_shape, array.shape[1:]))
+        n is None or n == m for n, m in zip(image_shape, array.shape[1:])
+    )
     if not fits or not 1 <= len(array) <= MAX_REFERENCE_INPUTS:
         raise ValueError(
             f"`reference_inputs` must be 1 to {MAX_REFERENCE_INPUTS} images shaped like the "
@@ -117,8 +118,10 @@ def reference_outputs(model, inputs):
         result = {"outputs": outputs, "logits": logits}
     else:
         result = {"outputs": model(x, training=False)}
-    return {name: np.ascontiguousarray(keras.ops.convert_to_numpy(value), dtype="float32")
-            for name, value in result.items()}
+    return {
+        name: np.ascontiguousarray(keras.ops.convert_to_numpy(value), dtype="float32")
+        for name, value in result.items()
+    }
 
 
 def write_reference(directory, inputs, weights_sha256):
@@ -172,8 +175,11 @@ def read_reference(directory):
     entry = read_metadata(directory).reference
     path = directory / REFERENCE_FILE
     if entry is None:
-        stray = (f"; the {REFERENCE_FILE} there is not recorded, so it cannot be trusted"
-                 if path.exists() else "")
+        stray = (
+            f"; the {REFERENCE_FILE} there is not recorded, so it cannot be trusted"
+            if path.exists()
+            else ""
+        )
         raise MissingFileError(
             f"{directory} has no reference batch: {METADATA_FILE} records none{stray}. Write one "
             f"with save_pretrained(..., reference_inputs=images). Received: {str(directory)!r}"
@@ -198,8 +204,9 @@ def read_reference(directory):
     return entry, tensors
 
 
-def compare_reference(model, *, name=None, atol=REFERENCE_ATOL, rtol=REFERENCE_RTOL,
-                      raise_on_mismatch=True):
+def compare_reference(
+    model, *, name=None, atol=REFERENCE_ATOL, rtol=REFERENCE_RTOL, raise_on_mismatch=True
+):
     """Run a loaded checkpoint's reference batch through ``model``; compare with the stored outputs.
 
     ``model`` must have been loaded whole from a checkpoint, in float32 (see
@@ -254,9 +261,15 @@ def compare_reference(model, *, name=None, atol=REFERENCE_ATOL, rtol=REFERENCE_R
         if not np.allclose(actual[key], recorded, atol=atol, rtol=rtol):
             failing.append(key)
     report = ReferenceReport(
-        source=name, backend=keras.backend.backend(),
-        recorded_backend=entry.get("backend", "unknown"), num_inputs=len(tensors["inputs"]),
-        max_abs_diff=max(diffs.values()), diffs=diffs, allclose=not failing, atol=atol, rtol=rtol,
+        source=name,
+        backend=keras.backend.backend(),
+        recorded_backend=entry.get("backend", "unknown"),
+        num_inputs=len(tensors["inputs"]),
+        max_abs_diff=max(diffs.values()),
+        diffs=diffs,
+        allclose=not failing,
+        atol=atol,
+        rtol=rtol,
     )
     if failing and raise_on_mismatch:
         # Name an output that is out of tolerance: the largest difference overall may be

@@ -9,9 +9,20 @@ from keras_resblocks.checkpoints.format import CheckpointError
 from keras_resblocks.registry import ARCHITECTURES
 
 REGISTRY_FILE = "registry.json"
-_ENTRY_KEYS = {"architecture", "dataset", "description", "metrics", "sha256", "metadata_sha256",
-               "files", "hub",
-               "bundled", "keras_applications", "license", "ported_from"}
+_ENTRY_KEYS = {
+    "architecture",
+    "dataset",
+    "description",
+    "metrics",
+    "sha256",
+    "metadata_sha256",
+    "files",
+    "hub",
+    "bundled",
+    "keras_applications",
+    "license",
+    "ported_from",
+}
 SOURCES = ("hub", "bundled", "keras_applications")
 
 

@@ -30,8 +30,19 @@ from keras_resblocks.checkpoints.reference import check_reference_inputs, write_
 from keras_resblocks.models import ResNet
 
 
-def save_pretrained(model, directory, *, labels=None, dataset=None, metrics=None, recipe=None,
-                    command=None, license="apache-2.0", reference_inputs=None, **metadata):
+def save_pretrained(
+    model,
+    directory,
+    *,
+    labels=None,
+    dataset=None,
+    metrics=None,
+    recipe=None,
+    command=None,
+    license="apache-2.0",
+    reference_inputs=None,
+    **metadata,
+):
     """Write ``model`` as a checkpoint directory (config, safetensors, metadata, card).
 
     The directory is first written beside the target under a temporary name and
@@ -78,21 +89,30 @@ def save_pretrained(model, directory, *, labels=None, dataset=None, metrics=None
         raise ValueError(f"Reserved metadata key(s) {clash}. Received: {sorted(metadata)}")
     config = CheckpointConfig.from_model(model, labels=labels)
     # Checked before anything is written; the sha256 is filled in once the weights are.
-    CheckpointMetadata(sha256="0" * 64, dataset=dataset, recipe=recipe, metrics=metrics,
-                       command=command, extra=metadata)
+    CheckpointMetadata(
+        sha256="0" * 64,
+        dataset=dataset,
+        recipe=recipe,
+        metrics=metrics,
+        command=command,
+        extra=metadata,
+    )
     if reference_inputs is not None:
         reference_inputs = check_reference_inputs(reference_inputs, model.image_shape)
     tensors = {}
     for variable in model.variables:
         if variable.path in tensors:
-            raise ValueError(f"Two variables share the path {variable.path!r}; keys must be unique.")
+            raise ValueError(
+                f"Two variables share the path {variable.path!r}; keys must be unique."
+            )
         tensors[variable.path] = np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
     check_weights(tensors, f"model {model.name!r}")  # refused now, as loading would refuse it
 
     with replacing_directory(directory) as staging:
         write_json(staging / CONFIG_FILE, config.to_json())
-        safetensors.numpy.save_file(tensors, str(staging / WEIGHTS_FILE),
-                                    metadata={"format": FORMAT})
+        safetensors.numpy.save_file(
+            tensors, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT}
+        )
         meta = CheckpointMetadata(
             files={CONFIG_FILE: sha256_of(staging / CONFIG_FILE)},
             sha256=sha256_of(staging / WEIGHTS_FILE),
@@ -115,8 +135,9 @@ def save_pretrained(model, directory, *, labels=None, dataset=None, metrics=None
         source = f"path/to/{Path(directory).name}"
         model_card(model, config, meta, license, source).save(staging / CARD_FILE)
         # Every file is covered: the card too, now that it is written.
-        meta = dataclasses.replace(meta, files=dict(meta.files, **{
-            CARD_FILE: sha256_of(staging / CARD_FILE)}))
+        meta = dataclasses.replace(
+            meta, files=dict(meta.files, **{CARD_FILE: sha256_of(staging / CARD_FILE)})
+        )
         write_json(staging / METADATA_FILE, meta.to_json())
     return Path(directory)
 

@@ -32,8 +32,11 @@ class ResidentImages(keras.layers.Layer):
         super().__init__(dtype="float32", **kwargs)
         images = np.asarray(images)
         self.images = self.add_weight(
-            shape=images.shape, dtype=images.dtype.name, initializer="zeros",
-            trainable=False, name="images",
+            shape=images.shape,
+            dtype=images.dtype.name,
+            initializer="zeros",
+            trainable=False,
+            name="images",
         )
         self.images.assign(images)
 

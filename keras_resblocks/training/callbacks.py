@@ -142,7 +142,9 @@ class EpochRecorder(keras.callbacks.Callback):
         for name, (x, y) in self.eval_sets.items():
             error = ""
             if len(x):
-                error = 1.0 - evaluate_accuracy(self.eval_model, x, y, self.batch_size, self.replicas)
+                error = 1.0 - evaluate_accuracy(
+                    self.eval_model, x, y, self.batch_size, self.replicas
+                )
                 logs[f"{name}_error"] = error
             row[f"{name}_error"] = error
         row["wall_time"] = self._wall_offset + time.perf_counter() - self._start
@@ -167,6 +169,7 @@ def evaluate_accuracy(model, x, y, batch_size, replicas=1, verbose=0):
     weights = np.concatenate([np.ones(len(x), "float32"), np.zeros(pad, "float32")])
     x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
     y = np.concatenate([y, np.zeros(pad, y.dtype)])
-    result = model.evaluate(x, y, sample_weight=weights, batch_size=batch_size, verbose=verbose,
-                            return_dict=True)
+    result = model.evaluate(
+        x, y, sample_weight=weights, batch_size=batch_size, verbose=verbose, return_dict=True
+    )
     return float(result["accuracy"])

@@ -40,7 +40,9 @@ def _json_object(text):
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise argparse.ArgumentTypeError(f"expected a JSON object ({e}). Received: {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object ({e}). Received: {text!r}"
+        ) from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object. Received: {text!r}")
     return value
@@ -103,54 +105,88 @@ def add_train_arguments(parser):
     data = parser.add_argument_group("data and model")
     data.add_argument("--model", default="resnet20", help="architecture name (default resnet20)")
     data.add_argument(
-        "--dataset", default="digits",
+        "--dataset",
+        default="digits",
         help="digits (offline default), cifar10, cifar100 (keras.datasets, needs internet), "
         "or a path to an image folder train/<class>/*, test/<class>/* or a .tar.gz of one",
     )
-    data.add_argument("--data-note", default=None,
-                      help="a sentence about the data for the model card (e.g. how it differs "
-                      "from the usual copy)")
-    data.add_argument("--data-cache", default=None,
-                      help="where decoded image folders are cached (default ~/.cache/keras_resblocks)")
-    data.add_argument("--model-overrides", type=_json_object, default=None,
-                      help='JSON of Architecture fields / ResNet arguments, e.g. \'{"shortcut": "projection"}\'')
+    data.add_argument(
+        "--data-note",
+        default=None,
+        help="a sentence about the data for the model card (e.g. how it differs "
+        "from the usual copy)",
+    )
+    data.add_argument(
+        "--data-cache",
+        default=None,
+        help="where decoded image folders are cached (default ~/.cache/keras_resblocks)",
+    )
+    data.add_argument(
+        "--model-overrides",
+        type=_json_object,
+        default=None,
+        help='JSON of Architecture fields / ResNet arguments, e.g. \'{"shortcut": "projection"}\'',
+    )
 
     rec = parser.add_argument_group("recipe (a preset; any field can be overridden)")
-    rec.add_argument("--recipe", default="quick", choices=sorted(PRESETS),
-                     help="he2015: the paper's 64k-iteration step schedule; budget: short runs "
-                     "that anneal to 0 at the last epoch (Nesterov, weight decay 5e-4); cosine: "
-                     "the paper's optimizer with a cosine schedule; quick: digits in about a "
-                     "minute (default)")
+    rec.add_argument(
+        "--recipe",
+        default="quick",
+        choices=sorted(PRESETS),
+        help="he2015: the paper's 64k-iteration step schedule; budget: short runs "
+        "that anneal to 0 at the last epoch (Nesterov, weight decay 5e-4); cosine: "
+        "the paper's optimizer with a cosine schedule; quick: digits in about a "
+        "minute (default)",
+    )
     for field, kind in _RECIPE_FLAGS.items():
         flag = "--" + field.replace("_", "-")
         if field == "schedule":
             rec.add_argument(flag, choices=SCHEDULES, default=None)
         else:
             rec.add_argument(flag, type=kind, default=None)
-    rec.add_argument("--lr-boundaries", type=_int_list, default=None,
-                     help="iterations where the step schedule multiplies the lr by --lr-factor")
+    rec.add_argument(
+        "--lr-boundaries",
+        type=_int_list,
+        default=None,
+        help="iterations where the step schedule multiplies the lr by --lr-factor",
+    )
     rec.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
-    rec.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
-                     help="random horizontal flips")
+    rec.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="random horizontal flips",
+    )
 
     run = parser.add_argument_group("run")
     run.add_argument("--output", default=None, help="checkpoint directory written at the end")
-    run.add_argument("--work-dir", default=None,
-                     help="history.csv and backups (default <output>.work)")
-    run.add_argument("--resume", action="store_true",
-                     help="continue from the backup in the work directory")
-    run.add_argument("--deadline", type=parse_deadline, default=None,
-                     help="stop at an epoch boundary before this wall-clock time (HH:MM local, "
-                     "an ISO date-time, or +90m / +2h from now), keeping the backup; exit "
-                     f"status {EXIT_UNFINISHED}; --resume continues")
+    run.add_argument(
+        "--work-dir", default=None, help="history.csv and backups (default <output>.work)"
+    )
+    run.add_argument(
+        "--resume", action="store_true", help="continue from the backup in the work directory"
+    )
+    run.add_argument(
+        "--deadline",
+        type=parse_deadline,
+        default=None,
+        help="stop at an epoch boundary before this wall-clock time (HH:MM local, "
+        "an ISO date-time, or +90m / +2h from now), keeping the backup; exit "
+        f"status {EXIT_UNFINISHED}; --resume continues",
+    )
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--mixed-precision", choices=("float32", "bfloat16"), default="float32")
-    run.add_argument("--distribute", action="store_true",
-                     help="data parallelism over all local devices")
+    run.add_argument(
+        "--distribute", action="store_true", help="data parallelism over all local devices"
+    )
     run.add_argument("--eval-batch-size", type=int, default=500)
-    run.add_argument("--verbose", default="auto", choices=("auto", "0", "1", "2"),
-                     help="Keras progress output: 1 bar, 2 a line per epoch; auto: a bar on "
-                     "a terminal, a line per epoch otherwise (logs stay free of control codes)")
+    run.add_argument(
+        "--verbose",
+        default="auto",
+        choices=("auto", "0", "1", "2"),
+        help="Keras progress output: 1 bar, 2 a line per epoch; auto: a bar on "
+        "a terminal, a line per epoch otherwise (logs stay free of control codes)",
+    )
     return parser
 
 
@@ -182,23 +218,48 @@ def run_train(args, command=None):
         command = getattr(args, "command_line", None) or command_line()
     try:
         recipe = recipe_from_args(args)
-        verbose = int(args.verbose) if args.verbose != "auto" else (
-            1 if sys.stdout.isatty() else 2)  # a progress bar only on a terminal
+        verbose = (
+            int(args.verbose) if args.verbose != "auto" else (1 if sys.stdout.isatty() else 2)
+        )  # a progress bar only on a terminal
         result = train(
-            model=args.model, dataset=args.dataset, recipe=recipe, output=args.output,
-            work_dir=args.work_dir, resume=args.resume, seed=args.seed,
-            mixed_precision=args.mixed_precision, distribute=args.distribute,
-            data_cache=args.data_cache, eval_batch_size=args.eval_batch_size,
-            model_overrides=args.model_overrides, verbose=verbose,
-            command=command, deadline=args.deadline, data_note=args.data_note,
+            model=args.model,
+            dataset=args.dataset,
+            recipe=recipe,
+            output=args.output,
+            work_dir=args.work_dir,
+            resume=args.resume,
+            seed=args.seed,
+            mixed_precision=args.mixed_precision,
+            distribute=args.distribute,
+            data_cache=args.data_cache,
+            eval_batch_size=args.eval_batch_size,
+            model_overrides=args.model_overrides,
+            verbose=verbose,
+            command=command,
+            deadline=args.deadline,
+            data_note=args.data_note,
         )
     except (DatasetError, NonFiniteLossError, ValueError) as e:
         raise CommandError(str(e)) from e
     if not result.finished:
         last = result.history[-1] if result.history else {}
-        print(json.dumps({"finished": False, "epoch": int(last.get("epoch") or 0),
-                          "epochs": result.recipe.epochs}))
+        print(
+            json.dumps(
+                {
+                    "finished": False,
+                    "epoch": int(last.get("epoch") or 0),
+                    "epochs": result.recipe.epochs,
+                }
+            )
+        )
         return EXIT_UNFINISHED
-    print(json.dumps({"output": str(result.output), "metrics": result.metrics,
-                      "recipe": dataclasses.asdict(result.recipe)}))
+    print(
+        json.dumps(
+            {
+                "output": str(result.output),
+                "metrics": result.metrics,
+                "recipe": dataclasses.asdict(result.recipe),
+            }
+        )
+    )
     return 0

@@ -24,8 +24,16 @@ from keras_resblocks.checkpoints.io import sha256_of
 from keras_resblocks._suggest import did_you_mean
 
 CIFAR10_LABELS = [
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 ]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 FOLDER_LAYOUT = "train/<class>/*.jpg and test/<class>/*.jpg (the same classes in both)"
@@ -123,7 +131,10 @@ def load_digits_dataset():
     images = images.repeat(4, axis=1).repeat(4, axis=2)  # nearest-neighbour 8 -> 32
     images = np.repeat(images[..., None], 3, axis=-1)
     x_train, x_test, y_train, y_test = train_test_split(
-        images, digits.target.astype("int32"), test_size=0.2, random_state=0,
+        images,
+        digits.target.astype("int32"),
+        test_size=0.2,
+        random_state=0,
         stratify=digits.target,
     )
     return x_train, y_train, x_test, y_test, [str(i) for i in range(10)]
@@ -152,8 +163,11 @@ def load_keras_dataset(name):
         ) from None
     labels = CIFAR10_LABELS if name == "cifar10" else None
     return (
-        x_train.astype("uint8"), y_train.reshape(-1).astype("int32"),
-        x_test.astype("uint8"), y_test.reshape(-1).astype("int32"), labels,
+        x_train.astype("uint8"),
+        y_train.reshape(-1).astype("int32"),
+        x_test.astype("uint8"),
+        y_test.reshape(-1).astype("int32"),
+        labels,
     )
 
 
@@ -226,7 +240,9 @@ def _decode(data, where, shape):
         with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
             array = np.asarray(image.convert("RGB"), dtype="uint8")
     except Exception as e:  # PIL raises many types for broken files
-        raise DatasetError(f"Could not decode image {where}: {e}. Received: a broken image file") from e
+        raise DatasetError(
+            f"Could not decode image {where}: {e}. Received: a broken image file"
+        ) from e
     if shape is not None and array.shape != shape:
         raise DatasetError(
             f"Every image must have the same size; {where} is {array.shape[:2]} where "
@@ -305,15 +321,21 @@ def load_image_folder(path, cache_dir=None, verbose=1):
     if cache_file.exists():
         with np.load(cache_file) as cached:
             return (
-                cached["x_train"], cached["y_train"], cached["x_test"], cached["y_test"],
+                cached["x_train"],
+                cached["y_train"],
+                cached["x_test"],
+                cached["y_test"],
                 [str(label) for label in cached["labels"]],
             )
 
     from keras_resblocks.checkpoints.io import usual_permissions
 
     if verbose:
-        print(f"Reading {path.name} (first use: decoded once, then cached in {cache_dir})",
-              file=sys.stderr, flush=True)
+        print(
+            f"Reading {path.name} (first use: decoded once, then cached in {cache_dir})",
+            file=sys.stderr,
+            flush=True,
+        )
     if is_archive:
         with tarfile.open(path) as archive:
             found, members = _tar_files(archive)
@@ -335,8 +357,12 @@ def load_image_folder(path, cache_dir=None, verbose=1):
     os.replace(tmp, cache_file)
     if verbose:
         size = cache_file.stat().st_size / 2**20
-        print(f"Cached {sum(len(a) for k, a in arrays.items() if k.startswith('x_')):,} images "
-              f"({size:,.0f} MiB) in {cache_file}", file=sys.stderr, flush=True)
+        print(
+            f"Cached {sum(len(a) for k, a in arrays.items() if k.startswith('x_')):,} images "
+            f"({size:,.0f} MiB) in {cache_file}",
+            file=sys.stderr,
+            flush=True,
+        )
     return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], labels
 
 
@@ -376,8 +402,12 @@ class _Progress:
         if self.tty and (self.done % 500 == 0 or self.done == self.total):
             bar = "=" * (30 * self.done // self.total)
             end = "\n" if self.done == self.total else ""
-            print(f"\rDecoding {self.done:,}/{self.total:,} [{bar:<30}]", end=end,
-                  file=sys.stderr, flush=True)
+            print(
+                f"\rDecoding {self.done:,}/{self.total:,} [{bar:<30}]",
+                end=end,
+                file=sys.stderr,
+                flush=True,
+            )
         elif not self.tty and tenth != self.shown:
             self.shown = tenth
             print(f"Decoding {self.done:,}/{self.total:,}", file=sys.stderr, flush=True)
@@ -397,7 +427,10 @@ def load_dataset(name, validation=5000, cache_dir=None):
     (1294, 143, 360, 10)
     """
     if name == "digits":
-        parts, source = load_digits_dataset(), "sklearn.datasets.load_digits, 8x8 upscaled to 32x32 RGB"
+        parts, source = (
+            load_digits_dataset(),
+            "sklearn.datasets.load_digits, 8x8 upscaled to 32x32 RGB",
+        )
     elif name in ("cifar10", "cifar100"):
         parts, source = load_keras_dataset(name), f"keras.datasets.{name}"
     else:

@@ -7,8 +7,16 @@ import os
 import pathlib
 
 HISTORY_FIELDS = (
-    "epoch", "iterations", "train_loss", "train_error", "val_error", "test_error",
-    "lr", "wall_time", "train_seconds", "eval_seconds",
+    "epoch",
+    "iterations",
+    "train_loss",
+    "train_error",
+    "val_error",
+    "test_error",
+    "lr",
+    "wall_time",
+    "train_seconds",
+    "eval_seconds",
 )
 HISTORY_FILE = "history.csv"
 

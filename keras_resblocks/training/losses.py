@@ -24,8 +24,9 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
     0.6931
     """
 
-    def __init__(self, num_classes, label_smoothing=0.0, name="smoothed_sparse_crossentropy",
-                 **kwargs):
+    def __init__(
+        self, num_classes, label_smoothing=0.0, name="smoothed_sparse_crossentropy", **kwargs
+    ):
         super().__init__(name=name, **kwargs)
         self.num_classes = int(num_classes)
         self.label_smoothing = float(label_smoothing)
@@ -37,5 +38,6 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
         )
 
     def get_config(self):
-        return dict(super().get_config(), num_classes=self.num_classes,
-                    label_smoothing=self.label_smoothing)
+        return dict(
+            super().get_config(), num_classes=self.num_classes, label_smoothing=self.label_smoothing
+        )

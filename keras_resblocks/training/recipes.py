@@ -212,7 +212,9 @@ def get_recipe(name, **overrides):
     True
     """
     if name not in PRESETS:
-        raise ValueError(f"Unknown recipe; choose one of {list_recipes()}. Received: recipe={name!r}")
+        raise ValueError(
+            f"Unknown recipe; choose one of {list_recipes()}. Received: recipe={name!r}"
+        )
     fields = dict(PRESETS[name], name=name)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if "epochs" in overrides:

@@ -38,10 +38,24 @@ from keras_resblocks.training.recipes import Recipe, get_recipe, learning_rate_s
 
 # Names that lived here before the trainer was split into parts; they keep working.
 __all__ = [
-    "EpochRecorder", "HISTORY_FIELDS", "HISTORY_FILE", "NonFiniteLossError", "RandomCropFlip",
-    "ResidentImages", "SmoothedSparseCrossentropy", "StopAtIteration", "StopBeforeDeadline",
-    "StopOnNonFiniteLoss", "TrainResult", "channel_statistics", "epoch_order",
-    "evaluate_accuracy", "hardware_description", "read_history", "software_versions", "train",
+    "EpochRecorder",
+    "HISTORY_FIELDS",
+    "HISTORY_FILE",
+    "NonFiniteLossError",
+    "RandomCropFlip",
+    "ResidentImages",
+    "SmoothedSparseCrossentropy",
+    "StopAtIteration",
+    "StopBeforeDeadline",
+    "StopOnNonFiniteLoss",
+    "TrainResult",
+    "channel_statistics",
+    "epoch_order",
+    "evaluate_accuracy",
+    "hardware_description",
+    "read_history",
+    "software_versions",
+    "train",
 ]
 
 BACKUP_DIR = "backup"
@@ -119,8 +133,11 @@ def channel_statistics(images):
         sq += (chunk**2).sum(0)
     mean = total / len(x)
     std = np.sqrt(np.maximum(sq / len(x) - mean**2, 1e-12))
-    return {"scale": 1 / 255, "mean": [round(float(m), 6) for m in mean],
-            "std": [round(max(float(s), 1e-3), 6) for s in std]}
+    return {
+        "scale": 1 / 255,
+        "mean": [round(float(m), 6) for m in mean],
+        "std": [round(max(float(s), 1e-3), 6) for s in std],
+    }
 
 
 class _DistributionScope:
@@ -144,16 +161,19 @@ class _DistributionScope:
             import tensorflow as tf
 
             strategy = tf.distribute.MirroredStrategy(
-                [d.name for d in tf.config.list_logical_devices(
-                    "GPU" if tf.config.list_logical_devices("GPU") else "CPU")]
+                [
+                    d.name
+                    for d in tf.config.list_logical_devices(
+                        "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+                    )
+                ]
             )
             self._strategy_scope = strategy.scope()
             self._strategy_scope.__enter__()
             self.devices = strategy.num_replicas_in_sync
         else:
             raise ValueError(
-                "`distribute` needs the JAX or TensorFlow backend. "
-                f"Received: backend={backend!r}"
+                f"`distribute` needs the JAX or TensorFlow backend. Received: backend={backend!r}"
             )
         return self
 
@@ -227,7 +247,9 @@ def train(
     if not isinstance(recipe, Recipe):
         raise ValueError(f"`recipe` must be a preset name or a Recipe. Received: recipe={recipe!r}")
     if output is None and work_dir is None:
-        raise ValueError("Give `output` or `work_dir` (where history and backups go). Received: neither")
+        raise ValueError(
+            "Give `output` or `work_dir` (where history and backups go). Received: neither"
+        )
     work_dir = pathlib.Path(work_dir if work_dir is not None else f"{output}.work")
     backup_dir = work_dir / BACKUP_DIR
     if resume:
@@ -239,8 +261,12 @@ def train(
                 f"to continue it, or choose another work directory. Received: work_dir={work_dir}"
             )
         initial_epoch = 0
-    policy = {None: "float32", "float32": "float32", "bfloat16": "mixed_bfloat16",
-              "mixed_bfloat16": "mixed_bfloat16"}.get(mixed_precision)
+    policy = {
+        None: "float32",
+        "float32": "float32",
+        "bfloat16": "mixed_bfloat16",
+        "mixed_bfloat16": "mixed_bfloat16",
+    }.get(mixed_precision)
     if policy is None:
         raise ValueError(
             "`mixed_precision` must be None, 'float32' or 'bfloat16'. "
@@ -282,32 +308,47 @@ def train(
             pixels = keras.Input(shape=data.image_shape, dtype="uint8", name="pixels")
             evaluator = keras.Model(pixels, net(augment(pixels)), name="evaluator")
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-            train_loss = loss if not recipe.label_smoothing else SmoothedSparseCrossentropy(
-                data.num_classes, recipe.label_smoothing
+            train_loss = (
+                loss
+                if not recipe.label_smoothing
+                else SmoothedSparseCrossentropy(data.num_classes, recipe.label_smoothing)
             )
             optimizer = keras.optimizers.SGD(
                 learning_rate_schedule(recipe), momentum=recipe.momentum, nesterov=recipe.nesterov
             )
-            trainer.compile(optimizer, train_loss, metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
-            evaluator.compile(loss=loss, weighted_metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
-
-            order = np.concatenate([
-                epoch_order(seed, e, len(data.x_train), steps_per_epoch, recipe.batch_size)
-                for e in range(initial_epoch, recipe.epochs)
-            ] or [np.zeros((0,), "int32")])
-            recorder = EpochRecorder(
-                work_dir / HISTORY_FILE, evaluator,
-                {"val": (data.x_val, data.y_val), "test": (data.x_test, data.y_test)},
-                eval_batch_size, initial_epoch, scope.devices,
+            trainer.compile(
+                optimizer, train_loss, metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")]
             )
-            extra_callbacks, callbacks = callbacks, [
-                StopOnNonFiniteLoss(steps_per_epoch),
-                StopAtIteration(recipe.iterations, steps_per_epoch),
-                recorder,
-                keras.callbacks.BackupAndRestore(
-                    str(backup_dir), save_freq="epoch", delete_checkpoint=False
-                ),
-            ]
+            evaluator.compile(
+                loss=loss, weighted_metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")]
+            )
+
+            order = np.concatenate(
+                [
+                    epoch_order(seed, e, len(data.x_train), steps_per_epoch, recipe.batch_size)
+                    for e in range(initial_epoch, recipe.epochs)
+                ]
+                or [np.zeros((0,), "int32")]
+            )
+            recorder = EpochRecorder(
+                work_dir / HISTORY_FILE,
+                evaluator,
+                {"val": (data.x_val, data.y_val), "test": (data.x_test, data.y_test)},
+                eval_batch_size,
+                initial_epoch,
+                scope.devices,
+            )
+            extra_callbacks, callbacks = (
+                callbacks,
+                [
+                    StopOnNonFiniteLoss(steps_per_epoch),
+                    StopAtIteration(recipe.iterations, steps_per_epoch),
+                    recorder,
+                    keras.callbacks.BackupAndRestore(
+                        str(backup_dir), save_freq="epoch", delete_checkpoint=False
+                    ),
+                ],
+            )
             stopper = None
             if deadline is not None:
                 stopper = StopBeforeDeadline(deadline, recipe.epochs)
@@ -318,16 +359,25 @@ def train(
                 # epoch, but its BackupAndRestore still restores the trained weights.
                 order = np.zeros(recipe.batch_size, "int32")
             trainer.fit(
-                order, data.y_train[order], batch_size=recipe.batch_size,
-                epochs=recipe.epochs, initial_epoch=initial_epoch,
-                steps_per_epoch=steps_per_epoch, shuffle=False,
-                callbacks=callbacks, verbose=verbose,
+                order,
+                data.y_train[order],
+                batch_size=recipe.batch_size,
+                epochs=recipe.epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch,
+                shuffle=False,
+                callbacks=callbacks,
+                verbose=verbose,
             )
             finished = stopper is None or not stopper.stopped
             if finished:
                 if verbose:
-                    print(f"Evaluating the final weights on the {len(data.x_train):,} training "
-                          "images (clean, no augmentation)", file=sys.stderr, flush=True)
+                    print(
+                        f"Evaluating the final weights on the {len(data.x_train):,} training "
+                        "images (clean, no augmentation)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 train_accuracy = evaluate_accuracy(
                     evaluator, data.x_train, data.y_train, eval_batch_size, scope.devices
                 )
@@ -343,8 +393,11 @@ def train(
     last = history[-1] if history else {}
     if not finished:
         if verbose:
-            print(f"Stopped before the deadline after epoch {int(last.get('epoch') or 0)} of "
-                  f"{recipe.epochs}; continue with resume=True (--resume).", flush=True)
+            print(
+                f"Stopped before the deadline after epoch {int(last.get('epoch') or 0)} of "
+                f"{recipe.epochs}; continue with resume=True (--resume).",
+                flush=True,
+            )
         return TrainResult(False, {}, recipe, history, net)
     # Steady-state throughput: this process's epochs after the first (compilation).
     timed = recorder.train_seconds[1:] or recorder.train_seconds
@@ -383,9 +436,15 @@ def train(
         # checkpoint computes on them: every later load can be checked against it.
         reference_source = data.x_test if len(data.x_test) else data.x_train
         out = write_checkpoint(
-            net, output, labels=data.labels, dataset=data.name, metrics=metrics,
-            recipe=recipe.to_dict(), command=command,
-            reference_inputs=reference_source[:REFERENCE_IMAGES], **run_info,
+            net,
+            output,
+            labels=data.labels,
+            dataset=data.name,
+            metrics=metrics,
+            recipe=recipe.to_dict(),
+            command=command,
+            reference_inputs=reference_source[:REFERENCE_IMAGES],
+            **run_info,
             **({"data_note": data_note} if data_note else {}),
         )
     return TrainResult(True, metrics, recipe, history, net, out, run_info)
