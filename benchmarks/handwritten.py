@@ -94,8 +94,10 @@ def cifar_resnet(depth, residual=True, num_classes=10, momentum=0.9, epsilon=1e-
 
 def twin_of(name, num_classes=10):
     """The hand-written twin of a named CIFAR model (``"resnet20"``, ``"plain56"``)."""
-    depth = int(name.lstrip("resnetplain"))
-    return cifar_resnet(depth, residual=name.startswith("resnet"), num_classes=num_classes)
+    from keras_resblocks import Architecture
+
+    arch = Architecture.named(name)  # the registry's description, not the name's spelling
+    return cifar_resnet(arch.depth, residual=arch.block == "residual", num_classes=num_classes)
 
 
 def handwritten_path(package_path):

@@ -214,7 +214,7 @@ def report(runs, figure_link):
     """The markdown that goes between the markers: table, checks, figure, command."""
     datasets = sorted({str(r["dataset"]) for r in runs})
     lines = [
-        f"Measured by this project's own runs on {', '.join(datasets)} (final epoch, top-1; train "
+        f"Trained and measured by keras-resblocks on {', '.join(datasets)} (final epoch, top-1; train "
         "error is the running mean of the last epoch under augmentation, as in the paper's "
         "figure 6). Paper: He et al. 2015, table 6, on the lossless originals.",
         "",

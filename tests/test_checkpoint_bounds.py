@@ -4,10 +4,12 @@ replaced), met through from_pretrained and through the command, refused in one l
 any model is built. docs/checkpoints.md's table of these cases is checked against CASES and
 FILE_CASES."""
 
+import contextlib
 import json
 import os
 import pathlib
 import re
+import signal
 import time
 
 import numpy as np
@@ -18,6 +20,27 @@ from keras_resblocks import Architecture, ResNet, from_pretrained, save_pretrain
 from keras_resblocks.checkpoints import CheckpointError
 from keras_resblocks.cli import main
 from tests._docs import ROOT
+
+
+class Hung(Exception):
+    """The call under test ran past its time limit (it would have hung CI)."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds):
+    """Raise :class:`Hung` in the test if its body runs longer than ``seconds``: a blocking
+    ``open`` of a FIFO or an endless read of ``/dev/zero`` fails the test instead of hanging."""
+
+    def hung(signum, frame):
+        raise Hung(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _architecture(**changes):
@@ -213,12 +236,13 @@ def test_a_config_beyond_its_bounds_is_refused_before_anything_is_built(
 ):
     damaged = _damaged(checkpoint, tmp_path, edit)
     start = time.perf_counter()
-    with pytest.raises(CheckpointError) as error:
+    with pytest.raises(CheckpointError) as error, _time_limit(60):
         from_pretrained(str(damaged))
     assert message in str(error.value) and "\n" not in str(error.value)
     assert time.perf_counter() - start < 5, "refused only after building or allocating"
 
-    assert main(["predict", str(damaged), str(tmp_path / "any.png")]) == 1
+    with _time_limit(60):
+        assert main(["predict", str(damaged), str(tmp_path / "any.png")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
 
@@ -234,14 +258,26 @@ def test_a_damaged_file_is_refused_without_hanging_or_reading_it_whole(
     (tmp_path / "elsewhere.bin").write_bytes((checkpoint / "model.safetensors").read_bytes())
     damage(target)
     start = time.perf_counter()
-    with pytest.raises(CheckpointError) as error:
+    with pytest.raises(CheckpointError) as error, _time_limit(60):
         from_pretrained(str(target))
     assert message in str(error.value) and "\n" not in str(error.value)
     assert time.perf_counter() - start < 5
 
-    assert main(["predict", str(target), str(tmp_path / "any.png")]) == 1
+    with _time_limit(60):
+        assert main(["predict", str(target), str(tmp_path / "any.png")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_the_time_limit_fails_a_call_that_would_hang(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(Hung), _time_limit(0.5):
+        open(fifo, "rb")  # blocks until a writer opens it: never
+    with pytest.raises(Hung), _time_limit(0.5):
+        with open("/dev/zero", "rb") as f:
+            while True:
+                f.read(1 << 16)
 
 
 def test_the_docs_table_lists_every_case():
