@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_resblocks.normalization import BatchNormalization
 from keras_resblocks.config import (
     SHORTCUTS,
     branch_plan,
@@ -102,7 +103,7 @@ class _Block(keras.layers.Layer):
     def _norm(self, name, zero_init=False):
         gamma = "zeros" if zero_init else "ones"
         if self.normalization == "batch":
-            return keras.layers.BatchNormalization(
+            return BatchNormalization(
                 momentum=self.norm_momentum,
                 epsilon=self.norm_epsilon,
                 gamma_initializer=gamma,

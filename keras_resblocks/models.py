@@ -17,6 +17,7 @@ from keras_resblocks.config import (  # noqa: F401  (list_models, parameter_coun
 )
 from keras_resblocks.config import check_preprocessing as _check_preprocessing
 from keras_resblocks.registry import ARCHITECTURES, CONSTRUCTOR_NAMES, DEFAULT_HEAD
+from keras_resblocks.normalization import BatchNormalization
 
 _ARCH_FIELDS = {f.name for f in dataclasses.fields(Architecture)}
 
@@ -98,9 +99,9 @@ def _stem(x, arch):
             kernel_regularizer=_l2(arch),
         )(x)
     if not arch.preact:
-        x = keras.layers.BatchNormalization(
-            momentum=arch.bn_momentum, epsilon=arch.bn_epsilon, name="stem_bn"
-        )(x)
+        x = BatchNormalization(momentum=arch.bn_momentum, epsilon=arch.bn_epsilon, name="stem_bn")(
+            x
+        )
         x = keras.layers.Activation("relu", name="stem_relu")(x)
     if arch.stem == "imagenet":
         x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
@@ -219,7 +220,7 @@ class ResNet(keras.Model):
                 x = block_cls(name=f"stage{i}_block{j}", **kwargs)(x)
             pyramid[f"stage{i}"] = x
         if arch.preact:
-            x = keras.layers.BatchNormalization(
+            x = BatchNormalization(
                 momentum=arch.bn_momentum, epsilon=arch.bn_epsilon, name="post_bn"
             )(x)
             x = keras.layers.Activation("relu", name="post_relu")(x)
