@@ -93,10 +93,11 @@ def status_rows(zoo):
 
 def _epoch_minutes(history):
     # Training plus evaluation per epoch: the differences of wall_time after the
-    # first epoch (which also compiles), as measured on the machine(s) so far.
+    # first epoch (which also compiles), the median of the last three: the speed of the
+    # code and machine now, not of earlier stages.
     walls = [row["wall_time"] for row in history]
     steps = [b - a for a, b in zip(walls, walls[1:]) if b > a] or walls[:1]
-    return round(statistics.median(steps) / 60, 2) if steps else None
+    return round(statistics.median(steps[-3:]) / 60, 2) if steps else None
 
 
 def print_status(zoo):
