@@ -118,18 +118,12 @@ def finalize(zoo, model):
     """Enter a finished run's checkpoint in the registry and delete its backup."""
     name, plan = checkpoint_name(model), zoo.plan
     directory = zoo.weights / name
-    from keras_resblocks.checkpoints.io import (
-        point_card_to,
-        record_file_hashes,
-        replace_json,
-        sha256_of,
-    )
+    from keras_resblocks.checkpoints.io import record_file_hashes, replace_json
+    from registry import rehash  # scripts/registry.py
 
-    # The card loads it by the name it ships under.
     card = directory / "README.md"
     text = card.read_text(encoding="utf-8")
     card.write_text(text.replace(f"\n# {model}\n", f"\n# {name}\n", 1), encoding="utf-8")
-    point_card_to(directory, name)
     record_file_hashes(directory)  # the card changed (and 0.1.0 recorded no file hashes)
     meta = json.loads((directory / "metadata.json").read_text())
     registry_path = zoo.weights / "registry.json"
@@ -145,7 +139,6 @@ def finalize(zoo, model):
         ),
         "metrics": metrics,
         "sha256": meta["sha256"],
-        "metadata_sha256": sha256_of(directory / "metadata.json"),
         "files": sorted(p.name for p in directory.iterdir() if p.is_file()),
         "hub": None,
         "bundled": name,
@@ -153,6 +146,8 @@ def finalize(zoo, model):
         "license": "apache-2.0",
     }
     replace_json(registry_path, registry)
+    # The card loads it by the name it ships under; the registry pins its hashes.
+    rehash(registry_path, [name])
     shutil.rmtree(zoo.runs / model / "backup", ignore_errors=True)
     _log(f"{model}: finished; {name} registered, backup deleted")
 
