@@ -54,12 +54,19 @@ def test_two_epochs_on_digits_end_to_end(tmp_path, capsys):
             "0",
             "--seed",
             "3",
+            "--epoch-test-images",
+            "100",
             *TINY_FLAGS,
         ]
     )
     assert status == 0
     history = read_history(tmp_path / "resnet-digits.work" / "history.csv")
     assert [row["epoch"] for row in history] == [1, 2]
+    # Epoch 1 measured the fixed subset of 100 test images, the last epoch all of them
+    # (the accuracy below, on every test image, is the one the metadata reports).
+    n_test = len(load_dataset("digits").x_test)
+    assert [row["test_images"] for row in history] == [100, n_test] and n_test > 100
+    assert history[0]["val_images"] == history[1]["val_images"] > 0
     assert [row["iterations"] for row in history] == [20, 30]  # 1294 // 64 = 20 per epoch
     assert all(
         0 <= row[k] <= 1 for row in history for k in ("train_error", "val_error", "test_error")
@@ -94,6 +101,30 @@ def test_two_epochs_on_digits_end_to_end(tmp_path, capsys):
     np.testing.assert_array_equal(tensors["inputs"], data.x_test[:8])
     np.testing.assert_allclose(tensors["outputs"], probabilities[:8], atol=1e-5)
     assert verify_reference(model).allclose
+
+
+def test_the_per_epoch_test_subset_is_fixed_and_class_balanced():
+    from keras_resblocks.training.callbacks import fixed_subset
+    from keras_resblocks.training.cli import add_train_arguments
+
+    labels = load_dataset("digits").y_test
+    subset = fixed_subset(labels, 50)
+    assert len(subset) == 50 and np.all(np.diff(subset) > 0)
+    assert np.bincount(labels[subset], minlength=10).tolist() == [5] * 10
+    assert fixed_subset(labels, 50).tolist() == subset.tolist()  # the same every time
+    assert set(fixed_subset(labels, 20)) < set(subset)  # a smaller one is a part of it
+    assert fixed_subset(labels, None).tolist() == list(range(len(labels)))
+    assert fixed_subset(labels, 10**6).tolist() == list(range(len(labels)))
+    with pytest.raises(ValueError, match="Received: size=0"):
+        fixed_subset(labels, 0)
+
+    import argparse
+
+    parser = add_train_arguments(argparse.ArgumentParser())
+    assert parser.parse_args([]).epoch_test_images == 5000
+    assert parser.parse_args(["--epoch-test-images", "all"]).epoch_test_images is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--epoch-test-images", "0"])
 
 
 def test_no_validation_split_means_no_validation_metric(tmp_path):
@@ -214,7 +245,10 @@ def test_a_run_stopped_by_an_earlier_version_resumes_and_ends_like_an_uninterrup
     first_epoch = read_history(work / "history.csv")[0]
     resumed = train(work_dir=work, resume=True, **KWARGS)
     assert resumed["finished"] and [row["epoch"] for row in resumed["history"]] == [1, 2]
-    assert resumed["history"][0] == first_epoch
+    # The earlier version's row is kept as it was; the columns added since are empty there.
+    assert {k: resumed["history"][0][k] for k in first_epoch} == first_epoch
+    assert resumed["history"][0]["test_images"] is None
+    assert resumed["history"][1]["test_images"] == len(load_dataset("digits").x_test)
     if keras.backend.backend() != "tensorflow":
         return  # the backup was written on TensorFlow, whose initial weights differ from others'
     # The backup's first epoch ran on Keras's own batch normalization, which the package

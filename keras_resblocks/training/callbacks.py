@@ -103,17 +103,38 @@ class EpochRecorder(keras.callbacks.Callback):
     ``train_error`` is the running mean over the epoch's batches, measured
     under augmentation with BatchNorm in training mode (what the paper's
     figure shows); ``val_error`` and ``test_error`` are clean evaluations of
-    the weights at the end of the epoch. Rows of epochs that a resumed run
-    repeats are dropped first, so the file never holds an epoch twice.
+    the weights at the end of the epoch. ``subsets`` maps a set's name to the
+    indices evaluated after every epoch before ``final_epoch`` (a fixed subset
+    keeps the per-epoch evaluation cheap); the final epoch evaluates every
+    image. ``<name>_images`` records how many images each error was measured on.
+    Rows of epochs that a resumed run repeats are dropped first, so the file
+    never holds an epoch twice.
     """
 
-    def __init__(self, path, eval_model, eval_sets, batch_size, initial_epoch, replicas=1):
+    def __init__(
+        self,
+        path,
+        eval_model,
+        eval_sets,
+        batch_size,
+        initial_epoch,
+        replicas=1,
+        subsets=None,
+        final_epoch=None,
+    ):
         super().__init__()
         self.initial_epoch = initial_epoch
         self.replicas = replicas
         self.path = pathlib.Path(path)
         self.eval_model = eval_model
         self.eval_sets = eval_sets  # {"val": (x, y), "test": (x, y)}
+        self.final_epoch = final_epoch
+        # The per-epoch copies, sliced once: {"test": (x[indices], y[indices])}.
+        self.epoch_sets = {
+            name: (eval_sets[name][0][indices], eval_sets[name][1][indices])
+            for name, indices in (subsets or {}).items()
+            if indices is not None and len(indices) < len(eval_sets[name][0])
+        }
         self.batch_size = batch_size
         self.rows = []
         self.train_seconds = []  # this process's epochs, without evaluation
@@ -139,7 +160,11 @@ class EpochRecorder(keras.callbacks.Callback):
             "train_error": 1.0 - float(logs["accuracy"]),
             "lr": float(ops.convert_to_numpy(self.model.optimizer.learning_rate)),
         }
+        last = self.final_epoch is not None and epoch + 1 >= self.final_epoch
         for name, (x, y) in self.eval_sets.items():
+            if name in self.epoch_sets and not last:
+                x, y = self.epoch_sets[name]
+            row[f"{name}_images"] = len(x)
             error = ""
             if len(x):
                 error = 1.0 - evaluate_accuracy(
@@ -155,6 +180,31 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def _write(self):
         write_history(self.path, self.rows)
+
+
+def fixed_subset(labels, size):
+    """Indices (ascending) of a fixed class-balanced subset of ``size`` of ``labels``.
+
+    The first image of every class, then the second of every class, and so
+    on, in the order of ``labels``: the same subset on every machine and run.
+    ``None`` (or a ``size`` not smaller than ``labels``) selects everything.
+
+    Example:
+
+    >>> from keras_resblocks.training.callbacks import fixed_subset
+    >>> fixed_subset([0, 0, 0, 1, 1, 2], 4).tolist()
+    [0, 1, 3, 5]
+    """
+    labels = np.asarray(labels)
+    if size is None or size >= len(labels):
+        return np.arange(len(labels))
+    if size < 1:
+        raise ValueError(f"The subset must hold at least one image. Received: size={size}")
+    rank = np.empty(len(labels), np.int64)
+    for label in np.unique(labels):
+        where = np.flatnonzero(labels == label)
+        rank[where] = np.arange(len(where))
+    return np.sort(np.lexsort((labels, rank))[:size])
 
 
 def evaluate_accuracy(model, x, y, batch_size, replicas=1, verbose=0):

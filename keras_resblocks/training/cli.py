@@ -181,6 +181,15 @@ def add_train_arguments(parser):
     )
     run.add_argument("--eval-batch-size", type=int, default=500)
     run.add_argument(
+        "--epoch-test-images",
+        type=_image_count,
+        default=5000,
+        metavar="N",
+        help="test images evaluated after each epoch but the last: a fixed class-balanced "
+        "subset (default 5000); the last epoch, whose error is reported, uses all of "
+        "them; 'all': every image after every epoch",
+    )
+    run.add_argument(
         "--verbose",
         default="auto",
         choices=("auto", "0", "1", "2"),
@@ -188,6 +197,19 @@ def add_train_arguments(parser):
         "a terminal, a line per epoch otherwise (logs stay free of control codes)",
     )
     return parser
+
+
+def _image_count(text):
+    """``--epoch-test-images``: a positive count, or ``all`` (``None``)."""
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive count or 'all'. Received: {text!r}")
+    return value
 
 
 def recipe_from_args(args):
@@ -233,6 +255,7 @@ def run_train(args, command=None):
             distribute=args.distribute,
             data_cache=args.data_cache,
             eval_batch_size=args.eval_batch_size,
+            epoch_test_images=args.epoch_test_images,
             model_overrides=args.model_overrides,
             verbose=verbose,
             command=command,

@@ -17,6 +17,8 @@ HISTORY_FIELDS = (
     "wall_time",
     "train_seconds",
     "eval_seconds",
+    "val_images",
+    "test_images",
 )
 HISTORY_FILE = "history.csv"
 

@@ -29,6 +29,7 @@ from keras_resblocks.training.callbacks import (
     StopBeforeDeadline,
     StopOnNonFiniteLoss,
     evaluate_accuracy,
+    fixed_subset,
 )
 from keras_resblocks.training.data import load_dataset
 from keras_resblocks.training.environment import hardware_description, software_versions
@@ -197,6 +198,7 @@ def train(
     distribute=False,
     data_cache=None,
     eval_batch_size=500,
+    epoch_test_images=5000,
     model_overrides=None,
     command=None,
     callbacks=None,
@@ -221,6 +223,11 @@ def train(
         seed: seeds the weights, the epoch permutations and the augmentation.
         mixed_precision: ``None``/``"float32"`` or ``"bfloat16"``.
         distribute: data parallelism over all local devices.
+        epoch_test_images: how many test images to evaluate after each epoch
+            but the last, a fixed class-balanced subset (see
+            :func:`~keras_resblocks.training.callbacks.fixed_subset`); the last
+            epoch, whose error the checkpoint reports, evaluates all of them.
+            ``None``: all of them after every epoch.
         model_overrides: Architecture fields or ResNet arguments for
             :func:`keras_resblocks.create_model`.
         command: the command line, recorded with the checkpoint.
@@ -337,6 +344,8 @@ def train(
                 eval_batch_size,
                 initial_epoch,
                 scope.devices,
+                subsets={"test": fixed_subset(data.y_test, epoch_test_images)},
+                final_epoch=recipe.epochs,
             )
             extra_callbacks, callbacks = (
                 callbacks,
@@ -381,6 +390,16 @@ def train(
                 train_accuracy = evaluate_accuracy(
                     evaluator, data.x_train, data.y_train, eval_batch_size, scope.devices
                 )
+                test_accuracy = None
+                partial = read_history(work_dir / HISTORY_FILE)[-1:]
+                if partial and (partial[0].get("test_images") or len(data.x_test)) < len(
+                    data.x_test
+                ):
+                    # The last row measured a subset (a run that ended before its
+                    # planned last epoch): the reported error is of the whole split.
+                    test_accuracy = evaluate_accuracy(
+                        evaluator, data.x_test, data.y_test, eval_batch_size, scope.devices
+                    )
         # Trained on logits, published with probabilities: the same weights, so
         # switch the head's activation instead of building (and on JAX,
         # compiling the initializers of) a second model.
@@ -408,7 +427,9 @@ def train(
         "train_accuracy": train_accuracy,
         "train_accuracy_running": None if not last else 1.0 - last["train_error"],
         "val_accuracy": None if last.get("val_error") is None else 1.0 - last["val_error"],
-        "test_accuracy": None if last.get("test_error") is None else 1.0 - last["test_error"],
+        "test_accuracy": test_accuracy
+        if test_accuracy is not None
+        else (None if last.get("test_error") is None else 1.0 - last["test_error"]),
     }
     # A split that was not there (validation=0, no test images) has no metric.
     metrics = {name: value for name, value in metrics.items() if value is not None}
