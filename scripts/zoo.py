@@ -5,7 +5,11 @@
     python scripts/zoo.py continue --deadline 17:45 [--data PATH] [--parallel 2] [--foreground]
 
 ``zoo/cifar10/plan.json`` lists the runs in order and the training arguments they
-share. A run's state is kept in the repository, in ``zoo/cifar10/<model>/``:
+share: a model's name (``"resnet20"``: the plan's epochs, checkpoint
+``resnet20_cifar10``) or an object for a run of its own length (``{"run":
+"resnet20_90epochs", "model": "resnet20", "epochs": 90, "checkpoint":
+"resnet20_cifar10_90epochs"}``). A run's state is kept in the repository, in
+``zoo/cifar10/<run>/``:
 ``history.csv``, ``train.log`` and, while it is unfinished, ``backup/`` (weights,
 optimizer and random state after the last whole epoch; overwritten each epoch).
 ``continue`` starts every unfinished run in turn, ``--parallel`` at a time, each
@@ -13,7 +17,7 @@ with one thread and at low priority (``nice``), with ``keras-resblocks train
 --resume --deadline``: a run stops at the last epoch boundary that leaves time
 for the next epoch, so what it leaves resumes exactly. By default it detaches
 and returns at once (its log: ``zoo/cifar10/zoo.log``). When a run ends, its
-checkpoint is in ``weights/<model>_cifar10/``, it is entered in
+checkpoint is in ``weights/<checkpoint>/``, it is entered in
 ``weights/registry.json`` and its backup is deleted.
 """
 
@@ -52,40 +56,61 @@ KILL_GRACE_S = 600  # a run still going this long after the deadline is killed (
 # from its last epoch backup)
 
 
-def checkpoint_name(model):
-    return f"{model}_cifar10"
+def plan_runs(plan):
+    """The plan's runs in order, each a dict of ``run``, ``model``, ``epochs``, ``checkpoint``.
+
+    Example:
+
+    >>> from zoo import plan_runs
+    >>> plan_runs({"epochs": 30, "runs": ["plain20", {"run": "resnet20_90epochs",
+    ...     "model": "resnet20", "epochs": 90, "checkpoint": "resnet20_cifar10_90epochs"}]})[0]
+    {'run': 'plain20', 'model': 'plain20', 'epochs': 30, 'checkpoint': 'plain20_cifar10'}
+    """
+    runs = []
+    for entry in plan["runs"]:
+        if isinstance(entry, str):
+            entry = {"run": entry, "model": entry, "epochs": plan["epochs"]}
+            entry["checkpoint"] = f"{entry['model']}_cifar10"
+        missing = {"run", "model", "epochs", "checkpoint"} - set(entry)
+        if missing:
+            raise ValueError(f"A plan's run needs {sorted(missing)}. Received: {entry}")
+        runs.append(dict(entry))
+    names = [r["run"] for r in runs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"The plan names a run twice. Received: runs={names}")
+    return runs
 
 
-def run_state(zoo, model):
+def run_state(zoo, run):
     """``(state, epochs_done, history rows)``; state is done, finishing, running or new."""
-    plan, work = zoo.plan, zoo.runs / model
+    work = zoo.runs / run["run"]
     history = read_history(work / "history.csv") if (work / "history.csv").exists() else []
     backup = work / "backup" / "training_metadata.json"
     done_epochs = json.loads(backup.read_text())["epoch"] if backup.exists() else 0
-    if (zoo.weights / checkpoint_name(model) / "metadata.json").exists():
-        return ("finishing" if (work / "backup").exists() else "done"), plan["epochs"], history
+    if (zoo.weights / run["checkpoint"] / "metadata.json").exists():
+        return ("finishing" if (work / "backup").exists() else "done"), run["epochs"], history
     if backup.exists():
         return "running", done_epochs, history
     return "new", 0, history
 
 
 def status_rows(zoo):
-    rows, plan = [], zoo.plan
-    for model in plan["runs"]:
-        state, epochs, history = run_state(zoo, model)
+    rows = []
+    for run in plan_runs(zoo.plan):
+        state, epochs, history = run_state(zoo, run)
         last = history[-1] if history else {}
         rows.append(
             {
-                "run": model,
+                "run": run["run"],
                 "state": state,
-                "epoch": f"{epochs}/{plan['epochs']}",
+                "epoch": f"{epochs}/{run['epochs']}",
                 "train_err": last.get("train_error"),
                 "val_err": last.get("val_error"),
                 "test_err": last.get("test_error"),
                 "epoch_min": _epoch_minutes(history),
                 "left_h": None
                 if not history
-                else round(_epoch_minutes(history) * (plan["epochs"] - epochs) / 60, 1),
+                else round(_epoch_minutes(history) * (run["epochs"] - epochs) / 60, 1),
             }
         )
     return rows
@@ -103,20 +128,24 @@ def _epoch_minutes(history):
 def print_status(zoo):
     rows = status_rows(zoo)
     header = list(rows[0])
-    print("  ".join(f"{h:>9}" for h in header))
+    width = max(9, *(len(row["run"]) for row in rows))
+    print("  ".join(f"{h:>{width if h == 'run' else 9}}" for h in header))
     for row in rows:
         cells = []
         for h in header:
             v = row[h]
-            cells.append(
-                f"{'-' if v is None else (f'{v:.4f}' if isinstance(v, float) and h.endswith('err') else v):>9}"
+            text = (
+                "-"
+                if v is None
+                else (f"{v:.4f}" if isinstance(v, float) and h.endswith("err") else str(v))
             )
+            cells.append(f"{text:>{width if h == 'run' else 9}}")
         print("  ".join(cells))
 
 
-def finalize(zoo, model):
+def finalize(zoo, run):
     """Enter a finished run's checkpoint in the registry and delete its backup."""
-    name, plan = checkpoint_name(model), zoo.plan
+    name, model, plan = run["checkpoint"], run["model"], zoo.plan
     directory = zoo.weights / name
     from keras_resblocks.checkpoints.io import record_file_hashes, replace_json
     from registry import rehash  # scripts/registry.py
@@ -134,7 +163,7 @@ def finalize(zoo, model):
         "dataset": plan["dataset"]["name"],
         "description": (
             f"Trained by keras-resblocks on {plan['dataset']['description']} "
-            f"({plan['epochs']} epochs, recipe {plan['recipe']}); test accuracy "
+            f"({run['epochs']} epochs, recipe {plan['recipe']}); test accuracy "
             f"{100 * metrics.get('test_accuracy', float('nan')):.2f}% on its 10,000 test images."
         ),
         "metrics": metrics,
@@ -148,15 +177,15 @@ def finalize(zoo, model):
     replace_json(registry_path, registry)
     # The card loads it by the name it ships under; the registry pins its hashes.
     rehash(registry_path, [name])
-    shutil.rmtree(zoo.runs / model / "backup", ignore_errors=True)
-    _log(f"{model}: finished; {name} registered, backup deleted")
+    shutil.rmtree(zoo.runs / run["run"] / "backup", ignore_errors=True)
+    _log(f"{run['run']}: finished; {name} registered, backup deleted")
 
 
 def _log(message):
     print(f"[{datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}] {message}", flush=True)
 
 
-def _train_command(zoo, model, data, deadline, resume):
+def _train_command(zoo, run, data, deadline, resume):
     plan = zoo.plan
     command = [
         "nice",
@@ -168,13 +197,13 @@ def _train_command(zoo, model, data, deadline, resume):
         "train",
         # Relative to the repository, so the recorded command names no machine's folders.
         "--model",
-        model,
+        run["model"],
         "--dataset",
         os.path.relpath(data, zoo.root),
         "--work-dir",
-        str((zoo.runs / model).relative_to(zoo.root)),
+        str((zoo.runs / run["run"]).relative_to(zoo.root)),
         "--output",
-        str((zoo.weights / checkpoint_name(model)).relative_to(zoo.root)),
+        str((zoo.weights / run["checkpoint"]).relative_to(zoo.root)),
         "--deadline",
         datetime.datetime.fromtimestamp(deadline).isoformat(timespec="seconds"),
         "--verbose",
@@ -182,7 +211,7 @@ def _train_command(zoo, model, data, deadline, resume):
         "--recipe",
         plan["recipe"],
         "--epochs",
-        str(plan["epochs"]),
+        str(run["epochs"]),
         *(["--data-note", plan["dataset"]["note"]] if plan["dataset"].get("note") else []),
         *plan["train_args"],
     ]
@@ -199,12 +228,12 @@ def run_queue(zoo, data, deadline, parallel, start_margin_s=600):
     if parallel > 1:  # measured: one thread per run beats two runs sharing two threads
         env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS="1")
     pending = []
-    for model in plan["runs"]:
-        state, _, _ = run_state(zoo, model)
+    for run in plan_runs(plan):
+        state, _, _ = run_state(zoo, run)
         if state == "finishing":
-            finalize(zoo, model)
+            finalize(zoo, run)
         elif state != "done":
-            pending.append(model)
+            pending.append(run)
     active, out_of_time = {}, False
     while pending or active:
         while (
@@ -213,44 +242,46 @@ def run_queue(zoo, data, deadline, parallel, start_margin_s=600):
             and not out_of_time
             and time.time() < deadline - start_margin_s
         ):
-            model = pending.pop(0)
-            state, epochs, _ = run_state(zoo, model)
-            command = _train_command(zoo, model, data, deadline, resume=state == "running")
-            (zoo.runs / model).mkdir(parents=True, exist_ok=True)
-            log = open(zoo.runs / model / "train.log", "a")
+            run = pending.pop(0)
+            state, epochs, _ = run_state(zoo, run)
+            command = _train_command(zoo, run, data, deadline, resume=state == "running")
+            work = zoo.runs / run["run"]
+            work.mkdir(parents=True, exist_ok=True)
+            log = open(work / "train.log", "a")
             log.write(
                 f"\n# {datetime.datetime.now().isoformat(timespec='seconds')} "
                 f"{' '.join(command[4:])}\n"
             )
             log.flush()
-            active[model] = (
+            active[run["run"]] = (
                 subprocess.Popen(
                     command, cwd=zoo.root, env=env, stdout=log, stderr=subprocess.STDOUT
                 ),
                 log,
+                run,
             )
-            _log(f"{model}: started at epoch {epochs}/{plan['epochs']}")
+            _log(f"{run['run']}: started at epoch {epochs}/{run['epochs']}")
         if not active:
             break
         time.sleep(5)
-        for model, (process, log) in list(active.items()):
+        for name, (process, log, run) in list(active.items()):
             code = process.poll()
             if code is None:
                 if time.time() > deadline + KILL_GRACE_S:
                     process.kill()
-                    _log(f"{model}: killed {KILL_GRACE_S} s after the deadline")
+                    _log(f"{name}: killed {KILL_GRACE_S} s after the deadline")
                 continue
             log.close()
-            del active[model]
-            state, epochs, _ = run_state(zoo, model)
+            del active[name]
+            state, epochs, _ = run_state(zoo, run)
             if code == 0:
-                finalize(zoo, model)
+                finalize(zoo, run)
             elif code == EXIT_UNFINISHED:
                 out_of_time = True
-                _log(f"{model}: stopped before the deadline at epoch {epochs}/{plan['epochs']}")
+                _log(f"{name}: stopped before the deadline at epoch {epochs}/{run['epochs']}")
             else:
                 _log(
-                    f"{model}: failed with exit status {code} (see {zoo.runs / model / 'train.log'})"
+                    f"{name}: failed with exit status {code} (see {zoo.runs / name / 'train.log'})"
                 )
     _log("queue: nothing more to run before the deadline" if pending else "queue: empty")
 
@@ -260,14 +291,20 @@ def write_report(zoo, figure, documents, ymax=40.0):
     finished runs' checkpoints and histories, spliced into ``documents``."""
     from zoo_report import load_run, write_report as write
 
-    runs = [
-        load_run(model, zoo.weights / checkpoint_name(model), zoo.runs / model / "history.csv")
-        for model in zoo.plan["runs"]
-        if run_state(zoo, model)[0] == "done"
-    ]
-    if not runs:
+    runs, longer = [], []
+    for run in plan_runs(zoo.plan):
+        if run_state(zoo, run)[0] != "done":
+            continue
+        loaded = load_run(
+            run["model"],
+            zoo.weights / run["checkpoint"],
+            zoo.runs / run["run"] / "history.csv",
+            label=run["model"] if run["epochs"] == zoo.plan["epochs"] else run["checkpoint"],
+        )
+        (runs if run["epochs"] == zoo.plan["epochs"] else longer).append(loaded)
+    if not runs and not longer:
         raise FileNotFoundError(f"No finished run in {zoo.runs}")
-    return write(runs, figure, documents, ymax=ymax)
+    return write(runs, figure, documents, ymax=ymax, longer=longer)
 
 
 def main(argv=None):

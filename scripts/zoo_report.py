@@ -56,8 +56,10 @@ def _parameters(weights):
         return sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())
 
 
-def load_run(model, checkpoint, history_path):
+def load_run(model, checkpoint, history_path, label=None):
     """One finished run: its checkpoint directory and the history.csv its training wrote.
+
+    ``label`` names the run in tables (default: the model's name).
 
     Returns the dict :func:`table`, :func:`degradation_checks` and :func:`report` read.
     """
@@ -72,6 +74,7 @@ def load_run(model, checkpoint, history_path):
     last = history[-1]
     return {
         "model": model,
+        "label": label or model,
         "dataset": meta.get("dataset"),
         "checkpoint": checkpoint,
         "history": history,
@@ -110,7 +113,7 @@ def table(runs):
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in runs:
         cells = [
-            r["model"],
+            r.get("label", r["model"]),
             f"{r['parameters']:,}",
             _fmt(r["train_error"], ".2f"),
             _fmt(r["test_error"], ".2f"),
@@ -210,8 +213,12 @@ def user_command(command):
     return shlex.join(kept)
 
 
-def report(runs, figure_link):
-    """The markdown that goes between the markers: table, checks, figure, command."""
+def report(runs, figure_link, longer=()):
+    """The markdown that goes between the markers: table, checks, figure, command.
+
+    ``longer``: runs of the same recipe for more epochs, in a table of their own (the
+    checks and the figure compare nets trained for equally many epochs).
+    """
     datasets = sorted({str(r["dataset"]) for r in runs})
     lines = [
         f"Trained and measured by keras-resblocks on {', '.join(datasets)} (final epoch, top-1; train "
@@ -223,10 +230,19 @@ def report(runs, figure_link):
     ]
     for statement, holds, evidence in degradation_checks(runs):
         lines.append(f"- {'yes' if holds else '**no**'}: {statement} ({evidence})")
+    if longer:
+        lines += [
+            "",
+            "Longer runs of the same recipe (not in the checks or the figure, which compare "
+            "nets trained for equally many epochs):",
+            "",
+            table(longer),
+        ]
+    every = [*runs, *longer]
     commands = sorted(
-        {user_command(r["metadata"]["command"]) for r in runs if r["metadata"].get("command")}
+        {user_command(r["metadata"]["command"]) for r in every if r["metadata"].get("command")}
     )
-    names = ", ".join(f"`{r['checkpoint'].name}`" for r in runs)
+    names = ", ".join(f"`{r['checkpoint'].name}`" for r in every)
     lines += [
         "",
         f"![training error (dashed) and test error (bold) against iterations]({figure_link})",
@@ -242,9 +258,10 @@ def report(runs, figure_link):
     return "\n".join(lines)
 
 
-def write_report(runs, figure, documents, marker="zoo:cifar10", ymax=20.0):
+def write_report(runs, figure, documents, marker="zoo:cifar10", ymax=20.0, longer=()):
     """Draw the figure of ``runs`` (from :func:`load_run`) and splice the report into each
-    document between its ``marker`` comments; returns the runs in the table's order."""
+    document between its ``marker`` comments (``longer``: see :func:`report`); returns the
+    runs in the table's order."""
     from keras_resblocks.plotting import plot_degradation
 
     runs = sorted(runs, key=_order)
@@ -255,5 +272,8 @@ def write_report(runs, figure, documents, marker="zoo:cifar10", ymax=20.0):
         doc = pathlib.Path(doc)
         link = os.path.relpath(pathlib.Path(figure).resolve(), doc.resolve().parent)
         text = doc.read_text(encoding="utf-8")
-        doc.write_text(splice_between(text, marker, report(runs, link)), encoding="utf-8")
+        doc.write_text(
+            splice_between(text, marker, report(runs, link, sorted(longer, key=_order))),
+            encoding="utf-8",
+        )
     return runs

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tarfile
@@ -153,3 +154,50 @@ def test_continue_refuses_other_data(tmp_path):
     other.write_bytes(b"not the plan's archive")
     result = _script(root, "continue", "--deadline", "+1h", "--data", str(other), "--foreground")
     assert result.returncode == 2 and "is not the plan's data set" in result.stderr
+
+
+def test_a_longer_run_of_the_same_recipe_has_its_own_checkpoint_and_table(tmp_path):
+    root = _zoo(tmp_path)
+    plan_path = root / "zoo" / "cifar10" / "plan.json"
+    plan = json.loads(plan_path.read_text())
+    longer = {"run": "plain20_3epochs", "model": "plain20", "epochs": 3}
+    plan["runs"] = ["plain20", {**longer, "checkpoint": "plain20_cifar10_3epochs"}]
+    plan_path.write_text(json.dumps(plan))
+    status = _script(root, "status").stdout
+    assert re.search(r"plain20_3epochs +new +0/3 ", status), status
+
+    done = _script(root, "continue", "--deadline", "+1h", "--start-margin", "0", "--foreground")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "plain20_3epochs: started at epoch 0/3" in done.stdout
+    registry = json.loads((root / "weights" / "registry.json").read_text())["checkpoints"]
+    assert sorted(registry) == ["plain20_cifar10", "plain20_cifar10_3epochs"]
+    entry = registry["plain20_cifar10_3epochs"]
+    assert entry["architecture"] == "plain20" and "(3 epochs, recipe quick)" in entry["description"]
+    metadata = json.loads(
+        (root / "weights" / "plain20_cifar10_3epochs" / "metadata.json").read_text()
+    )
+    assert (
+        metadata["epochs"] == 3 and "--work-dir zoo/cifar10/plain20_3epochs" in metadata["command"]
+    )
+    card = (root / "weights" / "plain20_cifar10_3epochs" / "README.md").read_text()
+    assert 'from_pretrained("plain20_cifar10_3epochs")' in card
+    assert re.search(r"plain20_3epochs +done +3/3 ", _script(root, "status").stdout)
+
+    # The report compares equally long runs; the longer one gets a table of its own.
+    (root / "docs").mkdir()
+    (root / "docs" / "zoo.md").write_text("<!-- zoo:cifar10 -->\n<!-- /zoo:cifar10 -->\n")
+    report = _script(root, "report", "--doc", "docs/zoo.md", "--figure", "docs/fig6.png")
+    assert report.returncode == 0, report.stderr
+    document = (root / "docs" / "zoo.md").read_text()
+    first, second = document.split("Longer runs of the same recipe")
+    assert "| plain20 | " in first and "plain20_cifar10_3epochs" not in first.split("![")[0]
+    assert "| plain20_cifar10_3epochs | " in second and "| 3 | " in second
+
+    # A run without its checkpoint's name, or named twice, is refused with the reason.
+    plan["runs"] = ["plain20", longer]
+    plan_path.write_text(json.dumps(plan))
+    refused = _script(root, "status")
+    assert refused.returncode != 0 and "needs ['checkpoint']" in refused.stderr
+    plan["runs"] = ["plain20", "plain20"]
+    plan_path.write_text(json.dumps(plan))
+    assert "names a run twice" in _script(root, "status").stderr
