@@ -7,6 +7,10 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Where the opt-in (--large) tests find the CIFAR-10 JPEG archive (cifar10-jpeg.tar.gz) and the
+# upstream CIFAR weights (pytorch_resnet_cifar10/): KERAS_RESBLOCKS_TEST_DATA, or
+# ../shared/data beside the repository by default.
+DATA = Path(os.environ.get("KERAS_RESBLOCKS_TEST_DATA", ROOT.parent / "shared" / "data"))
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 

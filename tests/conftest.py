@@ -9,7 +9,7 @@ def pytest_addoption(parser):
     parser.addoption(
         "--large",
         action="store_true",
-        help="also run the `large` tests (need ../shared/data or long runs)",
+        help="also run the `large` tests (need the data in $KERAS_RESBLOCKS_TEST_DATA, or long runs)",
     )
 
 

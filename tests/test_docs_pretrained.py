@@ -5,10 +5,10 @@ import re
 import pytest
 
 from keras_resblocks import list_pretrained
-from tests._docs import ROOT, code_blocks
+from tests._docs import DATA, ROOT, code_blocks
 
 DOC = ROOT / "docs" / "pretrained.md"
-JPEG_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+JPEG_DATA = DATA / "cifar10-jpeg.tar.gz"
 
 
 def _run(workdir, with_data):

@@ -15,7 +15,6 @@ import os
 import pickle
 import sys
 import types
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -25,12 +24,13 @@ from keras_resblocks import from_pretrained, list_pretrained, verify_reference
 from keras_resblocks.checkpoints import sha256_of
 from keras_resblocks.checkpoints import registry as registry_module
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests._docs import DATA, ROOT  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "scripts"))
 import convert_pytorch_cifar as converter  # noqa: E402
 
-UPSTREAM = ROOT.parent / "shared" / "data" / "pytorch_resnet_cifar10"
-JPEG_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+UPSTREAM = DATA / "pytorch_resnet_cifar10"
+JPEG_DATA = DATA / "cifar10-jpeg.tar.gz"
 REAL_FILES = {
     20: "resnet20-12fca82f.th",
     32: "resnet32-d509ac18.th",
