@@ -56,7 +56,10 @@ def environment(argv):
     from keras_resblocks.training.environment import hardware_description, software_versions
 
     hardware = hardware_description()
-    command = "python benchmarks/run.py " + shlex.join(argv)
+    from keras_resblocks._command import _without_local_path
+
+    # As typed, without this machine's folders (an output under /tmp becomes .../name).
+    command = "python benchmarks/run.py " + shlex.join(_without_local_path(a) for a in argv)
     if hardware["backend"] != "tensorflow":
         command = f"KERAS_BACKEND={hardware['backend']} " + command
     return {

@@ -486,7 +486,7 @@ def trainer_throughput(settings, gpu):
                                 folder, name, batch, dtype, settings.trainer_epochs, cache
                             )
                         runs[who].append(result)
-                        commands[who] = result["command"]
+                        commands[who] = result["command"].replace(str(tmp), "<tmp>")
                 median = lambda who, key: float(np.median([x[key] for x in runs[who]]))  # noqa: E731
                 pairs = [
                     a["images_per_second"] / b["images_per_second"]
@@ -760,7 +760,7 @@ def run_time_to_accuracy(settings):
             "Wall time from launching the command to the end of the first epoch whose "
             "test accuracy (evaluated after every epoch) reaches the target; the run is "
             "stopped there. Includes imports, JPEG decoding (a cold cache) and "
-            "compilation. Command: " + result["command"]
+            "compilation. Command: " + result["command"].replace(str(tmp), "<tmp>")
         ],
     )
 
