@@ -390,11 +390,9 @@ def train(
                 train_accuracy = evaluate_accuracy(
                     evaluator, data.x_train, data.y_train, eval_batch_size, scope.devices
                 )
-                test_accuracy = None
-                partial = read_history(work_dir / HISTORY_FILE)[-1:]
-                if partial and (partial[0].get("test_images") or len(data.x_test)) < len(
-                    data.x_test
-                ):
+                test_accuracy = None  # the last row's, unless that measured a subset
+                measured = (recorder.rows[-1:] or [{}])[0].get("test_images")
+                if (measured or len(data.x_test)) < len(data.x_test):
                     # The last row measured a subset (a run that ended before its
                     # planned last epoch): the reported error is of the whole split.
                     test_accuracy = evaluate_accuracy(
@@ -423,13 +421,13 @@ def train(
     images_per_second = (
         len(timed) * steps_per_epoch * recipe.batch_size / sum(timed) if timed else None
     )
+    if test_accuracy is None and last.get("test_error") is not None:
+        test_accuracy = 1.0 - last["test_error"]
     metrics = {
         "train_accuracy": train_accuracy,
         "train_accuracy_running": None if not last else 1.0 - last["train_error"],
         "val_accuracy": None if last.get("val_error") is None else 1.0 - last["val_error"],
-        "test_accuracy": test_accuracy
-        if test_accuracy is not None
-        else (None if last.get("test_error") is None else 1.0 - last["test_error"]),
+        "test_accuracy": test_accuracy,
     }
     # A split that was not there (validation=0, no test images) has no metric.
     metrics = {name: value for name, value in metrics.items() if value is not None}
