@@ -39,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks import flops as flops_lib  # noqa: E402
 from benchmarks import trainer_runs  # noqa: E402
+from benchmarks.report import published  # noqa: E402
 from benchmarks.run import run_sections  # noqa: E402
 from benchmarks.sections import _section, skipped_section  # noqa: E402
 from benchmarks.timing import interleaved  # noqa: E402
@@ -201,7 +202,7 @@ def _contest(settings, tmp):
         for who, dtype in contenders:
             results = runs[model, who, dtype]
             rates = [r["images_per_second"] for r in results]
-            commands[who] = results[-1]["command"].replace(str(tmp), "<tmp>")
+            commands[who] = published(results[-1]["command"], tmp)
             model_rows.append(
                 {
                     "model": model,

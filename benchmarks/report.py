@@ -15,6 +15,11 @@ import math
 from pathlib import Path
 
 
+def published(command, tmp):
+    """A recorded command with the run's temporary folder ``tmp`` written as ``<tmp>``."""
+    return command.replace(str(tmp), "<tmp>")
+
+
 def _cell(value):
     if value is None:
         return "-"

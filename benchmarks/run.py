@@ -16,7 +16,6 @@ import datetime
 import json
 import os
 import platform
-import shlex
 import subprocess
 import sys
 import time
@@ -56,10 +55,10 @@ def environment(argv):
     from keras_resblocks.training.environment import hardware_description, software_versions
 
     hardware = hardware_description()
-    from keras_resblocks._command import _without_local_path
+    from keras_resblocks.cli import command_line
 
     # As typed, without this machine's folders (an output under /tmp becomes .../name).
-    command = "python benchmarks/run.py " + shlex.join(_without_local_path(a) for a in argv)
+    command = command_line(["run.py", *argv], program="python benchmarks/run.py")
     if hardware["backend"] != "tensorflow":
         command = f"KERAS_BACKEND={hardware['backend']} " + command
     return {

@@ -22,6 +22,7 @@ import numpy as np
 
 from benchmarks import flops as flops_lib
 from benchmarks.handwritten import copy_weights, twin_of
+from benchmarks.report import published
 from benchmarks.timing import interleaved, paired_ratios
 
 CIFAR_TRAIN_SIZE = 50_000
@@ -486,7 +487,7 @@ def trainer_throughput(settings, gpu):
                                 folder, name, batch, dtype, settings.trainer_epochs, cache
                             )
                         runs[who].append(result)
-                        commands[who] = result["command"].replace(str(tmp), "<tmp>")
+                        commands[who] = published(result["command"], tmp)
                 median = lambda who, key: float(np.median([x[key] for x in runs[who]]))  # noqa: E731
                 pairs = [
                     a["images_per_second"] / b["images_per_second"]
@@ -760,7 +761,7 @@ def run_time_to_accuracy(settings):
             "Wall time from launching the command to the end of the first epoch whose "
             "test accuracy (evaluated after every epoch) reaches the target; the run is "
             "stopped there. Includes imports, JPEG decoding (a cold cache) and "
-            "compilation. Command: " + result["command"].replace(str(tmp), "<tmp>")
+            "compilation. Command: " + published(result["command"], tmp)
         ],
     )
 

@@ -23,11 +23,12 @@ class UsageError(CommandError):
     exit_code = 2
 
 
-def command_line(argv=None):
+def command_line(argv=None, program=None):
     """This process's command line as the user would type it, without this machine's paths.
 
     The program's name loses the directory it was installed in (a virtual
-    environment's ``bin``); an absolute path among the arguments becomes relative
+    environment's ``bin``), or is ``program`` when given (for example ``"python
+    benchmarks/run.py"``, which ``argv[0]`` cannot say); an absolute path among the arguments becomes relative
     to the working directory when it lies below it, else ``.../`` and its last
     component. The result goes into checkpoint cards, which get published.
 
@@ -41,9 +42,10 @@ def command_line(argv=None):
     import shlex
 
     argv = list(sys.argv if argv is None else argv)
-    program = os.path.basename(argv[0]) if argv else "keras-resblocks"
-    if program == "__main__.py":
-        program = "python -m keras_resblocks"
+    if program is None:
+        program = os.path.basename(argv[0]) if argv else "keras-resblocks"
+        if program == "__main__.py":
+            program = "python -m keras_resblocks"
     return " ".join([program] + [shlex.quote(_without_local_path(a)) for a in argv[1:]])
 
 

@@ -78,6 +78,9 @@ def test_quick_run_reports_every_section(tmp_path, capsys):
     out = tmp_path / "quick.json"
     results = json.loads(out.read_text())
     assert results["meta"]["backend"] == keras.backend.backend()
+    assert results["meta"]["command"].endswith(
+        "python benchmarks/run.py --quick --json .../quick.json"
+    )
     assert set(results["sections"]) == SECTIONS
     for name, section in results["sections"].items():
         assert section["status"] in ("ok", "skipped"), (name, section["reason"])

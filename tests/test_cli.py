@@ -288,3 +288,25 @@ def test_the_docs_table_of_command_inputs_lists_what_these_tests_check():
     assert "65535 and 1.0 become 255" in said[1]
     assert "beyond the limit of 1,024" in said[2]
     assert "without control characters" in said[3]
+
+
+def test_the_recorded_command_line_keeps_no_path_of_this_machine(tmp_path, monkeypatch):
+    from keras_resblocks.cli import command_line
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    argv = [
+        "/home/me/.venv/bin/keras-resblocks",
+        "train",
+        "--dataset",
+        str(tmp_path / "data"),
+        "--output=/elsewhere/my run",
+        "--epochs",
+        "3",
+    ]
+    assert command_line(argv) == (
+        "keras-resblocks train --dataset data '--output=.../my run' --epochs 3"
+    )
+    assert command_line(["run.py", "--json", "/tmp/x/r.json"], program="python b/run.py") == (
+        "python b/run.py --json .../r.json"
+    )
