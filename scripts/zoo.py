@@ -8,7 +8,9 @@
 share: a model's name (``"resnet20"``: the plan's epochs, checkpoint
 ``resnet20_cifar10``) or an object for a run of its own length (``{"run":
 "resnet20_90epochs", "model": "resnet20", "epochs": 90, "checkpoint":
-"resnet20_cifar10_90epochs"}``). A run's state is kept in the repository, in
+"resnet20_cifar10_90epochs"}``), which may add training arguments of its own
+(``"train_args": ["--validation", "0"]``) and replace the data set's note for its
+card (``"note"``). A run's state is kept in the repository, in
 ``zoo/cifar10/<run>/``:
 ``history.csv``, ``train.log`` and, while it is unfinished, ``backup/`` (weights,
 optimizer and random state after the last whole epoch; overwritten each epoch).
@@ -57,14 +59,16 @@ KILL_GRACE_S = 600  # a run still going this long after the deadline is killed (
 
 
 def plan_runs(plan):
-    """The plan's runs in order, each a dict of ``run``, ``model``, ``epochs``, ``checkpoint``.
+    """The plan's runs in order, each a dict of ``run``, ``model``, ``epochs``, ``checkpoint``
+    and ``train_args`` (the run's own arguments after the plan's; default none), and
+    ``note`` where the run replaces the data set's note.
 
     Example:
 
     >>> from zoo import plan_runs
     >>> plan_runs({"epochs": 30, "runs": ["plain20", {"run": "resnet20_90epochs",
     ...     "model": "resnet20", "epochs": 90, "checkpoint": "resnet20_cifar10_90epochs"}]})[0]
-    {'run': 'plain20', 'model': 'plain20', 'epochs': 30, 'checkpoint': 'plain20_cifar10'}
+    {'run': 'plain20', 'model': 'plain20', 'epochs': 30, 'checkpoint': 'plain20_cifar10', 'train_args': []}
     """
     runs = []
     for entry in plan["runs"]:
@@ -74,7 +78,10 @@ def plan_runs(plan):
         missing = {"run", "model", "epochs", "checkpoint"} - set(entry)
         if missing:
             raise ValueError(f"A plan's run needs {sorted(missing)}. Received: {entry}")
-        runs.append(dict(entry))
+        entry = {"train_args": [], **entry}
+        if not all(isinstance(a, str) for a in entry["train_args"]):
+            raise ValueError(f"A run's train_args are strings. Received: {entry}")
+        runs.append(entry)
     names = [r["run"] for r in runs]
     if len(set(names)) != len(names):
         raise ValueError(f"The plan names a run twice. Received: runs={names}")
@@ -158,12 +165,15 @@ def finalize(zoo, run):
     registry_path = zoo.weights / "registry.json"
     registry = json.loads(registry_path.read_text())
     metrics = meta.get("metrics") or {}
+    trained_on = (meta.get("data") or {}).get("train")
+    # A run with arguments of its own (all training images, say) says on what it trained.
+    images = f", {trained_on:,} training images" if run["train_args"] and trained_on else ""
     registry["checkpoints"][name] = {
         "architecture": model,
         "dataset": plan["dataset"]["name"],
         "description": (
             f"Trained by keras-resblocks on {plan['dataset']['description']} "
-            f"({run['epochs']} epochs, recipe {plan['recipe']}); test accuracy "
+            f"({run['epochs']} epochs, recipe {plan['recipe']}{images}); test accuracy "
             f"{100 * metrics.get('test_accuracy', float('nan')):.2f}% on its 10,000 test images."
         ),
         "metrics": metrics,
@@ -212,8 +222,9 @@ def _train_command(zoo, run, data, deadline, resume):
         plan["recipe"],
         "--epochs",
         str(run["epochs"]),
-        *(["--data-note", plan["dataset"]["note"]] if plan["dataset"].get("note") else []),
+        *(["--data-note", note] if (note := run.get("note", plan["dataset"].get("note"))) else []),
         *plan["train_args"],
+        *run["train_args"],
     ]
     return command + (["--resume"] if resume else [])
 
@@ -295,13 +306,16 @@ def write_report(zoo, figure, documents, ymax=40.0):
     for run in plan_runs(zoo.plan):
         if run_state(zoo, run)[0] != "done":
             continue
+        # The checks and the figure compare the runs trained alike: the plan's epochs, no
+        # arguments of their own. The others (longer, more images) get a table of their own.
+        alike = run["epochs"] == zoo.plan["epochs"] and not run["train_args"]
         loaded = load_run(
             run["model"],
             zoo.weights / run["checkpoint"],
             zoo.runs / run["run"] / "history.csv",
-            label=run["model"] if run["epochs"] == zoo.plan["epochs"] else run["checkpoint"],
+            label=run["model"] if alike else run["checkpoint"],
         )
-        (runs if run["epochs"] == zoo.plan["epochs"] else longer).append(loaded)
+        (runs if alike else longer).append(loaded)
     if not runs and not longer:
         raise FileNotFoundError(f"No finished run in {zoo.runs}")
     return write(runs, figure, documents, ymax=ymax, longer=longer)

@@ -42,6 +42,7 @@ COLUMNS = (
     "train error %",
     "test error %",
     "paper test error %",
+    "training images",
     "epochs",
     "iterations",
     "wall time (min)",
@@ -83,6 +84,7 @@ def load_run(model, checkpoint, history_path, label=None):
         "train_error": 100 * last["train_error"],
         "test_error": None if last.get("test_error") is None else 100 * last["test_error"],
         "paper_test_error": PAPER_TEST_ERROR.get(model),
+        "train_images": (meta.get("data") or {}).get("train"),
         "epochs": int(last["epoch"]),
         "iterations": int(last["iterations"]),
         "wall_minutes": float(last["wall_time"]) / 60,
@@ -108,7 +110,7 @@ def table(runs):
     ...        "test_error": 8.1, "paper_test_error": 8.75, "epochs": 182,
     ...        "iterations": 64000, "wall_minutes": 12.5, "images_per_second": 31000.0}
     >>> print(table([run]).splitlines()[2])
-    | resnet20 | 272,474 | 1.20 | 8.10 | 8.75 | 182 | 64,000 | 12.5 | 31,000 |
+    | resnet20 | 272,474 | 1.20 | 8.10 | 8.75 | - | 182 | 64,000 | 12.5 | 31,000 |
     """
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in runs:
@@ -118,6 +120,7 @@ def table(runs):
             _fmt(r["train_error"], ".2f"),
             _fmt(r["test_error"], ".2f"),
             _fmt(r["paper_test_error"], ".2f"),
+            _fmt(r.get("train_images"), ","),
             str(r["epochs"]),
             f"{r['iterations']:,}",
             _fmt(r["wall_minutes"], ".1f"),
@@ -233,8 +236,8 @@ def report(runs, figure_link, longer=()):
     if longer:
         lines += [
             "",
-            "Longer runs of the same recipe (not in the checks or the figure, which compare "
-            "nets trained for equally many epochs):",
+            "Other runs of the same recipe, longer or on more training images (not in the "
+            "checks or the figure, which compare nets trained alike):",
             "",
             table(longer),
         ]

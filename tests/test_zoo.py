@@ -161,7 +161,9 @@ def test_a_longer_run_of_the_same_recipe_has_its_own_checkpoint_and_table(tmp_pa
     plan_path = root / "zoo" / "cifar10" / "plan.json"
     plan = json.loads(plan_path.read_text())
     longer = {"run": "plain20_3epochs", "model": "plain20", "epochs": 3}
-    plan["runs"] = ["plain20", {**longer, "checkpoint": "plain20_cifar10_3epochs"}]
+    # ... and on every training image: its own arguments, and its own note for the card.
+    own = {"train_args": ["--validation", "0"], "note": "All training images, none held out."}
+    plan["runs"] = ["plain20", {**longer, "checkpoint": "plain20_cifar10_3epochs", **own}]
     plan_path.write_text(json.dumps(plan))
     status = _script(root, "status").stdout
     assert re.search(r"plain20_3epochs +new +0/3 ", status), status
@@ -172,10 +174,13 @@ def test_a_longer_run_of_the_same_recipe_has_its_own_checkpoint_and_table(tmp_pa
     registry = json.loads((root / "weights" / "registry.json").read_text())["checkpoints"]
     assert sorted(registry) == ["plain20_cifar10", "plain20_cifar10_3epochs"]
     entry = registry["plain20_cifar10_3epochs"]
-    assert entry["architecture"] == "plain20" and "(3 epochs, recipe quick)" in entry["description"]
+    assert entry["architecture"] == "plain20" and "(3 epochs, recipe quick" in entry["description"]
     metadata = json.loads(
         (root / "weights" / "plain20_cifar10_3epochs" / "metadata.json").read_text()
     )
+    assert metadata["data"]["validation"] == 0 and metadata["recipe"]["validation"] == 0
+    assert f"recipe quick, {metadata['data']['train']:,} training images)" in entry["description"]
+    assert metadata["data_note"] == own["note"]
     assert (
         metadata["epochs"] == 3 and "--work-dir zoo/cifar10/plain20_3epochs" in metadata["command"]
     )
@@ -189,9 +194,16 @@ def test_a_longer_run_of_the_same_recipe_has_its_own_checkpoint_and_table(tmp_pa
     report = _script(root, "report", "--doc", "docs/zoo.md", "--figure", "docs/fig6.png")
     assert report.returncode == 0, report.stderr
     document = (root / "docs" / "zoo.md").read_text()
-    first, second = document.split("Longer runs of the same recipe")
+    first, second = document.split("Other runs of the same recipe")
     assert "| plain20 | " in first and "plain20_cifar10_3epochs" not in first.split("![")[0]
-    assert "| plain20_cifar10_3epochs | " in second and "| 3 | " in second
+    all_images = f" | {metadata['data']['train']:,} | 3 | "
+    assert "| plain20_cifar10_3epochs | " in second and all_images in second
+    # Its own arguments alone keep a run of the plan's length out of the comparison too.
+    plan["runs"][1]["epochs"] = plan["epochs"]
+    plan_path.write_text(json.dumps(plan))
+    assert _script(root, "report", "--doc", "docs/zoo.md", "--figure", "docs/f.png").returncode == 0
+    document = (root / "docs" / "zoo.md").read_text()
+    assert "| plain20_cifar10_3epochs | " in document.split("Other runs of the same recipe")[1]
 
     # A run without its checkpoint's name, or named twice, is refused with the reason.
     plan["runs"] = ["plain20", longer]

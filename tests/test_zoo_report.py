@@ -98,8 +98,8 @@ def test_report_and_plot_commands_from_real_runs(runs):
         assert float(cells[2]) == pytest.approx(100 * history[-1]["train_error"], abs=0.005)
         assert float(cells[3]) == pytest.approx(100 * history[-1]["test_error"], abs=0.005)
         assert cells[4] == ("8.75" if model == "resnet20" else "-")
-        assert cells[5:7] == ["2", "40"]
-        assert int(cells[8].replace(",", "")) == round(meta["images_per_second"])
+        assert cells[5:8] == [f"{meta['data']['train']:,}", "2", "40"]
+        assert int(cells[9].replace(",", "")) == round(meta["images_per_second"])
         # The command a user would retype, without this machine's folders.
         assert user_command(meta["command"]) in text
         assert (
