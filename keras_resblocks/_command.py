@@ -28,9 +28,10 @@ def command_line(argv=None, program=None):
 
     The program's name loses the directory it was installed in (a virtual
     environment's ``bin``), or is ``program`` when given (for example ``"python
-    benchmarks/run.py"``, which ``argv[0]`` cannot say); an absolute path among the arguments becomes relative
-    to the working directory when it lies below it, else ``.../`` and its last
-    component. The result goes into checkpoint cards, which get published.
+    benchmarks/run.py"``, which ``argv[0]`` cannot say); an absolute path among the
+    arguments becomes relative to the working directory when it lies below it, else
+    ``.../`` and its last component. The result goes into checkpoint cards, which get
+    published.
 
     Example:
 
