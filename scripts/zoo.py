@@ -2,6 +2,7 @@
 
     python scripts/zoo.py status
     python scripts/zoo.py report     # table, checks and figure 6 into docs/cifar10.md and README
+    python scripts/zoo.py register   # enter the finished runs in weights/registry.json again
     python scripts/zoo.py continue --deadline 17:45 [--data PATH] [--parallel 2] [--foreground]
 
 ``zoo/cifar10/plan.json`` lists the runs in order and the training arguments they
@@ -152,31 +153,45 @@ def print_status(zoo):
 
 def finalize(zoo, run):
     """Enter a finished run's checkpoint in the registry and delete its backup."""
-    name, model, plan = run["checkpoint"], run["model"], zoo.plan
-    directory = zoo.weights / name
-    from keras_resblocks.checkpoints.io import record_file_hashes, replace_json
-    from registry import rehash  # scripts/registry.py
+    name, model = run["checkpoint"], run["model"]
+    from keras_resblocks.checkpoints.io import record_file_hashes
 
-    card = directory / "README.md"
+    card = zoo.weights / name / "README.md"
     text = card.read_text(encoding="utf-8")
     card.write_text(text.replace(f"\n# {model}\n", f"\n# {name}\n", 1), encoding="utf-8")
-    record_file_hashes(directory)  # the card changed (and 0.1.0 recorded no file hashes)
+    record_file_hashes(zoo.weights / name)  # the card changed (and 0.1.0 recorded no file hashes)
+    register(zoo, run)
+    shutil.rmtree(zoo.runs / run["run"] / "backup", ignore_errors=True)
+    _log(f"{run['run']}: finished; {name} registered, backup deleted")
+
+
+def describe(plan, run, meta):
+    """The registry's one sentence about a zoo checkpoint, from its own metadata."""
+    metrics = meta.get("metrics") or {}
+    trained_on = (meta.get("data") or {}).get("train")
+    images = f", {trained_on:,} training images" if trained_on else ""
+    return (
+        f"Trained by keras-resblocks on {plan['dataset']['description']} "
+        f"({run['epochs']} epochs, recipe {plan['recipe']}{images}); test accuracy "
+        f"{100 * metrics.get('test_accuracy', float('nan')):.2f}% on its 10,000 test images."
+    )
+
+
+def register(zoo, run):
+    """Enter (or enter again) a finished run's checkpoint in ``weights/registry.json``."""
+    name, plan = run["checkpoint"], zoo.plan
+    directory = zoo.weights / name
+    from keras_resblocks.checkpoints.io import replace_json
+    from registry import rehash  # scripts/registry.py
+
     meta = json.loads((directory / "metadata.json").read_text())
     registry_path = zoo.weights / "registry.json"
     registry = json.loads(registry_path.read_text())
-    metrics = meta.get("metrics") or {}
-    trained_on = (meta.get("data") or {}).get("train")
-    # A run with arguments of its own (all training images, say) says on what it trained.
-    images = f", {trained_on:,} training images" if run["train_args"] and trained_on else ""
     registry["checkpoints"][name] = {
-        "architecture": model,
+        "architecture": run["model"],
         "dataset": plan["dataset"]["name"],
-        "description": (
-            f"Trained by keras-resblocks on {plan['dataset']['description']} "
-            f"({run['epochs']} epochs, recipe {plan['recipe']}{images}); test accuracy "
-            f"{100 * metrics.get('test_accuracy', float('nan')):.2f}% on its 10,000 test images."
-        ),
-        "metrics": metrics,
+        "description": describe(plan, run, meta),
+        "metrics": meta.get("metrics") or {},
         "sha256": meta["sha256"],
         "files": sorted(p.name for p in directory.iterdir() if p.is_file()),
         "hub": None,
@@ -187,8 +202,6 @@ def finalize(zoo, run):
     replace_json(registry_path, registry)
     # The card loads it by the name it ships under; the registry pins its hashes.
     rehash(registry_path, [name])
-    shutil.rmtree(zoo.runs / run["run"] / "backup", ignore_errors=True)
-    _log(f"{run['run']}: finished; {name} registered, backup deleted")
 
 
 def _log(message):
@@ -325,6 +338,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("status", help="where each run stands")
+    sub.add_parser(
+        "register", help="enter every finished run in the registry again (its description)"
+    )
     p = sub.add_parser("report", help="the table and figure of the finished runs, into the docs")
     p.add_argument("--figure", default="docs/cifar10-degradation.png")
     p.add_argument(
@@ -360,6 +376,12 @@ def main(argv=None):
     plan = zoo.plan
     if args.command == "status":
         print_status(zoo)
+        return 0
+    if args.command == "register":
+        done = [run for run in plan_runs(plan) if run_state(zoo, run)[0] == "done"]
+        for run in done:
+            register(zoo, run)
+        print(f"registered {len(done)}: {', '.join(run['checkpoint'] for run in done)}")
         return 0
     if args.command == "report":
         documents = [zoo.root / d for d in (args.doc or ["docs/cifar10.md", "README.md"])]

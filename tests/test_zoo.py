@@ -213,3 +213,24 @@ def test_a_longer_run_of_the_same_recipe_has_its_own_checkpoint_and_table(tmp_pa
     plan["runs"] = ["plain20", "plain20"]
     plan_path.write_text(json.dumps(plan))
     assert "names a run twice" in _script(root, "status").stderr
+
+
+def test_register_enters_the_finished_runs_again_and_leaves_other_entries(tmp_path):
+    root = _zoo(tmp_path)
+    done = _script(root, "continue", "--deadline", "+1h", "--foreground")
+    assert done.returncode == 0, done.stdout + done.stderr
+    registry_path = root / "weights" / "registry.json"
+    registry = json.loads(registry_path.read_text())
+    entry = dict(registry["checkpoints"]["resnet20_cifar10"])
+    metadata = json.loads((root / "weights" / "resnet20_cifar10" / "metadata.json").read_text())
+    # Every description names the images it trained on, held-out split or not.
+    assert f"recipe quick, {metadata['data']['train']:,} training images)" in entry["description"]
+    registry["checkpoints"]["resnet20_cifar10"]["description"] = "stale"
+    registry["checkpoints"]["ported"] = {"architecture": "resnet20", "bundled": None}
+    registry_path.write_text(json.dumps(registry))
+
+    again = _script(root, "register")
+    assert again.returncode == 0 and "registered 1: resnet20_cifar10" in again.stdout, again.stderr
+    registry = json.loads(registry_path.read_text())["checkpoints"]
+    assert registry["resnet20_cifar10"] == entry
+    assert registry["ported"] == {"architecture": "resnet20", "bundled": None}
