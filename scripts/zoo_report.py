@@ -157,13 +157,10 @@ def degradation_checks(runs):
         compare(
             f"final training error of {deep} above {shallow}", deep, shallow, "train_error", True
         )
-    compare(
-        "final training error of resnet56 below resnet20",
-        "resnet56",
-        "resnet20",
-        "train_error",
-        False,
-    )
+    for shallow, deep in (("resnet20", "resnet56"), ("resnet56", "resnet110")):
+        compare(
+            f"final training error of {deep} below {shallow}", deep, shallow, "train_error", False
+        )
     for depth in (20, 32, 44, 56, 110):
         compare(
             f"resnet{depth} more accurate than plain{depth} on test",

@@ -130,9 +130,11 @@ def test_degradation_checks_say_no_when_the_runs_do_not_bear_it_out():
         {"model": "resnet20", "train_error": 3.0, "test_error": 9.0},
         {"model": "resnet56", "train_error": 4.0, "test_error": 8.0},
         {"model": "plain56", "train_error": 1.0, "test_error": 12.0},
+        {"model": "resnet110", "train_error": 2.0, "test_error": 7.0},
     ]
     assert degradation_checks(runs) == [
         ("final training error of resnet56 below resnet20", False, "4.00% vs 3.00%"),
+        ("final training error of resnet110 below resnet56", True, "2.00% vs 4.00%"),
         ("resnet56 more accurate than plain56 on test", True, "8.00% vs 12.00%"),
     ]
 
