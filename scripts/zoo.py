@@ -79,7 +79,7 @@ def plan_runs(plan):
         missing = {"run", "model", "epochs", "checkpoint"} - set(entry)
         if missing:
             raise ValueError(f"A plan's run needs {sorted(missing)}. Received: {entry}")
-        entry = {"train_args": [], **entry}
+        entry = {**entry, "train_args": entry.get("train_args", [])}
         if not all(isinstance(a, str) for a in entry["train_args"]):
             raise ValueError(f"A run's train_args are strings. Received: {entry}")
         runs.append(entry)
