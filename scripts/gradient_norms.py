@@ -16,12 +16,6 @@ Runs on the TensorFlow and JAX backends.
 from __future__ import annotations
 
 import argparse
-import pathlib
-import sys
-
-REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
-if str(REPOSITORY) not in sys.path:
-    sys.path.insert(0, str(REPOSITORY))
 
 
 def gradient_norms(name, batch_size=64, seed=0):

@@ -160,7 +160,7 @@ def finalize(zoo, run):
     text = card.read_text(encoding="utf-8")
     card.write_text(text.replace(f"\n# {model}\n", f"\n# {name}\n", 1), encoding="utf-8")
     record_file_hashes(zoo.weights / name)  # the card changed (and 0.1.0 recorded no file hashes)
-    register(zoo, run)
+    register(zoo, [run])
     shutil.rmtree(zoo.runs / run["run"] / "backup", ignore_errors=True)
     _log(f"{run['run']}: finished; {name} registered, backup deleted")
 
@@ -177,31 +177,35 @@ def describe(plan, run, meta):
     )
 
 
-def register(zoo, run):
-    """Enter (or enter again) a finished run's checkpoint in ``weights/registry.json``."""
-    name, plan = run["checkpoint"], zoo.plan
-    directory = zoo.weights / name
+def register(zoo, runs):
+    """Enter (or enter again) finished runs' checkpoints in ``weights/registry.json``: one
+    write of the registry, then one ``rehash`` of their cards and hashes."""
+    if not runs:
+        return  # rehash of no names would rehash every bundled checkpoint
     from keras_resblocks.checkpoints.io import replace_json
     from registry import rehash  # scripts/registry.py
 
-    meta = json.loads((directory / "metadata.json").read_text())
     registry_path = zoo.weights / "registry.json"
     registry = json.loads(registry_path.read_text())
-    registry["checkpoints"][name] = {
-        "architecture": run["model"],
-        "dataset": plan["dataset"]["name"],
-        "description": describe(plan, run, meta),
-        "metrics": meta.get("metrics") or {},
-        "sha256": meta["sha256"],
-        "files": sorted(p.name for p in directory.iterdir() if p.is_file()),
-        "hub": None,
-        "bundled": name,
-        "keras_applications": None,
-        "license": "apache-2.0",
-    }
+    for run in runs:
+        name = run["checkpoint"]
+        directory = zoo.weights / name
+        meta = json.loads((directory / "metadata.json").read_text())
+        registry["checkpoints"][name] = {
+            "architecture": run["model"],
+            "dataset": zoo.plan["dataset"]["name"],
+            "description": describe(zoo.plan, run, meta),
+            "metrics": meta.get("metrics") or {},
+            "sha256": meta["sha256"],
+            "files": sorted(p.name for p in directory.iterdir() if p.is_file()),
+            "hub": None,
+            "bundled": name,
+            "keras_applications": None,
+            "license": "apache-2.0",
+        }
     replace_json(registry_path, registry)
     # The card loads it by the name it ships under; the registry pins its hashes.
-    rehash(registry_path, [name])
+    rehash(registry_path, [run["checkpoint"] for run in runs])
 
 
 def _log(message):
@@ -379,8 +383,7 @@ def main(argv=None):
         return 0
     if args.command == "register":
         done = [run for run in plan_runs(plan) if run_state(zoo, run)[0] == "done"]
-        for run in done:
-            register(zoo, run)
+        register(zoo, done)
         print(f"registered {len(done)}: {', '.join(run['checkpoint'] for run in done)}")
         return 0
     if args.command == "report":
