@@ -53,12 +53,14 @@ def is_plain(label):
     return ARCHITECTURES.get(name, {}).get("block", "residual") == "plain"
 
 
-def plot_history(history, ax=None, label=None, color=None):
+def plot_history(history, ax=None, label=None, color=None, band=None):
     """Draw one run: training error thin and dashed, test error bold, in %
     against iterations (x 10^4, as in the paper).
 
     ``history`` is a path to a history.csv or its rows (see
-    :func:`keras_resblocks.training.read_history`). Returns the axes.
+    :func:`keras_resblocks.training.read_history`); ``band``, the rows of runs
+    of the same net with other seeds, shades the range of their errors at each
+    iteration that they all measured. Returns the axes.
 
     Example:
 
@@ -86,17 +88,34 @@ def plot_history(history, ax=None, label=None, color=None):
     ]
     if test:
         ax.plot(*zip(*test), "-", linewidth=2.0, color=line.get_color(), label=label)
+    for key in ("train_error", "test_error") if band else ():
+        x_band, low, high = _range_over_runs([history, *band], key)
+        ax.fill_between(x_band, low, high, color=line.get_color(), alpha=0.18, linewidth=0)
     ax.set_xlabel("iter. (1e4)")
     ax.set_ylabel("error (%)")
     return ax
 
 
-def plot_degradation(plain, residual, output=None, ylim=(0, 20)):
+def _range_over_runs(histories, key):
+    # The iterations every run measured, with the lowest and highest error there, in %.
+    from keras_resblocks.training.history import read_history
+
+    rows = [h if isinstance(h, (list, tuple)) else read_history(h) for h in histories]
+    by_run = [{r["iterations"]: r[key] for r in run if r.get(key) is not None} for run in rows]
+    common = sorted(set.intersection(*(set(run) for run in by_run)))
+    low = [100 * min(run[i] for run in by_run) for i in common]
+    high = [100 * max(run[i] for run in by_run) for i in common]
+    return [i / 1e4 for i in common], low, high
+
+
+def plot_degradation(plain, residual, output=None, ylim=(0, 20), bands=None):
     """The paper's figure 6: plain nets on the left, residual nets on the right.
 
     ``plain`` and ``residual`` map a label to a history (path or rows), or are
-    lists of history.csv paths (labelled by :func:`run_label`). Writes a PNG
-    to ``output`` if given; returns the figure.
+    lists of history.csv paths (labelled by :func:`run_label`); ``bands`` maps a
+    label to the histories of its runs with other seeds, drawn as a shaded
+    range (see :func:`plot_history`). Writes a PNG to ``output`` if given;
+    returns the figure.
 
     Example:
 
@@ -114,7 +133,7 @@ def plot_degradation(plain, residual, output=None, ylim=(0, 20)):
         if not isinstance(runs, dict):
             runs = {run_label(p): p for p in runs}
         for label, history in sorted(runs.items(), key=lambda kv: _depth_key(kv[0])):
-            plot_history(history, ax=ax, label=label)
+            plot_history(history, ax=ax, label=label, band=(bands or {}).get(label))
         ax.set_title(title)
         if ylim is not None:
             ax.set_ylim(*ylim)

@@ -11,7 +11,12 @@ share: a model's name (``"resnet20"``: the plan's epochs, checkpoint
 "resnet20_90epochs", "model": "resnet20", "epochs": 90, "checkpoint":
 "resnet20_cifar10_90epochs"}``), which may add training arguments of its own
 (``"train_args": ["--validation", "0"]``) and replace the data set's note for its
-card (``"note"``). A run's state is kept in the repository, in
+card (``"note"``). A run with ``"bundle": false`` is evidence, not a product (another
+seed of a bundled net: ``{"run": "resnet20_seed1", "model": "resnet20", "seed_of":
+"resnet20", "train_args": ["--seed", "1"], "bundle": false}``): its checkpoint is
+written inside its folder, and when it ends only its ``metadata.json`` (final metrics,
+command, machine) is kept there; ``seed_of`` names the run it repeats, for the report's
+spread over seeds. A run's state is kept in the repository, in
 ``zoo/cifar10/<run>/``:
 ``history.csv``, ``train.log`` and, while it is unfinished, ``backup/`` (weights,
 optimizer and random state after the last whole epoch; overwritten each epoch).
@@ -61,22 +66,31 @@ KILL_GRACE_S = 600  # a run still going this long after the deadline is killed (
 
 def plan_runs(plan):
     """The plan's runs in order, each a dict of ``run``, ``model``, ``epochs``, ``checkpoint``
-    and ``train_args`` (the run's own arguments after the plan's; default none), and
-    ``note`` where the run replaces the data set's note.
+    (``None`` for a run that is not bundled), ``bundle``, ``seed_of`` (the run it repeats
+    with another seed, or ``None``) and ``train_args`` (the run's own arguments after the
+    plan's; default none), and ``note`` where the run replaces the data set's note.
 
     Example:
 
     >>> from zoo import plan_runs
     >>> plan_runs({"epochs": 30, "runs": ["plain20", {"run": "resnet20_90epochs",
     ...     "model": "resnet20", "epochs": 90, "checkpoint": "resnet20_cifar10_90epochs"}]})[0]
-    {'run': 'plain20', 'model': 'plain20', 'epochs': 30, 'checkpoint': 'plain20_cifar10', 'train_args': []}
+    {'run': 'plain20', 'model': 'plain20', 'epochs': 30, 'checkpoint': 'plain20_cifar10', 'bundle': True, 'seed_of': None, 'train_args': []}
+    >>> plan_runs({"epochs": 30, "runs": ["plain20", {"run": "plain20_seed1", "model":
+    ...     "plain20", "seed_of": "plain20", "train_args": ["--seed", "1"], "bundle": False}]}
+    ...     )[1]["checkpoint"] is None
+    True
     """
     runs = []
     for entry in plan["runs"]:
         if isinstance(entry, str):
             entry = {"run": entry, "model": entry, "epochs": plan["epochs"]}
             entry["checkpoint"] = f"{entry['model']}_cifar10"
-        missing = {"run", "model", "epochs", "checkpoint"} - set(entry)
+        defaults = {"epochs": plan["epochs"], "bundle": True, "seed_of": None}
+        entry = {**entry, **{k: v for k, v in defaults.items() if k not in entry}}
+        if not entry["bundle"]:
+            entry["checkpoint"] = None
+        missing = {"run", "model", "checkpoint"} - set(entry)
         if missing:
             raise ValueError(f"A plan's run needs {sorted(missing)}. Received: {entry}")
         entry = {**entry, "train_args": entry.get("train_args", [])}
@@ -86,7 +100,18 @@ def plan_runs(plan):
     names = [r["run"] for r in runs]
     if len(set(names)) != len(names):
         raise ValueError(f"The plan names a run twice. Received: runs={names}")
+    unknown = {r["seed_of"] for r in runs if r["seed_of"]} - set(names)
+    if unknown:
+        raise ValueError(f"`seed_of` names no run of the plan. Received: {sorted(unknown)}")
     return runs
+
+
+def output_dir(zoo, run):
+    """Where a run's checkpoint is written: ``weights/<checkpoint>`` for a bundled run,
+    ``zoo/cifar10/<run>/checkpoint`` (not committed) for evidence."""
+    if run["bundle"]:
+        return zoo.weights / run["checkpoint"]
+    return zoo.runs / run["run"] / "checkpoint"
 
 
 def run_state(zoo, run):
@@ -95,8 +120,12 @@ def run_state(zoo, run):
     history = read_history(work / "history.csv") if (work / "history.csv").exists() else []
     backup = work / "backup" / "training_metadata.json"
     done_epochs = json.loads(backup.read_text())["epoch"] if backup.exists() else 0
-    if (zoo.weights / run["checkpoint"] / "metadata.json").exists():
-        return ("finishing" if (work / "backup").exists() else "done"), run["epochs"], history
+    if not run["bundle"] and (work / "metadata.json").exists():
+        return "done", run["epochs"], history
+    if (output_dir(zoo, run) / "metadata.json").exists():
+        if not run["bundle"] or (work / "backup").exists():
+            return "finishing", run["epochs"], history
+        return "done", run["epochs"], history
     if backup.exists():
         return "running", done_epochs, history
     return "new", 0, history
@@ -152,7 +181,16 @@ def print_status(zoo):
 
 
 def finalize(zoo, run):
-    """Enter a finished run's checkpoint in the registry and delete its backup."""
+    """Enter a finished run's checkpoint in the registry and delete its backup; of a run
+    that is not bundled, keep the checkpoint's ``metadata.json`` beside its history and
+    delete the rest."""
+    work = zoo.runs / run["run"]
+    if not run["bundle"]:
+        shutil.copyfile(output_dir(zoo, run) / "metadata.json", work / "metadata.json")
+        shutil.rmtree(output_dir(zoo, run))
+        shutil.rmtree(work / "backup", ignore_errors=True)
+        _log(f"{run['run']}: finished; metadata kept, checkpoint and backup deleted")
+        return
     name, model = run["checkpoint"], run["model"]
     from keras_resblocks.checkpoints.io import record_file_hashes
 
@@ -161,7 +199,7 @@ def finalize(zoo, run):
     card.write_text(text.replace(f"\n# {model}\n", f"\n# {name}\n", 1), encoding="utf-8")
     record_file_hashes(zoo.weights / name)  # the card changed (and 0.1.0 recorded no file hashes)
     register(zoo, [run])
-    shutil.rmtree(zoo.runs / run["run"] / "backup", ignore_errors=True)
+    shutil.rmtree(work / "backup", ignore_errors=True)
     _log(f"{run['run']}: finished; {name} registered, backup deleted")
 
 
@@ -230,7 +268,7 @@ def _train_command(zoo, run, data, deadline, resume):
         "--work-dir",
         str((zoo.runs / run["run"]).relative_to(zoo.root)),
         "--output",
-        str((zoo.weights / run["checkpoint"]).relative_to(zoo.root)),
+        str(output_dir(zoo, run).relative_to(zoo.root)),
         "--deadline",
         datetime.datetime.fromtimestamp(deadline).isoformat(timespec="seconds"),
         "--verbose",
@@ -316,26 +354,43 @@ def run_queue(zoo, data, deadline, parallel, start_margin_s=600):
 
 def write_report(zoo, figure, documents, ymax=40.0):
     """The zoo's table, degradation checks and figure (He et al. 2015, figure 6) from the
-    finished runs' checkpoints and histories, spliced into ``documents``."""
-    from zoo_report import load_run, write_report as write
+    finished runs' checkpoints and histories, spliced into ``documents``; the runs of other
+    seeds (``seed_of``) give the spread of the nets they repeat."""
+    from zoo_report import load_run, load_seed, write_report as write
 
-    runs, longer = [], []
-    for run in plan_runs(zoo.plan):
-        if run_state(zoo, run)[0] != "done":
+    runs, longer, loaded = [], [], {}
+    plan = plan_runs(zoo.plan)
+    for run in plan:
+        if run_state(zoo, run)[0] != "done" or not run["bundle"]:
             continue
         # The checks and the figure compare the runs trained alike: the plan's epochs, no
         # arguments of their own. The others (longer, more images) get a table of their own.
         alike = run["epochs"] == zoo.plan["epochs"] and not run["train_args"]
-        loaded = load_run(
+        loaded[run["run"]] = load_run(
             run["model"],
             zoo.weights / run["checkpoint"],
             zoo.runs / run["run"] / "history.csv",
             label=run["model"] if alike else run["checkpoint"],
         )
-        (runs if alike else longer).append(loaded)
+        (runs if alike else longer).append(loaded[run["run"]])
     if not runs and not longer:
         raise FileNotFoundError(f"No finished run in {zoo.runs}")
-    return write(runs, figure, documents, ymax=ymax, longer=longer)
+    seeds, replicates = {}, []
+    for run in plan:
+        original = loaded.get(run["seed_of"])
+        if original is None or run_state(zoo, run)[0] != "done":
+            continue
+        work = zoo.runs / run["run"]
+        other = load_seed(
+            run["model"], work / "metadata.json", work / "history.csv", original["parameters"]
+        )
+        if other["metadata"].get("seed") == original["metadata"].get("seed"):
+            replicates.append((original, other))
+        else:
+            seeds.setdefault(original["label"], [original]).append(other)
+    return write(
+        runs, figure, documents, ymax=ymax, longer=longer, seeds=seeds, replicates=replicates
+    )
 
 
 def main(argv=None):
@@ -382,7 +437,9 @@ def main(argv=None):
         print_status(zoo)
         return 0
     if args.command == "register":
-        done = [run for run in plan_runs(plan) if run_state(zoo, run)[0] == "done"]
+        done = [
+            run for run in plan_runs(plan) if run["bundle"] and run_state(zoo, run)[0] == "done"
+        ]
         register(zoo, done)
         print(f"registered {len(done)}: {', '.join(run['checkpoint'] for run in done)}")
         return 0

@@ -234,3 +234,48 @@ def test_register_enters_the_finished_runs_again_and_leaves_other_entries(tmp_pa
     registry = json.loads(registry_path.read_text())["checkpoints"]
     assert registry["resnet20_cifar10"] == entry
     assert registry["ported"] == {"architecture": "resnet20", "bundled": None}
+
+
+def test_runs_of_other_seeds_keep_only_their_metadata_and_give_the_report_its_spread(tmp_path):
+    root = _zoo(tmp_path)
+    plan_path = root / "zoo" / "cifar10" / "plan.json"
+    plan = json.loads(plan_path.read_text())
+    seed1 = {"run": "resnet20_seed1", "model": "resnet20", "seed_of": "resnet20", "bundle": False}
+    plan["runs"] = ["resnet20", "plain20", {**seed1, "train_args": ["--seed", "1"]}]
+    plan["runs"].append(
+        {
+            **seed1,
+            "run": "plain20_seed1",
+            "model": "plain20",
+            "seed_of": "plain20",
+            "train_args": ["--seed", "1"],
+        }
+    )
+    plan_path.write_text(json.dumps(plan))
+
+    done = _script(root, "continue", "--deadline", "+1h", "--start-margin", "0", "--foreground")
+    assert done.returncode == 0, done.stdout + done.stderr
+    work = root / "zoo" / "cifar10" / "resnet20_seed1"
+    # Evidence, not a product: no checkpoint, no registry entry, no backup; its metadata stays.
+    assert sorted(p.name for p in work.iterdir()) == ["history.csv", "metadata.json", "train.log"]
+    assert json.loads((work / "metadata.json").read_text())["seed"] == 1
+    registry = json.loads((root / "weights" / "registry.json").read_text())["checkpoints"]
+    assert sorted(registry) == ["plain20_cifar10", "resnet20_cifar10"]
+    assert re.search(r"resnet20_seed1 +done +2/2 ", _script(root, "status").stdout)
+
+    (root / "docs").mkdir()
+    (root / "docs" / "zoo.md").write_text("<!-- zoo:cifar10 -->\n<!-- /zoo:cifar10 -->\n")
+    report = _script(root, "report", "--doc", "docs/zoo.md", "--figure", "docs/fig6.png")
+    assert report.returncode == 0, report.stderr
+    document = (root / "docs" / "zoo.md").read_text()
+    assert re.search(r"\| resnet20 \| 0, 1 \| [\d.]+ \([\d.]+-[\d.]+\) \|", document), document
+    # The check is made seed by seed, and says so.
+    assert "resnet20 more accurate than plain20 on test (for " in document
+    assert "of 2 seeds: seed 0 " in document
+    assert "`resnet20_seed1`" not in document  # not listed among the shipped checkpoints
+
+    # seed_of must name a run of the plan.
+    plan["runs"][2]["seed_of"] = "resnet32"
+    plan_path.write_text(json.dumps(plan))
+    refused = _script(root, "status")
+    assert refused.returncode != 0 and "`seed_of` names no run" in refused.stderr
