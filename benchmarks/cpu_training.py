@@ -707,7 +707,7 @@ def main(argv=None):
     if args.markdown:
         Path(args.markdown).write_text(markdown + "\n")
     if args.into:
-        from benchmarks.report import splice_between
+        from scripts.splice import splice_between
 
         doc = Path(args.into)
         doc.write_text(splice_between(doc.read_text(), MARKER, markdown))

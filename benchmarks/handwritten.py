@@ -96,7 +96,7 @@ def twin_of(name, num_classes=10):
     """The hand-written twin of a named CIFAR model (``"resnet20"``, ``"plain56"``)."""
     from keras_resblocks import Architecture
 
-    arch = Architecture.named(name)  # the registry's description, not the name's spelling
+    arch = Architecture.named(name)  # the named architecture's description, not the name's spelling
     return cifar_resnet(arch.depth, residual=arch.block == "residual", num_classes=num_classes)
 
 

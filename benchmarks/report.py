@@ -14,6 +14,8 @@ import json
 import math
 from pathlib import Path
 
+from scripts.splice import splice_between
+
 
 def published(command, tmp):
     """A recorded command with the run's temporary folder ``tmp`` written as ``<tmp>``."""
@@ -91,25 +93,6 @@ def to_markdown(results, heading_level=3):
             out.append(f"- {note}")
         out.append("")
     return "\n".join(out)
-
-
-def splice_between(document, marker, markdown):
-    """``document`` with the text between ``<!-- marker -->`` and ``<!-- /marker -->`` replaced.
-
-    Example:
-
-    >>> from benchmarks.report import splice_between
-    >>> splice_between("a\\n<!-- zoo:x -->\\nold\\n<!-- /zoo:x -->\\nb", "zoo:x", "new")
-    'a\\n<!-- zoo:x -->\\nnew\\n<!-- /zoo:x -->\\nb'
-    """
-    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
-    if start not in document or end not in document:
-        raise ValueError(
-            f"The document has no {start} ... {end} block. Received: marker={marker!r}"
-        )
-    head, rest = document.split(start, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{start}\n{markdown}\n{end}{tail}"
 
 
 def splice(document, marker, markdown):

@@ -17,7 +17,7 @@ def lazy_names(package, exports):
 
     Example:
 
-    >>> getattr_, dir_ = lazy_names("keras_resblocks", {"list_models": "keras_resblocks.config"})
+    >>> getattr_, dir_ = lazy_names("keras_resblocks", {"list_models": "keras_resblocks.architecture"})
     >>> "resnet20" in getattr_("list_models")()
     True
     >>> getattr_("nope")

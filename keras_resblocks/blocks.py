@@ -14,7 +14,7 @@ import keras
 from keras import ops
 
 from keras_resblocks.normalization import BatchNormalization
-from keras_resblocks.config import (
+from keras_resblocks.architecture import (
     SHORTCUTS,
     branch_plan,
     branch_steps,

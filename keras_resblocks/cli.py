@@ -62,10 +62,10 @@ def _checkpoint_rows():
 
 
 def _listing(entry):
-    """A :class:`Pretrained` as JSON, without its raw registry entry."""
+    """A :class:`Pretrained` as JSON, without its raw catalogue entry."""
     import dataclasses
 
-    return {k: v for k, v in dataclasses.asdict(entry).items() if k != "registry"}
+    return {k: v for k, v in dataclasses.asdict(entry).items() if k != "entry"}
 
 
 _HEADS = {"size_mb": "SIZE", "measured_on": "MEASURED ON"}
@@ -145,7 +145,7 @@ def printable(text):
 def cmd_info(args):
     from keras_resblocks import Architecture, list_models, list_pretrained, parameter_count
     from keras_resblocks.checkpoints import CARD_FILE, METADATA_FILE
-    from keras_resblocks.checkpoints.registry import weights_root
+    from keras_resblocks.checkpoints.catalog import weights_root
 
     name = args.name
     if name in list_models():
@@ -171,10 +171,10 @@ def cmd_info(args):
     if name in pretrained:
         entry = pretrained[name]
         card = None
-        if entry.get("bundled"):
-            card_file = weights_root() / entry["bundled"] / CARD_FILE
+        if entry.entry.get("bundled"):
+            card_file = weights_root() / entry.entry["bundled"] / CARD_FILE
             card = printable(card_file.read_text(encoding="utf-8"))
-        listing = dict(_listing(entry), registry=entry.registry)
+        listing = dict(_listing(entry), entry=entry.entry)
         if args.json:
             print(json.dumps(listing, indent=1))
         else:

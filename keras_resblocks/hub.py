@@ -13,9 +13,7 @@ corrupted in the cache after it was downloaded. Publishing is
 
 from __future__ import annotations
 
-import importlib
 import logging
-import warnings
 from pathlib import Path
 
 import huggingface_hub
@@ -154,27 +152,3 @@ def _unavailable(where, cache_dir, error):
             f"Connect once to download it, or point HF_ENDPOINT at a reachable mirror. {_OFFLINE_WAY}"
         )
     )
-
-
-# Names that lived here before resolving moved to keras_resblocks.pretrained and the
-# keras.applications port to keras_resblocks.port; the old imports keep working.
-_MOVED = {
-    "from_pretrained": "keras_resblocks.pretrained",
-    "list_pretrained": "keras_resblocks.pretrained",
-    "import_keras_applications": "keras_resblocks.port",
-    "load_checkpoint": "keras_resblocks.checkpoints",
-    "save_pretrained": "keras_resblocks.checkpoints",
-    "REGISTRY_FILE": "keras_resblocks.checkpoints.registry",
-}
-
-
-def __getattr__(name):
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"keras_resblocks.hub.{name} moved to {_MOVED[name]}.{name}; import it from "
-        "there (or from keras_resblocks).",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(_MOVED[name]), name)

@@ -8,15 +8,15 @@ import keras
 
 from keras_resblocks._suggest import SEE_ALL, did_you_mean
 from keras_resblocks.blocks import PACKAGE, PlainBlock, ResidualBlock
-from keras_resblocks.config import (  # noqa: F401  (list_models, parameter_count: also here)
+from keras_resblocks.architecture import (  # noqa: F401  (list_models, parameter_count: also here)
     POOLINGS,
     Architecture,
     block_plan,
     list_models,
     parameter_count,
 )
-from keras_resblocks.config import check_preprocessing as _check_preprocessing
-from keras_resblocks.registry import ARCHITECTURES, CONSTRUCTOR_NAMES, DEFAULT_HEAD
+from keras_resblocks.architecture import check_preprocessing as _check_preprocessing
+from keras_resblocks.variants import ARCHITECTURES, CONSTRUCTOR_NAMES, DEFAULT_HEAD
 from keras_resblocks.normalization import BatchNormalization
 
 _ARCH_FIELDS = {f.name for f in dataclasses.fields(Architecture)}
@@ -118,7 +118,7 @@ def block_specs(arch):
 
     This is where an :class:`Architecture` becomes layers; it is public so that
     tools (ports, benchmarks) can see exactly which blocks a model holds. It is
-    :func:`keras_resblocks.config.block_plan` with each block's ``kernel_regularizer``.
+    :func:`keras_resblocks.architecture.block_plan` with each block's ``kernel_regularizer``.
     """
     return [
         [dict(spec, kernel_regularizer=_l2(arch)) for spec in stage] for stage in block_plan(arch)

@@ -36,7 +36,7 @@ def run_label(path):
 
 def is_plain(label):
     """Whether a run's label starts with the name of a plain architecture (``plain20``,
-    ``plain20-digits``, ``plain56_cifar10``), by the registry's description of that
+    ``plain20-digits``, ``plain56_cifar10``), by the description of that
     architecture, not by its spelling.
 
     Example:
@@ -47,7 +47,7 @@ def is_plain(label):
     """
     import re
 
-    from keras_resblocks.registry import ARCHITECTURES
+    from keras_resblocks.variants import ARCHITECTURES
 
     name = re.split(r"[-_.]", label, maxsplit=1)[0]
     return ARCHITECTURES.get(name, {}).get("block", "residual") == "plain"

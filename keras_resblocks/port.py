@@ -10,7 +10,7 @@ import keras
 
 from keras_resblocks._downloads import download_failure, is_network_error, url_of
 from keras_resblocks.checkpoints import CheckpointDownloadError, save_pretrained
-from keras_resblocks.checkpoints import registry as checkpoint_registry
+from keras_resblocks.checkpoints import catalog
 from keras_resblocks.models import create_model
 
 # keras.applications names its layers conv{stage+1}_block{j}_{k}_{conv|bn}, where
@@ -135,7 +135,7 @@ def _source_pooling(source):
 
 # -- keras.applications ImageNet weights -----------------------------------------------
 def ported_dir(name, cache_dir=None):
-    """Where the checkpoint ported for registry entry ``name`` is kept."""
+    """Where the checkpoint ported for catalogue entry ``name`` is kept."""
     # keras.applications keeps its downloads under KERAS_HOME (default ~/.keras);
     # the ported checkpoints sit next to them.
     root = cache_dir or os.path.join(
@@ -147,7 +147,7 @@ def ported_dir(name, cache_dir=None):
 def import_keras_applications(name, *, weights_path=None, cache_dir=None, input_shape=None):
     """Port a ``keras.applications`` ImageNet ResNet into a checkpoint under ``cache_dir``.
 
-    ``name`` is a registry entry with ``"keras_applications"`` (``"resnet50_imagenet"``
+    ``name`` is a catalogue entry with ``"keras_applications"`` (``"resnet50_imagenet"``
     ...). By default the weights come from ``keras.applications``' own download
     (``weights="imagenet"``, checked against its pinned hash); ``weights_path``
     takes a local weights file instead (e.g. for tests, or a machine without
@@ -167,10 +167,10 @@ def import_keras_applications(name, *, weights_path=None, cache_dir=None, input_
     Porting ``keras.applications.ResNet50(weights=None)`` saved to a file (as the
     tests do) or the real ImageNet weights takes seconds, so it is not run here.
     """
-    registry = checkpoint_registry.entries()
-    entry = registry.get(name)
+    entries = catalog.entries()
+    entry = entries.get(name)
     if not entry or not entry.get("keras_applications"):
-        ported = sorted(n for n, e in registry.items() if e.get("keras_applications"))
+        ported = sorted(n for n, e in entries.items() if e.get("keras_applications"))
         raise ValueError(f"`name` must be one of {ported}. Received: name={name!r}")
     constructor = getattr(keras.applications, entry["keras_applications"])
     weights = "imagenet" if weights_path is None else str(weights_path)

@@ -18,7 +18,7 @@ from typing import Optional
 
 # Keras, the Hub client and the port are imported where they are needed, so that
 # list_pretrained() (and `keras-resblocks list`) loads no deep-learning backend.
-from keras_resblocks.checkpoints import registry
+from keras_resblocks.checkpoints import catalog
 from keras_resblocks._suggest import SEE_ALL, did_you_mean
 from keras_resblocks.checkpoints.format import (
     CONFIG_FILE,
@@ -56,9 +56,7 @@ class Pretrained:
             project rather than trained by this package, else None.
         license: the weights' licence.
         description: one sentence about the weights.
-        registry: the raw entry of ``weights/registry.json``. For code written when
-            :func:`list_pretrained` returned those dicts, ``entry["key"]`` and
-            ``entry.get("key")`` still read it.
+        entry: the raw entry of ``weights/catalog.json``.
     """
 
     name: str
@@ -74,21 +72,7 @@ class Pretrained:
     ported_from: Optional[str]
     license: Optional[str]
     description: str
-    registry: dict = dataclasses.field(repr=False)
-
-    def __getitem__(self, key):
-        return self.registry[key]
-
-    def __contains__(self, key):
-        return key in self.registry
-
-    def keys(self):
-        """The raw registry entry's keys (so ``dict(entry)`` gives that entry, as before)."""
-        return self.registry.keys()
-
-    def get(self, key, default=None):
-        """``registry.get(key, default)``: the raw registry entry, as before."""
-        return self.registry.get(key, default)
+    entry: dict = dataclasses.field(repr=False)
 
     def summary(self):
         """One line: name, architecture, size, accuracy and on what, where it comes from."""
@@ -104,7 +88,7 @@ class Pretrained:
 
 
 def list_pretrained():
-    """The built-in checkpoints: ``{name: Pretrained}``, read from ``weights/registry.json``.
+    """The built-in checkpoints: ``{name: Pretrained}``, read from ``weights/catalog.json``.
 
     Each :class:`Pretrained` says what a user scans for: the architecture, the
     dataset, the accuracy this package measured and on what, the size, and where
@@ -122,22 +106,22 @@ def list_pretrained():
     ('resnet20', 0.8103, 'bundled', 271098)
     >>> print(entry.summary())
     resnet20_cifar10_akamaster: resnet20, 0.27M parameters (1.1 MB), cifar10, 81.03% top-1 on the test (JPEG q75 copy) split, 10,000 images; bundled
-    >>> list_pretrained()["resnet50_imagenet"]["keras_applications"]  # the registry entry
+    >>> list_pretrained()["resnet50_imagenet"].entry["keras_applications"]  # the catalogue's
     'ResNet50'
     """
     return {
-        name: _describe(name, copy.deepcopy(entry)) for name, entry in registry.entries().items()
+        name: _describe(name, copy.deepcopy(entry)) for name, entry in catalog.entries().items()
     }
 
 
 def _describe(name, entry):
-    from keras_resblocks.config import Architecture, parameter_count
+    from keras_resblocks.architecture import Architecture, parameter_count
 
     metrics = entry.get("metrics") or {}
     metric = next((m for m in ("test_accuracy", "top1_accuracy", "accuracy") if m in metrics), None)
     meta, num_classes = {}, None
     if entry.get("bundled"):
-        directory = registry.weights_root() / entry["bundled"]
+        directory = catalog.weights_root() / entry["bundled"]
         meta = _json_or_empty(directory / METADATA_FILE)
         num_classes = (_json_or_empty(directory / CONFIG_FILE).get("model") or {}).get(
             "num_classes"
@@ -174,7 +158,7 @@ def _describe(name, entry):
         ported_from=ported,
         license=entry.get("license"),
         description=entry.get("description") or "",
-        registry=entry,
+        entry=entry,
     )
 
 
@@ -233,7 +217,7 @@ def resolve(source, *, revision=None, cache_dir=None, token=None, force_download
         return _from_hub(
             source, repo_id, at_revision or revision, None, cache_dir, token, force_download
         )
-    entries = registry.entries()
+    entries = catalog.entries()
     if source in entries:
         return _builtin(source, entries[source], revision, cache_dir, token, force_download)
     if os.path.isdir(source):
@@ -269,7 +253,7 @@ def _builtin(name, entry, revision, cache_dir, token, force_download):
     if entry.get("bundled"):
         # The package's own files: a real directory in every install this package
         # supports (wheel or editable), not a zip.
-        directory = Path(str(registry.weights_root() / entry["bundled"]))
+        directory = Path(str(catalog.weights_root() / entry["bundled"]))
         return Provenance(
             directory,
             kind="bundled",

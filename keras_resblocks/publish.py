@@ -383,14 +383,14 @@ def record_publication(publication, name, registry_path):
 
     .. deprecated:: 0.2
         Editing the registry is a maintainer's job on a source checkout:
-        ``python scripts/registry.py pin NAME --repo-id OWNER/NAME --revision SHA``.
+        ``python scripts/edit_catalog.py pin NAME --repo-id OWNER/NAME --revision SHA``.
         Removed in 0.3.
     """
     import warnings
 
     warnings.warn(
         "keras_resblocks.publish.record_publication is deprecated and will be removed "
-        "in 0.3; pin publications with scripts/registry.py in a source checkout",
+        "in 0.3; pin publications with scripts/edit_catalog.py in a source checkout",
         DeprecationWarning,
         stacklevel=2,
     )

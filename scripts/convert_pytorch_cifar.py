@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Convert the pretrained CIFAR-10 ResNets of akamaster/pytorch_resnet_cifar10 into checkpoints.
 
-    python scripts/convert_pytorch_cifar.py resnet20-12fca82f.th --depth 20 \\
+    python -m scripts.convert_pytorch_cifar resnet20-12fca82f.th --depth 20 \\
         --output weights/resnet20_cifar10_akamaster [--data cifar10-jpeg.tar.gz]
 
 A maintenance tool of this repository: it wrote the bundled checkpoints
@@ -169,7 +169,7 @@ def read_torch_legacy(path):
     >>> read_torch_legacy(path)
     Traceback (most recent call last):
     ...
-    convert_pytorch_cifar.ConversionError: .../empty.th is truncated or not an old-format (non-zip) torch.save file (EOFError: Ran out of input). Received: .../empty.th
+    scripts.convert_pytorch_cifar.ConversionError: .../empty.th is truncated or not an old-format (non-zip) torch.save file (EOFError: Ran out of input). Received: .../empty.th
     """
     path = Path(path)
     storages = {}
@@ -313,7 +313,7 @@ def check_state_dict(state_dict, depth, source="the state dict"):
     >>> check_state_dict({}, 20)
     Traceback (most recent call last):
     ...
-    convert_pytorch_cifar.ConversionError: the state dict lacks 97 tensor(s) of a depth-20 network: bn1.bias, bn1.running_mean, bn1.running_var, bn1.weight, conv1.weight and 92 more. Received: depth=20
+    scripts.convert_pytorch_cifar.ConversionError: the state dict lacks 97 tensor(s) of a depth-20 network: bn1.bias, bn1.running_mean, bn1.running_var, bn1.weight, conv1.weight and 92 more. Received: depth=20
     """
     expected = upstream_shapes(depth)
     if not isinstance(state_dict, dict) or not all(isinstance(k, str) for k in state_dict):

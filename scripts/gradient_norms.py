@@ -8,7 +8,7 @@ deeper the faster (Yang et al. 2019, "A mean field theory of batch normalization
 shortcuts of a residual net keep it flat. ``first/last`` is the ratio of the first
 convolution's gradient norm to the last one's.
 
-    python scripts/gradient_norms.py plain20 plain56 plain110 resnet110 --figure grads.png
+    python -m scripts.gradient_norms plain20 plain56 plain110 resnet110 --figure grads.png
 
 Runs on the TensorFlow and JAX backends.
 """

@@ -1,9 +1,9 @@
 """How far float32 inference of one checkpoint differs between Keras backends.
 
-    KERAS_BACKEND=tensorflow python scripts/reference_diffs.py write OUT
-    KERAS_BACKEND=jax        python scripts/reference_diffs.py write OUT
-    KERAS_BACKEND=tensorflow python scripts/reference_diffs.py verify OUT
-    KERAS_BACKEND=jax        python scripts/reference_diffs.py verify OUT
+    KERAS_BACKEND=tensorflow python -m scripts.reference_diffs write OUT
+    KERAS_BACKEND=jax        python -m scripts.reference_diffs write OUT
+    KERAS_BACKEND=tensorflow python -m scripts.reference_diffs verify OUT
+    KERAS_BACKEND=jax        python -m scripts.reference_diffs verify OUT
 
 ``write`` saves, under ``OUT/<backend>/``, checkpoints with a reference batch of 8
 images: resnet20 trained 3 epochs on scikit-learn's digits, and resnet56, resnet110
@@ -53,7 +53,7 @@ def write(out):
         output=out / "resnet20_digits",
         seed=0,
         verbose=0,
-        command="python scripts/reference_diffs.py write OUT",
+        command="python -m scripts.reference_diffs write OUT",
     )
     for name, shape, classes in [
         ("resnet56", (32, 32, 3), 10),

@@ -1,9 +1,9 @@
 """Train the CIFAR-10 zoo in stages that stop before a deadline and resume on any machine.
 
-    python scripts/zoo.py status
-    python scripts/zoo.py report     # table, checks and figure 6 into docs/cifar10.md and README
-    python scripts/zoo.py register   # enter the finished runs in weights/registry.json again
-    python scripts/zoo.py continue --deadline 17:45 [--data PATH] [--parallel 2] [--foreground]
+    python -m scripts.zoo status
+    python -m scripts.zoo report     # table, checks and figure 6 into docs/cifar10.md and README
+    python -m scripts.zoo register   # enter the finished runs in weights/catalog.json again
+    python -m scripts.zoo continue --deadline 17:45 [--data PATH] [--parallel 2] [--foreground]
 
 ``zoo/cifar10/plan.json`` lists the runs in order and the training arguments they
 share: a model's name (``"resnet20"``: the plan's epochs, checkpoint
@@ -26,7 +26,7 @@ with one thread and at low priority (``nice``), with ``keras-resblocks train
 for the next epoch, so what it leaves resumes exactly. By default it detaches
 and returns at once (its log: ``zoo/cifar10/zoo.log``). When a run ends, its
 checkpoint is in ``weights/<checkpoint>/``, it is entered in
-``weights/registry.json`` and its backup is deleted.
+``weights/catalog.json`` and its backup is deleted.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def plan_runs(plan):
 
     Example:
 
-    >>> from zoo import plan_runs
+    >>> from scripts.zoo import plan_runs
     >>> plan_runs({"epochs": 30, "runs": ["plain20", {"run": "resnet20_90epochs",
     ...     "model": "resnet20", "epochs": 90, "checkpoint": "resnet20_cifar10_90epochs"}]})[0]
     {'run': 'plain20', 'model': 'plain20', 'epochs': 30, 'checkpoint': 'plain20_cifar10', 'bundle': True, 'seed_of': None, 'train_args': []}
@@ -181,7 +181,7 @@ def print_status(zoo):
 
 
 def finalize(zoo, run):
-    """Enter a finished run's checkpoint in the registry and delete its backup; of a run
+    """Enter a finished run's checkpoint in the catalogue and delete its backup; of a run
     that is not bundled, keep the checkpoint's ``metadata.json`` beside its history and
     delete the rest."""
     work = zoo.runs / run["run"]
@@ -204,7 +204,7 @@ def finalize(zoo, run):
 
 
 def describe(plan, run, meta):
-    """The registry's one sentence about a zoo checkpoint, from its own metadata."""
+    """The catalogue's one sentence about a zoo checkpoint, from its own metadata."""
     metrics = meta.get("metrics") or {}
     trained_on = (meta.get("data") or {}).get("train")
     images = f", {trained_on:,} training images" if trained_on else ""
@@ -216,20 +216,17 @@ def describe(plan, run, meta):
 
 
 def register(zoo, runs):
-    """Enter (or enter again) finished runs' checkpoints in ``weights/registry.json``: one
-    write of the registry, then one ``rehash`` of their cards and hashes."""
-    if not runs:
-        return  # rehash of no names would rehash every bundled checkpoint
-    from keras_resblocks.checkpoints.io import replace_json
-    from registry import rehash  # scripts/registry.py
+    """Enter (or enter again) finished runs' checkpoints in ``weights/catalog.json`` through
+    :func:`scripts.edit_catalog.set_entries`: one write, then one rehash of their cards and
+    hashes (the card loads a checkpoint by the name it ships under)."""
+    from scripts.edit_catalog import set_entries
 
-    registry_path = zoo.weights / "registry.json"
-    registry = json.loads(registry_path.read_text())
+    entries = {}
     for run in runs:
         name = run["checkpoint"]
         directory = zoo.weights / name
         meta = json.loads((directory / "metadata.json").read_text())
-        registry["checkpoints"][name] = {
+        entries[name] = {
             "architecture": run["model"],
             "dataset": zoo.plan["dataset"]["name"],
             "description": describe(zoo.plan, run, meta),
@@ -241,9 +238,7 @@ def register(zoo, runs):
             "keras_applications": None,
             "license": "apache-2.0",
         }
-    replace_json(registry_path, registry)
-    # The card loads it by the name it ships under; the registry pins its hashes.
-    rehash(registry_path, [run["checkpoint"] for run in runs])
+    set_entries(zoo.weights / "catalog.json", entries)
 
 
 def _log(message):
@@ -356,7 +351,7 @@ def write_report(zoo, figure, documents, ymax=40.0):
     """The zoo's table, degradation checks and figure (He et al. 2015, figure 6) from the
     finished runs' checkpoints and histories, spliced into ``documents``; the runs of other
     seeds (``seed_of``) give the spread of the nets they repeat."""
-    from zoo_report import load_run, load_seed, write_report as write
+    from scripts.zoo_report import load_run, load_seed, write_report as write
 
     runs, longer, loaded = [], [], {}
     plan = plan_runs(zoo.plan)
@@ -398,7 +393,7 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("status", help="where each run stands")
     sub.add_parser(
-        "register", help="enter every finished run in the registry again (its description)"
+        "register", help="enter every finished run in the catalogue again (its description)"
     )
     p = sub.add_parser("report", help="the table and figure of the finished runs, into the docs")
     p.add_argument("--figure", default="docs/cifar10-degradation.png")
@@ -465,7 +460,8 @@ def main(argv=None):
         log = open(zoo.runs / "zoo.log", "a")
         command = [
             sys.executable,
-            __file__,
+            "-m",
+            "scripts.zoo",
             "--root",
             str(zoo.root),
             "continue",
@@ -480,7 +476,7 @@ def main(argv=None):
             "--foreground",
         ]
         process = subprocess.Popen(
-            command, cwd=zoo.root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=REPOSITORY, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         print(
             f"continuing in the background (pid {process.pid}, log {zoo.runs / 'zoo.log'}), "

@@ -1,6 +1,6 @@
 """The zoo's table and degradation figure, generated from the runs themselves.
 
-``python scripts/zoo.py report`` calls :func:`write_report` with every finished run
+``python -m scripts.zoo report`` calls :func:`write_report` with every finished run
 (its checkpoint's ``metadata.json`` and its ``history.csv``): it draws He et al.
 2015's figure 6 with :func:`keras_resblocks.plotting.plot_degradation` and writes the
 table, the figure link and the degradation checks between ``<!-- zoo:cifar10 -->``
@@ -15,15 +15,10 @@ import math
 import os
 import pathlib
 import shlex
-import sys
 
-REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
-if str(REPOSITORY) not in sys.path:
-    sys.path.insert(0, str(REPOSITORY))
-
-from benchmarks.report import splice_between  # noqa: E402
-from keras_resblocks.checkpoints.format import WEIGHTS_FILE  # noqa: E402
-from keras_resblocks.plotting import is_plain  # noqa: E402
+from keras_resblocks.checkpoints.format import WEIGHTS_FILE
+from keras_resblocks.plotting import is_plain
+from scripts.splice import splice_between
 
 # He et al. 2015, table 6: CIFAR-10 test error (%) of the residual nets (110: best of 5
 # runs; the mean was 6.61 +- 0.16). The paper gives no table figures for the plain nets.
@@ -129,7 +124,7 @@ def machine(run):
 
     Example:
 
-    >>> from zoo_report import machine
+    >>> from scripts.zoo_report import machine
     >>> machine({"metadata": {"hardware": {"backend": "jax", "devices": ["gpu:NVIDIA H200"],
     ...     "cpu_count": 16}}})
     'NVIDIA H200 GPU (JAX)'
@@ -150,7 +145,7 @@ def spread(values):
 
     Example:
 
-    >>> from zoo_report import spread
+    >>> from scripts.zoo_report import spread
     >>> spread([13.51, 13.93, 13.47])
     (13.636666666666665, 13.47, 13.93)
     """
@@ -166,7 +161,7 @@ def seed_table(seeds):
 
     Example:
 
-    >>> from zoo_report import seed_table
+    >>> from scripts.zoo_report import seed_table
     >>> runs = [{"train_error": 6.65, "test_error": 13.51, "metadata": {"seed": 0}},
     ...         {"train_error": 6.68, "test_error": 13.93, "metadata": {"seed": 1}}]
     >>> print(seed_table({"resnet20": runs}).splitlines()[2])
@@ -200,7 +195,7 @@ def table(runs):
 
     Example:
 
-    >>> from zoo_report import table
+    >>> from scripts.zoo_report import table
     >>> run = {"model": "resnet20", "parameters": 272474, "train_error": 1.2,
     ...        "test_error": 8.1, "paper_test_error": 8.75, "epochs": 182,
     ...        "iterations": 64000, "wall_minutes": 12.5, "images_per_second": 31000.0}
@@ -237,7 +232,7 @@ def degradation_checks(runs, seeds=None):
 
     Example:
 
-    >>> from zoo_report import degradation_checks
+    >>> from scripts.zoo_report import degradation_checks
     >>> runs = [{"model": "plain20", "train_error": 5.0, "test_error": 9.0},
     ...         {"model": "plain56", "train_error": 8.0, "test_error": 12.0}]
     >>> degradation_checks(runs)
@@ -306,7 +301,7 @@ def user_command(command):
 
     Example:
 
-    >>> from zoo_report import user_command
+    >>> from scripts.zoo_report import user_command
     >>> user_command("python -m keras_resblocks train --model resnet20 --dataset "
     ...              "../data/cifar10-jpeg.tar.gz --work-dir zoo/cifar10/resnet20 --output "
     ...              "weights/resnet20_cifar10 --deadline 2026-12-01T17:49:00 --recipe budget "

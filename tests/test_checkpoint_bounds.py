@@ -295,7 +295,7 @@ def test_a_bundled_checkpoint_rewritten_whole_is_refused_by_the_registry_pin(
     # which pins metadata.json's own hash, can tell.
     import shutil
 
-    from keras_resblocks.checkpoints import registry
+    from keras_resblocks.checkpoints import catalog
     from keras_resblocks.checkpoints.io import sha256_of
 
     weights = tmp_path / "weights"
@@ -306,9 +306,9 @@ def test_a_bundled_checkpoint_rewritten_whole_is_refused_by_the_registry_pin(
         "sha256": sha256_of(weights / "tiny" / "model.safetensors"),
         "metadata_sha256": sha256_of(weights / "tiny" / "metadata.json"),
     }
-    (weights / "registry.json").write_text(json.dumps({"checkpoints": {"tiny_bundled": entry}}))
-    monkeypatch.setattr(registry, "weights_root", lambda: weights)
-    registry.clear_cache()
+    (weights / "catalog.json").write_text(json.dumps({"checkpoints": {"tiny_bundled": entry}}))
+    monkeypatch.setattr(catalog, "weights_root", lambda: weights)
+    catalog.clear_cache()
     try:
         assert from_pretrained("tiny_bundled").labels == ["cat", "dog", "fish"]
         _edit_text("config.json", _forge_labels)(weights / "tiny")
@@ -317,16 +317,16 @@ def test_a_bundled_checkpoint_rewritten_whole_is_refused_by_the_registry_pin(
         with pytest.raises(CheckpointError, match="sha256 mismatch for metadata.json"):
             from_pretrained("tiny_bundled")
     finally:
-        registry.clear_cache()
+        catalog.clear_cache()
 
 
 def test_every_registry_entry_pins_its_metadata():
-    from keras_resblocks.checkpoints import registry
+    from keras_resblocks.checkpoints import catalog
     from keras_resblocks.checkpoints.io import sha256_of
 
-    for name, entry in registry.entries().items():
+    for name, entry in catalog.entries().items():
         if entry.get("bundled"):
-            directory = pathlib.Path(str(registry.weights_root() / entry["bundled"]))
+            directory = pathlib.Path(str(catalog.weights_root() / entry["bundled"]))
             assert entry.get("metadata_sha256") == sha256_of(directory / "metadata.json"), name
 
 

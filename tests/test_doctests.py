@@ -13,15 +13,11 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 def _modules_with_examples():
     names = []
-    for folder, prefix in (("keras_resblocks", "keras_resblocks."), ("benchmarks", "benchmarks.")):
+    for folder in ("keras_resblocks", "benchmarks", "scripts"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             if ">>> " in path.read_text(encoding="utf-8"):
                 parts = path.relative_to(ROOT / folder).with_suffix("").parts
-                name = prefix + ".".join(p for p in parts if p != "__init__")
-                names.append(name.rstrip("."))
-    for path in sorted((ROOT / "scripts").glob("*.py")):
-        if ">>> " in path.read_text(encoding="utf-8"):
-            names.append(path.stem)  # scripts import each other by their bare names
+                names.append(".".join([folder, *(p for p in parts if p != "__init__")]))
     return names
 
 
@@ -29,12 +25,11 @@ MODULES = _modules_with_examples()
 
 
 def test_the_examples_are_found():
-    assert {"keras_resblocks.models", "zoo", "zoo_report"} <= set(MODULES), MODULES
+    assert {"keras_resblocks.models", "scripts.zoo", "scripts.zoo_report"} <= set(MODULES), MODULES
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name, monkeypatch, capsys):
-    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     try:
         module = importlib.import_module(name)
     except ModuleNotFoundError as error:

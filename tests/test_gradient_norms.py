@@ -1,13 +1,9 @@
 """scripts/gradient_norms.py: the measurement behind "plain-110 diverges" in docs/cifar10.md."""
 
-import sys
-
 import pytest
 
-from tests._docs import ROOT
 
-sys.path.insert(0, str(ROOT / "scripts"))
-from gradient_norms import gradient_norms, main  # noqa: E402
+from scripts.gradient_norms import gradient_norms, main
 
 
 def _ratio(result):

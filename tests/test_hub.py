@@ -27,7 +27,7 @@ from keras_resblocks import (
     parameter_count,
     save_pretrained,
 )
-from keras_resblocks.checkpoints import registry as registry_module
+from keras_resblocks.checkpoints import catalog as registry_module
 from keras_resblocks import verify_reference
 from keras_resblocks.checkpoints import REFERENCE_FILE, sha256_of
 
@@ -299,8 +299,8 @@ def test_hf_source_syntax():
 
 
 # -- built-in names --------------------------------------------------------------------
-def test_the_registry_is_valid():
-    entries = list_pretrained()
+def test_the_catalog_is_valid():
+    entries = {name: pretrained.entry for name, pretrained in list_pretrained().items()}
     for name in [
         "resnet50_imagenet",
         "resnet101_imagenet",
@@ -347,14 +347,14 @@ def private_registry(tmp_path, monkeypatch):
             },
         },
     }
-    (root / "registry.json").write_text(json.dumps(registry))
+    (root / "catalog.json").write_text(json.dumps(registry))
     monkeypatch.setattr(registry_module, "weights_root", lambda: root)
     return model, registry
 
 
 def test_the_registry_is_read_and_validated_once(private_registry):
     _, registry = private_registry
-    path = registry_module.weights_root() / "registry.json"
+    path = registry_module.weights_root() / "catalog.json"
     first = list_pretrained()
     path.write_text("not json")  # a second read would fail
     assert list_pretrained() == first
@@ -363,7 +363,7 @@ def test_the_registry_is_read_and_validated_once(private_registry):
         list_pretrained()
     registry["checkpoints"]["resnet20_bundled"]["bogus"] = 1
     path.write_text(json.dumps(registry))
-    with pytest.raises(CheckpointError, match="Invalid registry entry 'resnet20_bundled'"):
+    with pytest.raises(CheckpointError, match="Invalid catalogue entry 'resnet20_bundled'"):
         list_pretrained()
 
 
@@ -379,10 +379,8 @@ def test_list_pretrained_describes_each_checkpoint_for_a_reader(private_registry
     assert bundled.size_mb == round(4 * bundled.parameters / 1e6, 1)
     assert (published.source, published.location) == ("hub", f"hf://{REPO}@main")
     assert published.accuracy is None and published.measured_on is None
-    # Code written for the raw registry entries still reads them.
-    assert bundled["bundled"] == bundled.get("bundled") == "tiny_bundled"
-    assert published.get("nothing", 1) == 1 and "hub" in published and "bogus" not in published
-    assert dict(bundled) == private_registry[1]["checkpoints"]["resnet20_bundled"]
+    # The raw catalogue entry is there too, as data.
+    assert bundled.entry == private_registry[1]["checkpoints"]["resnet20_bundled"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         bundled.accuracy = 1.0
     assert "resnet20, 0.27M parameters" in bundled.summary()
@@ -405,11 +403,11 @@ def test_published_name_is_checked_against_the_registry_sha256(
     entry = registry["checkpoints"]["resnet20_published"]
     entry["hub"]["revision"] = commit
     entry["sha256"] = "f" * 64  # the registry disagrees with the (self-consistent) repo
-    (tmp_path / "weights" / "registry.json").write_text(json.dumps(registry))
+    (tmp_path / "weights" / "catalog.json").write_text(json.dumps(registry))
     with pytest.raises(ChecksumError, match="f" * 64):
         from_pretrained("resnet20_published", cache_dir=tmp_path / "cache")
     entry["sha256"] = sha256_of(path / "model.safetensors")
-    (tmp_path / "weights" / "registry.json").write_text(json.dumps(registry))
+    (tmp_path / "weights" / "catalog.json").write_text(json.dumps(registry))
     registry_module.clear_cache()  # the registry is read once per process
     assert from_pretrained("resnet20_published", cache_dir=tmp_path / "cache").load_report.complete
 

@@ -51,8 +51,8 @@ def built(name):
 def test_every_name_is_listed_and_has_a_constructor():
     assert sorted(list_models()) == sorted(CIFAR + IMAGENET)
     for name in list_models():
-        constructor = getattr(kr, kr.registry.CONSTRUCTOR_NAMES[name])
-        assert constructor.__name__ == kr.registry.CONSTRUCTOR_NAMES[name]
+        constructor = getattr(kr, kr.variants.CONSTRUCTOR_NAMES[name])
+        assert constructor.__name__ == kr.variants.CONSTRUCTOR_NAMES[name]
 
 
 # He et al. 2015, table 6 (parameters in millions, as printed there).
@@ -79,7 +79,7 @@ def test_cifar_parameter_counts_match_the_paper(name, millions):
 def test_resnet1202_parameter_count_matches_the_paper():
     # Building 1,202 layers takes a minute; parameter_count() is held equal to
     # count_params() for every other model (and for this one with --large).
-    arch = Architecture(**kr.registry.ARCHITECTURES["resnet1202"])
+    arch = Architecture(**kr.variants.ARCHITECTURES["resnet1202"])
     moving_statistics = 2 * (16 + 2 * 200 * (16 + 32 + 64))
     assert round((kr.parameter_count(arch) - moving_statistics) / 1e6, 1) == 19.4
 
@@ -123,7 +123,7 @@ def _large_if_deep(names):
 )
 def test_bottleneck_models_have_keras_applications_parameter_counts(name, reference):
     theirs = getattr(keras.applications, reference)(weights=None)
-    ours = kr.parameter_count(Architecture(**kr.registry.ARCHITECTURES[name]))
+    ours = kr.parameter_count(Architecture(**kr.variants.ARCHITECTURES[name]))
     assert ours == theirs.count_params()
     if name == "resnet50":
         assert built(name).count_params() == 25_636_712

@@ -22,12 +22,11 @@ import pytest
 
 from keras_resblocks import from_pretrained, list_pretrained, verify_reference
 from keras_resblocks.checkpoints import sha256_of
-from keras_resblocks.checkpoints import registry as registry_module
+from keras_resblocks.checkpoints import catalog
 
-from tests._docs import DATA, ROOT  # noqa: E402
+from tests._docs import DATA  # noqa: E402
+from scripts import convert_pytorch_cifar as converter
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import convert_pytorch_cifar as converter  # noqa: E402
 
 UPSTREAM = DATA / "pytorch_resnet_cifar10"
 JPEG_DATA = DATA / "cifar10-jpeg.tar.gz"
@@ -287,14 +286,6 @@ def test_conversion_permutes_each_stage_stream_consistently():
     np.testing.assert_array_equal(ours["predictions/kernel"], theirs["linear.weight"].T[perm3])
 
 
-def test_converter_examples_run():
-    import doctest
-
-    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-    result = doctest.testmod(converter, optionflags=flags)
-    assert result.failed == 0 and result.attempted >= 3
-
-
 # -- bad input: one clear line, nothing written ---------------------------------------------
 def _run_cli(args, capsys):
     code = converter.main([str(a) for a in args])
@@ -374,7 +365,7 @@ def test_ported_checkpoints_are_listed_with_their_provenance(capsys):
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
     for name in PORTED:
         assert "ported from akamaster/pytorch_resnet_cifar10" in lines[name], lines[name]
-        entry = list_pretrained()[name]
+        entry = list_pretrained()[name].entry
         assert entry["license"] == "bsd-2-clause"
         assert "not trained by this package" in entry["description"]
 
@@ -387,7 +378,7 @@ def test_ported_checkpoint_loads_by_name_offline(name):
     assert model.preprocessing["mean"] == [0.485, 0.456, 0.406]
     assert model.architecture.bn_epsilon == 1e-5
     assert model.labels[0] == "airplane"
-    directory = registry_module.weights_root() / list_pretrained()[name]["bundled"]
+    directory = catalog.weights_root() / list_pretrained()[name].entry["bundled"]
     metadata = json.loads((directory / "metadata.json").read_text())
     card = (directory / "README.md").read_text()
     upstream = metadata["ported_from"]
@@ -430,5 +421,5 @@ def test_real_file_converts_exactly_and_is_the_bundled_checkpoint(
     )
     assert difference < 1e-4
     assert (expected.argmax(-1) == received.argmax(-1)).all()
-    bundled = registry_module.weights_root() / list_pretrained()[name]["bundled"]
+    bundled = catalog.weights_root() / list_pretrained()[name].entry["bundled"]
     assert sha256_of(out / "model.safetensors") == sha256_of(bundled / "model.safetensors")

@@ -161,8 +161,8 @@ def test_publish_is_one_commit_of_the_exact_files_and_pins_the_registry(hub, che
         == hashlib.sha256(card.encode()).hexdigest()
     )
 
-    # A maintainer pins it in a registry with scripts/registry.py.
-    registry = tmp_path / "registry.json"
+    # A maintainer pins it in a registry with scripts/edit_catalog.py.
+    registry = tmp_path / "catalog.json"
     other = {"architecture": "resnet20", "hub": {"repo_id": "bob/x", "revision": "f" * 40}}
     registry.write_text(
         json.dumps({"checkpoints": {"other": other, "resnet_tiny": {"architecture": "resnet20"}}})
@@ -170,8 +170,9 @@ def test_publish_is_one_commit_of_the_exact_files_and_pins_the_registry(hub, che
     done = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "scripts" / "registry.py"),
-            "--registry",
+            "-m",
+            "scripts.edit_catalog",
+            "--catalog",
             str(registry),
             "pin",
             "resnet_tiny",
@@ -182,6 +183,7 @@ def test_publish_is_one_commit_of_the_exact_files_and_pins_the_registry(hub, che
             "--from",
             str(checkpoint),
         ],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
@@ -200,7 +202,7 @@ def test_publish_is_one_commit_of_the_exact_files_and_pins_the_registry(hub, che
     }
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     # The deprecated way still works, for one more release, and says so.
-    with pytest.warns(DeprecationWarning, match="scripts/registry.py"):
+    with pytest.warns(DeprecationWarning, match="scripts/edit_catalog.py"):
         record_publication(publication, "other", registry)
     assert json.loads(registry.read_text())["checkpoints"]["other"]["hub"]["repo_id"] == REPO
 
@@ -249,7 +251,7 @@ def checkpoint_without_reference(directory):
 def test_cli_publishes_with_env_token_and_endpoint(hub, checkpoint, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     _set_endpoint(monkeypatch, hub.url)
-    registry = tmp_path / "registry.json"
+    registry = tmp_path / "catalog.json"
     registry.write_text(json.dumps({"checkpoints": {"resnet_tiny": {"dataset": "synthetic"}}}))
 
     code = main(

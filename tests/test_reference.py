@@ -1,7 +1,7 @@
 """The reference batch: every checkpoint proves, on any backend, that it computes what it did.
 
 The CI check is ``test_bundled_checkpoint_reproduces_its_reference``: each bundled
-checkpoint of ``weights/registry.json`` that has a ``reference.safetensors`` is loaded
+checkpoint of ``weights/catalog.json`` that has a ``reference.safetensors`` is loaded
 on the backend the suite runs on (CI runs it on TensorFlow and on JAX) and must
 reproduce the outputs stored when it was written. The other tests exercise the
 mechanism on tiny checkpoints, across backends in a subprocess.
@@ -26,12 +26,11 @@ from keras_resblocks import (
     ReferenceMismatchError,
     ResNet,
     from_pretrained,
-    list_pretrained,
     load_checkpoint,
     save_pretrained,
     verify_reference,
 )
-from keras_resblocks.checkpoints import registry as registry_module
+from keras_resblocks.checkpoints import catalog as registry_module
 from keras_resblocks.checkpoints import REFERENCE_FILE, read_reference, sha256_of
 from tests._helpers import rewrite_reference
 
@@ -47,7 +46,7 @@ def bundled_with_reference(root=None):
     root = root if root is not None else registry_module.weights_root()
     return sorted(
         name
-        for name, entry in list_pretrained().items()
+        for name, entry in registry_module.entries().items()
         if entry.get("bundled") and (root / entry["bundled"] / REFERENCE_FILE).is_file()
     )
 
@@ -59,7 +58,7 @@ _BUNDLED = bundled_with_reference()
 def test_bundled_checkpoint_reproduces_its_reference(name):
     if not _BUNDLED:
         pytest.skip(
-            "no entry of weights/registry.json has a bundled checkpoint with a "
+            "no entry of weights/catalog.json has a bundled checkpoint with a "
             f"{REFERENCE_FILE} yet, so there is nothing to check on "
             f"{keras.backend.backend()}"
         )
@@ -86,7 +85,7 @@ def test_the_ci_check_finds_and_verifies_a_bundled_reference(tmp_path, monkeypat
             ),
         },
     }
-    (root / "registry.json").write_text(json.dumps(registry))
+    (root / "catalog.json").write_text(json.dumps(registry))
     monkeypatch.setattr(registry_module, "weights_root", lambda: root)
     assert bundled_with_reference() == ["tiny_ref"]
     report = verify_reference("tiny_ref")

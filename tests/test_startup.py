@@ -53,7 +53,7 @@ def test_importing_the_package_imports_no_backend_until_a_name_needs_one():
     done = _run(
         "-c",
         "import sys, keras_resblocks as k; k.Architecture; k.list_pretrained();"
-        "k.parameter_count(k.Architecture(**k.registry.ARCHITECTURES['resnet20']));"
+        "k.parameter_count(k.Architecture(**k.variants.ARCHITECTURES['resnet20']));"
         f"print([m for m in {BACKENDS!r} if m in sys.modules]);"
         "k.ResNet; print('keras' in sys.modules)",
     )

@@ -37,7 +37,7 @@ def _zoo(tmp_path):
     root = tmp_path / "repo"
     (root / "zoo" / "cifar10").mkdir(parents=True)
     (root / "weights").mkdir()
-    (root / "weights" / "registry.json").write_text('{"format_version": 1, "checkpoints": {}}')
+    (root / "weights" / "catalog.json").write_text('{"format_version": 1, "checkpoints": {}}')
     sha256 = _image_archive(tmp_path / "tiny.tar.gz")
     plan = {
         "dataset": {
@@ -58,7 +58,8 @@ def _zoo(tmp_path):
 def _script(root, *args):
     env = dict(os.environ, KERAS_RESBLOCKS_CACHE=str(root.parent / "cache"))
     return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "zoo.py"), "--root", str(root), *args],
+        [sys.executable, "-m", "scripts.zoo", "--root", str(root), *args],
+        cwd=REPO,
         capture_output=True,
         text=True,
         env=env,
@@ -112,7 +113,7 @@ def test_continue_stops_before_the_deadline_then_finishes_and_registers(tmp_path
     commands = [line for line in log.splitlines() if line.startswith("# ")]
     assert len(commands) == 2 and "--resume" not in commands[0] and "--resume" in commands[1]
     assert "Epoch 2/2" in log
-    entry = json.loads((root / "weights" / "registry.json").read_text())["checkpoints"][
+    entry = json.loads((root / "weights" / "catalog.json").read_text())["checkpoints"][
         "resnet20_cifar10"
     ]
     assert entry["bundled"] == "resnet20_cifar10" and entry["architecture"] == "resnet20"
@@ -171,7 +172,7 @@ def test_a_longer_run_of_the_same_recipe_has_its_own_checkpoint_and_table(tmp_pa
     done = _script(root, "continue", "--deadline", "+1h", "--start-margin", "0", "--foreground")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "plain20_3epochs: started at epoch 0/3" in done.stdout
-    registry = json.loads((root / "weights" / "registry.json").read_text())["checkpoints"]
+    registry = json.loads((root / "weights" / "catalog.json").read_text())["checkpoints"]
     assert sorted(registry) == ["plain20_cifar10", "plain20_cifar10_3epochs"]
     entry = registry["plain20_cifar10_3epochs"]
     assert entry["architecture"] == "plain20" and "(3 epochs, recipe quick" in entry["description"]
@@ -219,7 +220,7 @@ def test_register_enters_the_finished_runs_again_and_leaves_other_entries(tmp_pa
     root = _zoo(tmp_path)
     done = _script(root, "continue", "--deadline", "+1h", "--foreground")
     assert done.returncode == 0, done.stdout + done.stderr
-    registry_path = root / "weights" / "registry.json"
+    registry_path = root / "weights" / "catalog.json"
     registry = json.loads(registry_path.read_text())
     entry = dict(registry["checkpoints"]["resnet20_cifar10"])
     metadata = json.loads((root / "weights" / "resnet20_cifar10" / "metadata.json").read_text())
@@ -259,7 +260,7 @@ def test_runs_of_other_seeds_keep_only_their_metadata_and_give_the_report_its_sp
     # Evidence, not a product: no checkpoint, no registry entry, no backup; its metadata stays.
     assert sorted(p.name for p in work.iterdir()) == ["history.csv", "metadata.json", "train.log"]
     assert json.loads((work / "metadata.json").read_text())["seed"] == 1
-    registry = json.loads((root / "weights" / "registry.json").read_text())["checkpoints"]
+    registry = json.loads((root / "weights" / "catalog.json").read_text())["checkpoints"]
     assert sorted(registry) == ["plain20_cifar10", "resnet20_cifar10"]
     assert re.search(r"resnet20_seed1 +done +2/2 ", _script(root, "status").stdout)
 

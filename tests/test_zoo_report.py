@@ -11,12 +11,9 @@ import pytest
 
 from keras_resblocks.cli import main
 from keras_resblocks.training import read_history
+from scripts.splice import splice_between
+from scripts.zoo_report import degradation_checks, load_run, user_command, write_report
 from tests._docs import ROOT, code_blocks
-
-sys.path.insert(0, str(ROOT / "scripts"))
-from zoo_report import degradation_checks, load_run, user_command, write_report  # noqa: E402
-
-from benchmarks.report import splice_between  # noqa: E402
 
 TINY = json.dumps({"stage_depths": [1, 1, 1], "stage_widths": [8, 8, 16], "stem_width": 8})
 

@@ -1,1 +1,1 @@
-"""Data only: the registry of pretrained checkpoints and the bundled ones."""
+"""Data only: the catalogue of pretrained checkpoints and the bundled ones."""

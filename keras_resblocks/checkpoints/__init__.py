@@ -10,7 +10,7 @@ Modules, each one concern:
 - :mod:`.reference`: the reference batch (write, read, compare).
 - :mod:`.load`: :func:`load_checkpoint`.
 - :mod:`.save`: :func:`save_pretrained`.
-- :mod:`.registry`: the built-in checkpoints of ``weights/registry.json``.
+- :mod:`.catalog`: the built-in checkpoints of ``weights/catalog.json``.
 
 Finding a checkpoint (a name, a Hub repo, a port) is :func:`keras_resblocks.resolve`'s
 job; the Hub transport (:mod:`keras_resblocks.hub`, :mod:`keras_resblocks.publish`)

@@ -24,7 +24,12 @@ import math
 import re
 from pathlib import Path
 
-from keras_resblocks.config import POOLINGS, Architecture, check_preprocessing, parameter_count
+from keras_resblocks.architecture import (
+    POOLINGS,
+    Architecture,
+    check_preprocessing,
+    parameter_count,
+)
 
 FORMAT = "keras-resblocks"
 FORMAT_VERSION = 1
@@ -111,7 +116,7 @@ class Provenance:
     ``kind`` is ``"directory"``, ``"bundled"``, ``"hub"`` or ``"keras_applications"``;
     ``source`` what the caller gave; ``repo_id`` and ``revision`` (the commit) for a
     Hub checkpoint; ``expected_sha256`` the weights' hash the source vouches for
-    (the registry's), if any, else ``metadata.json`` is trusted;
+    (the catalogue's), if any, else ``metadata.json`` is trusted;
     ``expected_metadata_sha256`` the hash of ``metadata.json`` (which holds the hashes
     of the other files) the source vouches for, if any; ``recovery`` how to
     replace a corrupted copy, added to a :class:`ChecksumError`; ``root`` the folder
@@ -415,8 +420,8 @@ class CheckpointMetadata:
 
     ``metrics`` maps a metric's name to a finite number (:func:`save_pretrained`
     also wants the ``command`` that measured them); ``reference`` records the optional reference
-    batch; ``files`` the sha256 of ``config.json`` and ``README.md`` (absent in checkpoints of
-    keras-resblocks 0.1.0); ``extra`` holds any further key a writer chose to record.
+    batch; ``files`` the sha256 of ``config.json`` and ``README.md`` (loading requires the
+    config's); ``extra holds any further key a writer chose to record.
 
     Example:
 

@@ -179,7 +179,7 @@ def replace_json(path, data):
 
     >>> import json, pathlib, tempfile
     >>> from keras_resblocks.checkpoints.io import replace_json
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "registry.json"
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "catalog.json"
     >>> replace_json(path, {"checkpoints": {}})
     >>> json.loads(path.read_text())
     {'checkpoints': {}}
@@ -227,10 +227,9 @@ def read_checkpoint(
     default ``directory``), and checked from those bytes. The weights' sha256 is
     checked against ``expected_sha256`` if given, else the one in
     ``metadata.json``; ``config.json``, ``README.md`` and the optional
-    ``reference.safetensors`` against ``metadata.json`` (a checkpoint of
-    keras-resblocks 0.1.0, which recorded no hash for its config, loads with a
-    one-line warning); ``metadata.json`` itself against ``expected_metadata_sha256``
-    if given (the registry pins it for its checkpoints). The weights must be finite
+    ``reference.safetensors`` against ``metadata.json`` (which must hash the
+    config); ``metadata.json`` itself against ``expected_metadata_sha256``
+    if given (the catalogue pins it for its checkpoints). The weights must be finite
     float32 tensors. ``hint`` (how to get a good copy) ends a :class:`ChecksumError`.
     """
     directory = Path(directory)
@@ -245,15 +244,13 @@ def read_checkpoint(
     )
     config_bytes = read_file(directory / CONFIG_FILE, root, MAX_JSON_BYTES)
     hashed = metadata.files or {}
-    if CONFIG_FILE in hashed:
-        _check_sha256(config_bytes, CONFIG_FILE, hashed[CONFIG_FILE], hint, directory / CONFIG_FILE)
-    else:
-        logger.warning(
-            "%s: its %s is not covered by a hash (written by keras-resblocks 0.1.0 "
-            "or by hand); its labels and settings are taken as they are.",
-            directory,
-            CONFIG_FILE,
+    if CONFIG_FILE not in hashed:
+        raise ChecksumError(
+            f"{METADATA_FILE} records no sha256 for {CONFIG_FILE}, so its labels and settings "
+            f"cannot be checked; every checkpoint this package writes records it. "
+            f"Received: {str(directory)!r}"
         )
+    _check_sha256(config_bytes, CONFIG_FILE, hashed[CONFIG_FILE], hint, directory / CONFIG_FILE)
     if CARD_FILE in hashed and (directory / CARD_FILE).exists():
         card = read_file(directory / CARD_FILE, root, MAX_JSON_BYTES)
         _check_sha256(card, CARD_FILE, hashed[CARD_FILE], hint, directory / CARD_FILE)
@@ -297,9 +294,9 @@ def check_weights(tensors, received):
 
 
 def record_file_hashes(directory):
-    """Add the sha256 of ``config.json`` and ``README.md`` to a checkpoint's
-    ``metadata.json`` (``"files"``): what :func:`save_pretrained` now writes itself, for a
-    checkpoint written by keras-resblocks 0.1.0 whose files are known to be good."""
+    """Record the sha256 of ``config.json`` and ``README.md`` in a checkpoint's
+    ``metadata.json`` (``"files"``) after one of them was changed on purpose (a card
+    renamed by a maintainer); :func:`save_pretrained` records them when it writes."""
     directory = Path(directory)
     metadata = read_metadata(directory)
     files = {

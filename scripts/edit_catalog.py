@@ -1,7 +1,7 @@
-"""Edit this repository's ``weights/registry.json``, the list of checkpoints the package ships.
+"""Edit this repository's ``weights/catalog.json``, the list of checkpoints the package ships.
 
-    python scripts/registry.py pin NAME --repo-id OWNER/NAME --revision SHA --from DIR
-    python scripts/registry.py rehash [NAME ...]
+    python -m scripts.edit_catalog pin NAME --repo-id OWNER/NAME --revision SHA --from DIR
+    python -m scripts.edit_catalog rehash [NAME ...]
 
 ``pin`` records that checkpoint ``NAME`` is published at commit ``SHA`` of the Hub
 repo (what ``keras-resblocks publish`` printed), with the sha256 of the weights and
@@ -9,6 +9,8 @@ of ``metadata.json`` of ``DIR``, the directory that was published: loading ``NAM
 then downloads that commit and checks both. ``rehash`` points the card of each
 bundled checkpoint (default: all) to its name and records the sha256 of its weights
 and ``metadata.json`` (which holds the hashes of its other files) in its entry.
+:func:`set_entries` (what ``python -m scripts.zoo register`` uses) enters bundled
+checkpoints and rehashes them. This module is the one writer of the catalogue.
 
 This works on the repository's files, never on an installed copy of the package.
 """
@@ -30,9 +32,21 @@ from keras_resblocks.checkpoints.io import (
 )
 
 REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
+CATALOG = REPOSITORY / "weights" / "catalog.json"
 
 
-def pin(registry_path, name, repo_id, revision, directory):
+def set_entries(catalog_path, entries):
+    """Enter (or enter again) bundled checkpoints, ``{name: entry}``, in one write of the
+    catalogue, then :func:`rehash` them; returns the names done (none for no entries)."""
+    if not entries:
+        return []  # rehash of no names would rehash every bundled checkpoint
+    catalog = read_json(catalog_path)
+    catalog.setdefault("checkpoints", {}).update(entries)
+    replace_json(catalog_path, catalog)
+    return rehash(catalog_path, list(entries))
+
+
+def pin(catalog_path, name, repo_id, revision, directory):
     """Pin ``name`` to ``repo_id@revision``, with the hashes of the published ``directory``."""
     if not re.fullmatch(r"[0-9a-f]{40}", revision or ""):
         raise ValueError(f"--revision must be a 40-hex commit sha. Received: {revision!r}")
@@ -40,48 +54,48 @@ def pin(registry_path, name, repo_id, revision, directory):
         raise ValueError(f"--repo-id must be owner/name. Received: {repo_id!r}")
     directory = pathlib.Path(directory)
     read_checkpoint(directory)  # whole and self-consistent before it is vouched for
-    registry = read_json(registry_path)
-    entry = registry.get("checkpoints", {}).get(name)
+    catalog = read_json(catalog_path)
+    entry = catalog.get("checkpoints", {}).get(name)
     if entry is None:
         raise ValueError(
-            f"{registry_path} has no checkpoint {name!r}; add its entry first. Received: {name!r}"
+            f"{catalog_path} has no checkpoint {name!r}; add its entry first. Received: {name!r}"
         )
     entry["hub"] = {"repo_id": repo_id, "revision": revision}
     entry["sha256"] = sha256_of(directory / WEIGHTS_FILE)
     entry["metadata_sha256"] = sha256_of(directory / METADATA_FILE)
-    replace_json(registry_path, registry)
+    replace_json(catalog_path, catalog)
     return entry
 
 
-def rehash(registry_path, names=None):
+def rehash(catalog_path, names=None):
     """Point bundled cards to their names and record their hashes; returns the names done."""
-    registry_path = pathlib.Path(registry_path)
-    registry = read_json(registry_path)
-    bundled = {n: e for n, e in registry.get("checkpoints", {}).items() if e.get("bundled")}
+    catalog_path = pathlib.Path(catalog_path)
+    catalog = read_json(catalog_path)
+    bundled = {n: e for n, e in catalog.get("checkpoints", {}).items() if e.get("bundled")}
     unknown = sorted(set(names or ()) - set(bundled))
     if unknown:
         raise ValueError(
-            f"Not bundled checkpoints of {registry_path}: {unknown}. "
+            f"Not bundled checkpoints of {catalog_path}: {unknown}. "
             f"The bundled ones are {sorted(bundled)}"
         )
     done = []
     for name in names or sorted(bundled):
-        directory = registry_path.parent / bundled[name]["bundled"]
+        directory = catalog_path.parent / bundled[name]["bundled"]
         point_card_to(directory, name)
         read_checkpoint(directory)  # every recorded hash holds
         bundled[name]["sha256"] = sha256_of(directory / WEIGHTS_FILE)
         bundled[name]["metadata_sha256"] = sha256_of(directory / METADATA_FILE)
         done.append(name)
-    replace_json(registry_path, registry)
+    replace_json(catalog_path, catalog)
     return done
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--registry",
-        default=REPOSITORY / "weights" / "registry.json",
-        help="the registry file (default: this repository's)",
+        "--catalog",
+        default=CATALOG,
+        help="the catalogue file (default: this repository's weights/catalog.json)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pin", help="pin a checkpoint to a published Hub commit")
@@ -99,10 +113,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         if args.command == "pin":
-            pin(args.registry, args.name, args.repo_id, args.revision, args.directory)
+            pin(args.catalog, args.name, args.repo_id, args.revision, args.directory)
             print(f"pinned {args.name} -> {args.repo_id}@{args.revision}")
         else:
-            print("rehashed " + ", ".join(rehash(args.registry, args.names)))
+            print("rehashed " + ", ".join(rehash(args.catalog, args.names)))
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any, Optional, Tuple
 
-from keras_resblocks.registry import ARCHITECTURES, DEFAULT_HEAD
+from keras_resblocks.variants import ARCHITECTURES, DEFAULT_HEAD
 
 SHORTCUTS = ("auto", "projection", "zero_pad", "identity")
 POOLINGS = (None, "avg", "max")
@@ -203,7 +203,7 @@ def check_preprocessing(preprocessing, channels):
 
     Example:
 
-    >>> from keras_resblocks.config import check_preprocessing
+    >>> from keras_resblocks.architecture import check_preprocessing
     >>> check_preprocessing({"scale": 0.5}, 2)
     {'scale': 0.5, 'mean': [0.0, 0.0], 'std': [1.0, 1.0]}
     """
@@ -265,7 +265,7 @@ def branch_plan(
 
     Example:
 
-    >>> from keras_resblocks.config import branch_plan
+    >>> from keras_resblocks.architecture import branch_plan
     >>> branch_plan(16, strides=2)
     [(16, 3, 2), (16, 3, 1)]
     >>> branch_plan(64, strides=2, bottleneck=True, stride_in_1x1=True)
@@ -290,7 +290,7 @@ def branch_steps(plan, *, preact, normalization, use_bias, residual, zero_init_l
 
     Example:
 
-    >>> from keras_resblocks.config import branch_steps
+    >>> from keras_resblocks.architecture import branch_steps
     >>> steps = branch_steps([(16, 3, 1), (16, 3, 1)], preact=True, normalization="batch",
     ...                      use_bias=False, residual=True, zero_init_last=True)
     >>> [(s["use_bias"], s["norm"], s["zero_kernel"]) for s in steps]
@@ -318,7 +318,7 @@ def branch_steps(plan, *, preact, normalization, use_bias, residual, zero_init_l
 def plan_stride(plan):
     """The stride of a whole branch: the product of its steps' strides.
 
-    >>> from keras_resblocks.config import plan_stride
+    >>> from keras_resblocks.architecture import plan_stride
     >>> plan_stride([(64, 1, 2), (64, 3, 1), (256, 1, 1)])
     2
     """
@@ -332,7 +332,7 @@ def resolve_shortcut(shortcut, in_channels, out_channels, strides):
 
     Example:
 
-    >>> from keras_resblocks.config import resolve_shortcut
+    >>> from keras_resblocks.architecture import resolve_shortcut
     >>> resolve_shortcut("auto", 16, 16, 1), resolve_shortcut("auto", 16, 32, 2)
     ('identity', 'projection')
     >>> resolve_shortcut("zero_pad", 16, 32, 2)
@@ -367,7 +367,7 @@ def projection_step(*, preact, normalization, use_bias):
     """A projection shortcut's 1x1 step: ``{"use_bias", "norm"}`` (no normalization in a
     pre-activation block, whose branch input is already normalized).
 
-    >>> from keras_resblocks.config import projection_step
+    >>> from keras_resblocks.architecture import projection_step
     >>> projection_step(preact=False, normalization="batch", use_bias=False)
     {'use_bias': False, 'norm': True}
     """
@@ -386,7 +386,7 @@ def block_plan(arch):
 
     Example:
 
-    >>> from keras_resblocks.config import Architecture, block_plan
+    >>> from keras_resblocks.architecture import Architecture, block_plan
     >>> arch = Architecture(stage_depths=[1, 2], stage_widths=[4, 8], stage_strides=[1, 2])
     >>> [[spec["strides"] for spec in stage] for stage in block_plan(arch)]
     [[1], [2, 1]]

@@ -1,4 +1,4 @@
-"""The built-in checkpoints (``weights/registry.json``), read and validated once per process."""
+"""The built-in checkpoints (``weights/catalog.json``), read and validated once per process."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import importlib.resources
 import json
 
 from keras_resblocks.checkpoints.format import CheckpointError
-from keras_resblocks.registry import ARCHITECTURES
+from keras_resblocks.variants import ARCHITECTURES
 
-REGISTRY_FILE = "registry.json"
+CATALOG_FILE = "catalog.json"
 _ENTRY_KEYS = {
     "architecture",
     "dataset",
@@ -27,26 +27,26 @@ SOURCES = ("hub", "bundled", "keras_applications")
 
 
 def weights_root():
-    """The folder of the package's bundled weights and ``registry.json``."""
+    """The folder of the package's bundled weights and ``catalog.json``."""
     return importlib.resources.files("keras_resblocks.weights")
 
 
 def entries():
-    """``{name: entry}`` of the registry under :func:`weights_root`, read on first use.
+    """``{name: entry}`` of the catalogue under :func:`weights_root`, read on first use.
 
     Do not modify what it returns (:func:`keras_resblocks.list_pretrained` gives
-    copies). Tests that point :func:`weights_root` elsewhere get that registry; one
-    that rewrites a registry file already read calls :func:`clear_cache`.
+    copies). Tests that point :func:`weights_root` elsewhere get that catalogue; one
+    that rewrites a catalogue file already read calls :func:`clear_cache`.
     """
     root = weights_root()
     key = str(root)
     if key not in _CACHE:
-        _CACHE[key] = _validated(json.loads((root / REGISTRY_FILE).read_text(encoding="utf-8")))
+        _CACHE[key] = _validated(json.loads((root / CATALOG_FILE).read_text(encoding="utf-8")))
     return _CACHE[key]
 
 
 def clear_cache():
-    """Forget the registries read so far, so the next :func:`entries` reads its file again."""
+    """Forget the catalogues read so far, so the next :func:`entries` reads its file again."""
     _CACHE.clear()
 
 
@@ -59,7 +59,7 @@ def _validated(data):
         unknown = set(entry) - _ENTRY_KEYS
         if unknown or entry.get("architecture") not in ARCHITECTURES:
             raise CheckpointError(
-                f"Invalid registry entry {name!r} (unknown keys {sorted(unknown)}, or an "
+                f"Invalid catalogue entry {name!r} (unknown keys {sorted(unknown)}, or an "
                 f"architecture not in list_models()). Received: {entry!r}"
             )
         if not any(entry.get(k) for k in SOURCES):

@@ -1,9 +1,8 @@
-"""Checkpoints written before the checkpoint package still load, and the old imports still work."""
+"""The checkpoint format is frozen: a checkpoint written by earlier code loads and saves to the
+same bytes, the bundled checkpoints load unchanged, and a config without a hash is refused."""
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +15,11 @@ from keras_resblocks import (
     save_pretrained,
     verify_reference,
 )
-from keras_resblocks.checkpoints import registry as registry_module
+from keras_resblocks.checkpoints import catalog as registry_module
 
-# Written by the code of main at 19cc804 (tests/fixtures/make_resnet8_v1.py), before
-# the format had one owner; kept byte for byte.
-OLD = Path(__file__).parent / "fixtures" / "resnet8_v1"
+# Written by the code of 19cc804 (tests/fixtures/make_resnet8.py); its config.json and
+# model.safetensors are kept byte for byte.
+OLD = Path(__file__).parent / "fixtures" / "resnet8"
 
 
 def _hashes(directory):
@@ -68,8 +67,7 @@ def test_saving_it_again_writes_the_same_files(tmp_path):
         old.pop(key), now.pop(key)
     for key in ["sha256", "backend", "keras_version"]:
         old["reference"].pop(key), now["reference"].pop(key)
-    # Newer: the sha256 of config.json and README.md, appended after the old keys.
-    assert set(now.pop("files")) == {"config.json", "README.md"} and "files" not in old
+    assert now.pop("files")["config.json"] == old.pop("files")["config.json"]
     assert list(now) == list(old) and now == old  # the same keys, in the same order
     assert sorted(p.name for p in new.iterdir()) == sorted(p.name for p in OLD.iterdir())
 
@@ -83,58 +81,39 @@ def test_its_files_are_what_the_old_code_wrote():
 
 
 @pytest.mark.parametrize(
-    "name", sorted(n for n, e in list_pretrained().items() if e.get("bundled"))
+    "name", sorted(n for n, e in list_pretrained().items() if e.source == "bundled")
 )
 def test_the_bundled_checkpoints_load_unchanged(name):
-    directory = Path(str(registry_module.weights_root() / list_pretrained()[name]["bundled"]))
+    directory = Path(str(registry_module.weights_root() / list_pretrained()[name].entry["bundled"]))
     before = _hashes(directory)
     model = from_pretrained(name)
     assert model.load_report.complete and model.load_report.provenance.kind == "bundled"
-    assert model.load_report.sha256 == list_pretrained()[name]["sha256"]
+    assert model.load_report.sha256 == list_pretrained()[name].entry["sha256"]
     assert _hashes(directory) == before
 
 
-def test_the_old_import_paths_still_work_and_say_where_the_names_went():
-    # A fresh interpreter: the deprecation warnings are given on first import only.
-    script = (
-        "import warnings\n"
-        "warnings.simplefilter('error', DeprecationWarning)\n"
-        "import keras_resblocks\n"
-        "try:\n"
-        "    import keras_resblocks.checkpoint\n"
-        "except DeprecationWarning as w:\n"
-        "    print('checkpoint:', w)\n"
-        "warnings.simplefilter('ignore', DeprecationWarning)\n"
-        "from keras_resblocks.checkpoint import (CHECKPOINT_FILES, CheckpointError, LoadReport,\n"
-        "    load_checkpoint, read_config, read_metadata, read_reference, save_pretrained,\n"
-        "    sha256_of, verify_reference, verify_sha256)\n"
-        "assert load_checkpoint is keras_resblocks.load_checkpoint\n"
-        "assert verify_reference is keras_resblocks.verify_reference\n"
-        f"arch, kwargs, labels = read_config({str(OLD / 'config.json')!r})\n"
-        "assert labels == ['cat', 'dog', 'eel'] and kwargs['input_shape'] == (8, 8, 3)\n"
-        f"assert read_metadata({str(OLD / 'metadata.json')!r})['seed'] == 7\n"
-        "warnings.simplefilter('error', DeprecationWarning)\n"
-        "from keras_resblocks import hub\n"
-        "try:\n"
-        "    hub.from_pretrained\n"
-        "except DeprecationWarning as w:\n"
-        "    print('hub:', w)\n"
-        "warnings.simplefilter('ignore', DeprecationWarning)\n"
-        "assert hub.from_pretrained is keras_resblocks.from_pretrained\n"
-        "assert hub.import_keras_applications is keras_resblocks.import_keras_applications\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    lines = result.stdout.splitlines()
-    assert any(
-        line.startswith("checkpoint:") and "keras_resblocks.checkpoints" in line for line in lines
-    ), lines
-    assert any(
-        line.startswith("hub:") and "keras_resblocks.pretrained.from_pretrained" in line
-        for line in lines
-    ), lines
+def test_a_checkpoint_whose_config_has_no_hash_is_refused(tmp_path):
+    import shutil
+
+    from keras_resblocks import ChecksumError
+
+    copy = tmp_path / "resnet8"
+    shutil.copytree(OLD, copy)
+    metadata = json.loads((copy / "metadata.json").read_text())
+    del metadata["files"]["config.json"]
+    (copy / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ChecksumError, match="records no sha256 for config.json"):
+        load_checkpoint(copy)
+
+
+def test_the_modules_that_only_re_exported_are_gone():
+    import importlib
+
+    from keras_resblocks import hub
+
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("keras_resblocks.checkpoint")
+    assert not hasattr(hub, "from_pretrained")
 
 
 def test_the_public_api_is_unchanged():

@@ -2,7 +2,7 @@
 
 Each entry is the keyword arguments of :class:`keras_resblocks.Architecture`.
 Pretrained checkpoints (sets of weights for these architectures) are listed
-separately, in ``weights/registry.json``.
+separately, in ``weights/catalog.json``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Maintainer tools run on this repository's files: ``python -m scripts.NAME``."""
