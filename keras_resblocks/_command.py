@@ -1,6 +1,7 @@
 """What every ``keras-resblocks`` subcommand shares: its errors and the command line it records.
 
-A subcommand's work (``training/cli.py``, ``publish.py``, ``plotting.py``) raises
+A subcommand's work (``listing.py``, ``inference.py``, ``training/command.py``,
+``publish.py``, ``plotting.py``) raises
 :class:`CommandError`; :func:`keras_resblocks.cli.main` prints it in one line and exits
 with its code.
 """
@@ -23,6 +24,19 @@ class UsageError(CommandError):
     exit_code = 2
 
 
+def printable(text):
+    r"""``text`` without control characters other than newlines and tabs, so a model card
+    cannot move the cursor, recolour or retitle the user's terminal.
+
+    Example:
+
+    >>> from keras_resblocks._command import printable
+    >>> printable("ok\x1b[2J\x1b]0;pwned\x07 fine\n")
+    'ok[2J]0;pwned fine\n'
+    """
+    return "".join(c for c in text if c in "\n\t" or (c.isprintable() and c != "\x7f"))
+
+
 def command_line(argv=None, program=None):
     """This process's command line as the user would type it, without this machine's paths.
 
@@ -35,7 +49,7 @@ def command_line(argv=None, program=None):
 
     Example:
 
-    >>> from keras_resblocks.cli import command_line
+    >>> from keras_resblocks._command import command_line
     >>> command_line(["/home/me/.venv/bin/keras-resblocks", "train", "--output", "my run",
     ...               "--dataset=/home/me/data/cifar.tar.gz"])
     "keras-resblocks train --output 'my run' --dataset=.../cifar.tar.gz"

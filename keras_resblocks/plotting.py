@@ -182,6 +182,8 @@ def run_plot(args):
     """Draw the figure for parsed :func:`add_plot_arguments` options; returns 0."""
     from keras_resblocks._command import CommandError, UsageError
 
+    _pyplot()  # a missing matplotlib is named before any history is read
+
     plain = list(args.plain) + [p for p in args.histories if is_plain(run_label(p))]
     residual = list(args.residual) + [p for p in args.histories if not is_plain(run_label(p))]
     if not plain and not residual:

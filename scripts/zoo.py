@@ -444,7 +444,7 @@ def main(argv=None):
         print(f"{len(runs)} runs: {', '.join(r['model'] for r in runs)}; figure {args.figure}")
         return 0
 
-    from keras_resblocks.training.cli import parse_deadline
+    from keras_resblocks.training.command import parse_deadline
     from keras_resblocks.checkpoints.io import sha256_of
 
     deadline = parse_deadline(args.deadline)

@@ -243,7 +243,7 @@ def test_info_validates_a_directory_before_printing_and_strips_control_character
 def test_predict_refuses_huge_images_by_their_header_and_scales_wide_ones(
     capsys, checkpoint, tmp_path
 ):
-    from keras_resblocks.cli import MAX_IMAGE_PIXELS, load_image
+    from keras_resblocks.inference import MAX_IMAGE_PIXELS, load_image
 
     bomb = tmp_path / "bomb.png"
     Image.new("1", (20000, 20000)).save(bomb)  # 400M pixels in a few KB
@@ -280,7 +280,7 @@ def test_the_docs_table_of_command_inputs_lists_what_these_tests_check():
     ]
     said = list(rows.values())
     # The fragments the tests above assert on (huge images, scaling, info).
-    from keras_resblocks.cli import MAX_IMAGE_PIXELS
+    from keras_resblocks.images import MAX_IMAGE_PIXELS
 
     assert (
         f"more pixels than the limit of {MAX_IMAGE_PIXELS:,}" in said[0] and "answered" in said[0]
@@ -291,7 +291,7 @@ def test_the_docs_table_of_command_inputs_lists_what_these_tests_check():
 
 
 def test_the_recorded_command_line_keeps_no_path_of_this_machine(tmp_path, monkeypatch):
-    from keras_resblocks.cli import command_line
+    from keras_resblocks._command import command_line
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()

@@ -105,7 +105,7 @@ def test_two_epochs_on_digits_end_to_end(tmp_path, capsys):
 
 def test_the_per_epoch_test_subset_is_fixed_and_class_balanced():
     from keras_resblocks.training.callbacks import fixed_subset
-    from keras_resblocks.training.cli import add_train_arguments
+    from keras_resblocks.training.command import add_train_arguments
 
     labels = load_dataset("digits").y_test
     subset = fixed_subset(labels, 50)
@@ -289,7 +289,7 @@ def test_deadline_flag_accepts_clock_times_dates_and_durations():
     import argparse
     import datetime
 
-    from keras_resblocks.training.cli import parse_deadline
+    from keras_resblocks.training.command import parse_deadline
 
     now = datetime.datetime(2026, 1, 2, 15, 0).timestamp()
     assert parse_deadline("+2h", now=now) == now + 7200
@@ -341,7 +341,7 @@ def test_he2015_schedule_at_its_boundaries():
 
 
 def test_recipe_flags_override_the_preset():
-    from keras_resblocks.training.cli import add_train_arguments, recipe_from_args
+    from keras_resblocks.training.command import add_train_arguments, recipe_from_args
     import argparse
 
     parser = add_train_arguments(argparse.ArgumentParser())

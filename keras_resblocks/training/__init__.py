@@ -1,6 +1,6 @@
 """Training ResNets: datasets, recipes (budget, he2015, cosine, quick) and the training loop.
 
-``keras-resblocks train`` is a thin wrapper around :func:`keras_resblocks.training.cli.run_train`.
+``keras-resblocks train`` is a thin wrapper around :func:`keras_resblocks.training.command.run_train`.
 The parts: ``data`` (datasets), ``recipes`` (hyper-parameters and schedules), ``augment`` (the
 in-graph input pipeline), ``losses``, ``callbacks`` (stopping rules and the per-epoch record),
 ``history`` (history.csv, readable without Keras), ``environment`` (what a run ran on) and

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import os
 import pathlib
 import sys
@@ -234,15 +233,12 @@ def _tar_files(archive):
 
 
 def _decode(data, where, shape):
-    from PIL import Image
+    from keras_resblocks.images import ImageError, decode_image
 
     try:
-        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
-            array = np.asarray(image.convert("RGB"), dtype="uint8")
-    except Exception as e:  # PIL raises many types for broken files
-        raise DatasetError(
-            f"Could not decode image {where}: {e}. Received: a broken image file"
-        ) from e
+        array = decode_image(data, where=where)
+    except ImageError as e:
+        raise DatasetError(f"Could not decode image {e}. Received: a broken image file") from None
     if shape is not None and array.shape != shape:
         raise DatasetError(
             f"Every image must have the same size; {where} is {array.shape[:2]} where "

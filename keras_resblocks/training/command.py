@@ -57,7 +57,7 @@ def parse_deadline(text, now=None):
 
     Example:
 
-    >>> from keras_resblocks.training.cli import parse_deadline
+    >>> from keras_resblocks.training.command import parse_deadline
     >>> parse_deadline("+90m", now=1000.0)
     6400.0
     >>> parse_deadline("soon")
@@ -96,7 +96,7 @@ def add_train_arguments(parser):
     Example:
 
     >>> import argparse
-    >>> from keras_resblocks.training.cli import add_train_arguments
+    >>> from keras_resblocks.training.command import add_train_arguments
     >>> args = add_train_arguments(argparse.ArgumentParser()).parse_args(
     ...     ["--recipe", "he2015", "--lr-boundaries", "100,200", "--no-flip"])
     >>> args.recipe, args.lr_boundaries, args.flip, args.batch_size
@@ -218,7 +218,7 @@ def recipe_from_args(args):
     Example:
 
     >>> import argparse
-    >>> from keras_resblocks.training.cli import add_train_arguments, recipe_from_args
+    >>> from keras_resblocks.training.command import add_train_arguments, recipe_from_args
     >>> parser = add_train_arguments(argparse.ArgumentParser())
     >>> recipe_from_args(parser.parse_args(["--recipe", "he2015", "--batch-size", "64"])).batch_size
     64
