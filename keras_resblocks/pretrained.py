@@ -26,6 +26,7 @@ from keras_resblocks.checkpoints.format import (
     REFERENCE_ATOL,
     REFERENCE_RTOL,
     Provenance,
+    metadata_detail,
 )
 
 _HF_SOURCE = re.compile(r"^hf://([A-Za-z0-9][\w.-]*/[\w.-]+)(?:@([^@\s]+))?$")
@@ -136,12 +137,11 @@ def _describe(name, entry):
         location = f"keras.applications.{entry['keras_applications']} (download on first use)"
     measured_on, data_note = None, None
     if metric is not None:
-        measurement = meta.get("measurement") if isinstance(meta.get("measurement"), dict) else {}
-        data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
-        split = meta.get("eval_split", "test") if metric != "accuracy" else "test"
-        images = measurement.get("images") or data.get("test")
+        measurement = metadata_detail(meta, "measurement")
+        split = metadata_detail(meta, "eval_split") if metric != "accuracy" else "test"
+        images = measurement.get("images") or metadata_detail(meta, "data").get("test")
         measured_on = f"the {split} split" + (f", {images:,} images" if images else "")
-        data_note = measurement.get("data") or meta.get("data_note")
+        data_note = measurement.get("data") or metadata_detail(meta, "data_note")
     parameters = parameter_count(Architecture.named(entry["architecture"]), num_classes=num_classes)
     ported = entry.get("ported_from")
     return Pretrained(

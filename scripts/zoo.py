@@ -205,8 +205,10 @@ def finalize(zoo, run):
 
 def describe(plan, run, meta):
     """The catalogue's one sentence about a zoo checkpoint, from its own metadata."""
+    from keras_resblocks.checkpoints.format import metadata_detail
+
     metrics = meta.get("metrics") or {}
-    trained_on = (meta.get("data") or {}).get("train")
+    trained_on = metadata_detail(meta, "data").get("train")
     images = f", {trained_on:,} training images" if trained_on else ""
     return (
         f"Trained by keras-resblocks on {plan['dataset']['description']} "

@@ -16,7 +16,7 @@ import os
 import pathlib
 import shlex
 
-from keras_resblocks.checkpoints.format import WEIGHTS_FILE
+from keras_resblocks.checkpoints.format import WEIGHTS_FILE, metadata_detail
 from keras_resblocks.plotting import is_plain
 from scripts.splice import splice_between
 
@@ -79,7 +79,7 @@ def load_run(model, checkpoint, history_path, label=None):
         "train_error": 100 * last["train_error"],
         "test_error": None if last.get("test_error") is None else 100 * last["test_error"],
         "paper_test_error": PAPER_TEST_ERROR.get(model),
-        "train_images": (meta.get("data") or {}).get("train"),
+        "train_images": metadata_detail(meta, "data").get("train"),
         "epochs": int(last["epoch"]),
         "iterations": int(last["iterations"]),
         "wall_minutes": float(last["wall_time"]) / 60,
@@ -111,7 +111,7 @@ def load_seed(model, metadata_path, history_path, parameters, label=None):
         "train_error": 100 * last["train_error"],
         "test_error": None if last.get("test_error") is None else 100 * last["test_error"],
         "paper_test_error": PAPER_TEST_ERROR.get(model),
-        "train_images": (meta.get("data") or {}).get("train"),
+        "train_images": metadata_detail(meta, "data").get("train"),
         "epochs": int(last["epoch"]),
         "iterations": int(last["iterations"]),
         "wall_minutes": float(last["wall_time"]) / 60,

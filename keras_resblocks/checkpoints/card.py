@@ -7,6 +7,8 @@ import re
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from keras_resblocks.checkpoints.format import metadata_detail
+
 # The card's two lines that name where the checkpoint loads from.
 _SOURCE_LINES = re.compile(
     r'^(model = from_pretrained|print\(verify_reference)\("[^"\n]*"\).*$', re.MULTILINE
@@ -56,24 +58,24 @@ def _metric_split(metric, train_split, eval_split):
 
 def _data_lines(meta):
     """The card's account of the data a trainer recorded: its source, split sizes and note."""
-    data, lines = meta.get("data"), []
-    if isinstance(data, dict) and data.get("source"):
+    data, lines = metadata_detail(meta, "data"), []
+    if data.get("source"):
         sizes = ", ".join(
             f"{data[k]:,} {k}"
             for k in ("train", "validation", "test")
             if isinstance(data.get(k), int)
         )
         lines.append(f"Source: {data['source']}" + (f" ({sizes} images)." if sizes else "."))
-    if meta.get("data_note"):
-        lines.append(str(meta["data_note"]))
+    if metadata_detail(meta, "data_note"):
+        lines.append(metadata_detail(meta, "data_note"))
     return lines
 
 
 def _model_card(model, config, meta, license, source):
     dataset, metrics, command = meta["dataset"], meta["metrics"] or {}, meta["command"]
-    train_split = meta.get("train_split", "train")
-    eval_split = meta.get("eval_split", "test")
-    name = meta.get("model_name", model.name)
+    train_split = metadata_detail(meta, "train_split")
+    eval_split = metadata_detail(meta, "eval_split")
+    name = metadata_detail(meta, "model_name") or model.name
     eval_results = [
         EvalResult(
             task_type="image-classification",

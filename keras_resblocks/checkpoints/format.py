@@ -414,6 +414,43 @@ def _check_keys(block, data, expected):
         )
 
 
+# Keys a writer may record in metadata.json beside CheckpointMetadata's fields (they land
+# in its ``extra``): what each holds, its type and its default. The trainer, the converters
+# and the keras.applications port write them; the card, list_pretrained and the zoo read
+# them through metadata_detail().
+EXTRA_KEYS = {
+    "model_name": (str, None, "the name the card gives the model (default: the Keras model's)"),
+    "train_split": (str, "train", "the split the train_* metrics were measured on"),
+    "eval_split": (str, "test", "the split the other metrics were measured on"),
+    "data": (dict, {}, "the data a trainer used: source and split sizes"),
+    "data_note": (str, None, "a sentence about the data: how it differs from the usual copy"),
+    "measurement": (dict, {}, "how a ported checkpoint's metrics were measured here"),
+}
+
+
+def metadata_detail(meta, key):
+    """One of :data:`EXTRA_KEYS` of a ``metadata.json`` dict: its value, or its default
+    where it is absent or of another type.
+
+    Example:
+
+    >>> from keras_resblocks.checkpoints.format import metadata_detail
+    >>> metadata_detail({"data": {"train": 45000}}, "data")["train"], metadata_detail({}, "eval_split")
+    (45000, 'test')
+    >>> metadata_detail({}, "seed")
+    Traceback (most recent call last):
+    ...
+    KeyError: "Not a metadata key of EXTRA_KEYS. Received: 'seed'"
+    """
+    if key not in EXTRA_KEYS:
+        raise KeyError(f"Not a metadata key of EXTRA_KEYS. Received: {key!r}")
+    kind, default, _ = EXTRA_KEYS[key]
+    value = meta.get(key)
+    if isinstance(value, kind):
+        return value
+    return dict(default) if isinstance(default, dict) else default
+
+
 @dataclasses.dataclass(frozen=True)
 class CheckpointMetadata:
     """``metadata.json``: the weights' sha256 and how the checkpoint was made and measured.
@@ -421,7 +458,7 @@ class CheckpointMetadata:
     ``metrics`` maps a metric's name to a finite number (:func:`save_pretrained`
     also wants the ``command`` that measured them); ``reference`` records the optional reference
     batch; ``files`` the sha256 of ``config.json`` and ``README.md`` (loading requires the
-    config's); ``extra holds any further key a writer chose to record.
+    config's); ``extra`` holds any further key a writer chose to record.
 
     Example:
 
