@@ -41,6 +41,7 @@ _EXPORTS = {
     "create_model": "keras_resblocks.models",
     "feature_extractor": "keras_resblocks.models",
     "list_models": "keras_resblocks.architecture",
+    "multiply_accumulates": "keras_resblocks.architecture",
     "parameter_count": "keras_resblocks.architecture",
     "CheckpointDownloadError": "keras_resblocks.checkpoints",
     "CheckpointError": "keras_resblocks.checkpoints",

@@ -498,3 +498,63 @@ def parameter_count(architecture, num_classes=None, include_top=True, channels=3
             num_classes = DEFAULT_HEAD[arch.stem]["num_classes"]
         total += cin * num_classes + num_classes
     return total
+
+
+def multiply_accumulates(architecture, input_shape=None, num_classes=None, include_top=True):
+    """Multiply-accumulates of one image's forward pass, without building the model.
+
+    Counts the convolutions and the classifier (BatchNorm, activations, additions and
+    pooling are a few percent of a ResNet's arithmetic), from the same
+    :func:`block_plan` the builder uses; every strided layer maps ``n`` positions to
+    ``ceil(n / stride)``, as the builder's padding does. ``input_shape`` defaults to the
+    stem's (32x32x3 CIFAR, 224x224x3 ImageNet). The tests hold it equal to a count
+    over the built Keras model's layers.
+
+    Example:
+
+    >>> from keras_resblocks import Architecture
+    >>> from keras_resblocks.architecture import multiply_accumulates
+    >>> round(multiply_accumulates(Architecture.named("resnet20")) / 1e6, 1)
+    40.6
+    >>> round(multiply_accumulates(Architecture.named("resnet50")) / 1e9, 2)
+    3.86
+    """
+    arch = Architecture.coerce(architecture)
+    height, width, channels = tuple(input_shape or DEFAULT_HEAD[arch.stem]["input_shape"])
+
+    def conv(k, cin, cout, stride):
+        nonlocal height, width
+        height, width = -(-height // stride), -(-width // stride)
+        return height * width * k * k * cin * cout
+
+    if arch.stem == "imagenet":
+        total = conv(7, channels, arch.stem_width, 2)
+        height, width = -(-height // 2), -(-width // 2)  # the stem's max pooling
+    else:
+        total = conv(3, channels, arch.stem_width, 1)
+    cin = arch.stem_width
+    for stage in block_plan(arch):
+        for spec in stage:
+            plan = branch_plan(
+                spec["filters"],
+                spec["kernel_size"],
+                spec["strides"],
+                spec["bottleneck"],
+                spec["expansion"],
+                spec["stride_in_1x1"],
+            )
+            c = cin
+            for units, kernel_size, strides in plan:
+                total += conv(kernel_size, c, units, strides)
+                c = units
+            if (
+                "shortcut" in spec
+                and resolve_shortcut(spec["shortcut"], cin, c, plan_stride(plan)) == "projection"
+            ):
+                total += height * width * cin * c  # a 1x1 convolution at the output's size
+            cin = c
+    if include_top:
+        if num_classes is None:
+            num_classes = DEFAULT_HEAD[arch.stem]["num_classes"]
+        total += cin * num_classes
+    return total

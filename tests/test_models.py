@@ -289,3 +289,24 @@ def test_an_unknown_architecture_suggests_the_closest_names():
         r".*`keras-resblocks list`",
     ):
         create_model("resnet5O")
+
+
+@pytest.mark.parametrize(
+    "name,input_shape",
+    [
+        *(
+            pytest.param(n, None, marks=pytest.mark.large) if n in DEEP else (n, None)
+            for n in sorted(CIFAR + IMAGENET)
+        ),
+        ("resnet18", (160, 120, 3)),  # odd sizes: every strided layer rounds up
+        ("resnet50v2", (97, 97, 3)),
+        ("resnet20", (33, 31, 3)),
+    ],
+)
+def test_multiply_accumulates_equal_a_count_over_the_built_layers(name, input_shape):
+    from benchmarks.flops import forward_macs
+    from keras_resblocks.architecture import multiply_accumulates
+
+    model = kr.create_model(name, input_shape=input_shape)
+    counted = forward_macs(model)
+    assert multiply_accumulates(model.architecture, input_shape=input_shape) == counted
