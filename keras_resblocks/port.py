@@ -11,6 +11,7 @@ import keras
 from keras_resblocks._downloads import download_failure, is_network_error, url_of
 from keras_resblocks.checkpoints import CheckpointDownloadError, save_pretrained
 from keras_resblocks.checkpoints import catalog
+from keras_resblocks.checkpoints.io import check_overwritable
 from keras_resblocks.models import create_model
 
 # keras.applications names its layers conv{stage+1}_block{j}_{k}_{conv|bn}, where
@@ -144,7 +145,9 @@ def ported_dir(name, cache_dir=None):
     return Path(root) / name
 
 
-def import_keras_applications(name, *, weights_path=None, cache_dir=None, input_shape=None):
+def import_keras_applications(
+    name, *, weights_path=None, cache_dir=None, input_shape=None, overwrite=False
+):
     """Port a ``keras.applications`` ImageNet ResNet into a checkpoint under ``cache_dir``.
 
     ``name`` is a catalogue entry with ``"keras_applications"`` (``"resnet50_imagenet"``
@@ -152,7 +155,8 @@ def import_keras_applications(name, *, weights_path=None, cache_dir=None, input_
     (``weights="imagenet"``, checked against its pinned hash); ``weights_path``
     takes a local weights file instead (e.g. for tests, or a machine without
     network), and ``input_shape`` then may be smaller than 224x224. The ported model
-    is written with :func:`save_pretrained`, so later loads are local.
+    is written with :func:`save_pretrained`, so later loads are local; a checkpoint
+    already ported there is replaced only with ``overwrite=True``.
     Returns the checkpoint directory. Offline, with the weights never downloaded,
     raises :class:`CheckpointDownloadError` naming the URL and the offline ways.
 
@@ -172,6 +176,8 @@ def import_keras_applications(name, *, weights_path=None, cache_dir=None, input_
     if not entry or not entry.get("keras_applications"):
         ported = sorted(n for n, e in entries.items() if e.get("keras_applications"))
         raise ValueError(f"`name` must be one of {ported}. Received: name={name!r}")
+    directory = ported_dir(name, cache_dir)
+    check_overwritable(directory, overwrite)  # before downloading or building anything
     constructor = getattr(keras.applications, entry["keras_applications"])
     weights = "imagenet" if weights_path is None else str(weights_path)
     try:
@@ -183,7 +189,8 @@ def import_keras_applications(name, *, weights_path=None, cache_dir=None, input_
     model = port_keras_applications(source)
     return save_pretrained(
         model,
-        ported_dir(name, cache_dir),
+        directory,
+        overwrite=overwrite,
         dataset=entry["dataset"],
         license=entry.get("license") or "other",
         source=f"keras.applications.{entry['keras_applications']}",

@@ -282,7 +282,7 @@ def _builtin(name, entry, revision, cache_dir, token, force_download):
 
     directory = port.ported_dir(name, cache_dir)
     if force_download or not (directory / CONFIG_FILE).is_file():
-        port.import_keras_applications(name, cache_dir=cache_dir)
+        port.import_keras_applications(name, cache_dir=cache_dir, overwrite=force_download)
     return Provenance(directory, kind="keras_applications", source=name, recovery=_PORT_AGAIN)
 
 

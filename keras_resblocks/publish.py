@@ -2,22 +2,25 @@
 
 A checkpoint directory (see ``save_pretrained``) holds exactly the four files
 of its Hub model repo, and optionally a fifth, ``reference.safetensors``.
-Publishing checks them, then sends them in a single commit whose parent is the
-branch head read just before: the Hub applies a commit entirely or not at all,
-and a publisher that raced us gets a conflict instead of silently interleaving
-files. ``huggingface_hub`` does all transport.
+Publishing checks them as loading does (every recorded hash), prepares what it
+sends in a temporary copy (the card pointed to the repo), then sends that in a
+single commit whose parent is the branch head read just before: the Hub applies
+a commit entirely or not at all, and a publisher that raced us gets a conflict
+instead of silently interleaving files. The directory itself is only read.
+``huggingface_hub`` does all transport.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import dataclasses
 import pathlib
 import sys
+import tempfile
 from typing import NamedTuple, Optional, Tuple
 
 # The checkpoint format is keras_resblocks.checkpoints'; publishing checks it with the
-# same schema that loading uses, then sends it.
+# reader that loading uses, then sends it.
 from keras_resblocks.checkpoints.format import (
     CARD_FILE,
     CHECKPOINT_FILES,
@@ -29,11 +32,12 @@ from keras_resblocks.checkpoints.format import (
     MissingFileError,
 )
 from keras_resblocks.checkpoints.io import (
-    read_config,
-    read_json,
+    MAX_WEIGHTS_BYTES,
     point_card_to,
+    read_checkpoint,
+    read_config,
+    read_file,
     read_metadata,
-    replace_json,
     sha256_of,
     sha256_of_bytes,
 )
@@ -155,14 +159,16 @@ def validate_checkpoint_dir(directory):
     """Check a checkpoint directory before it is published; return its files.
 
     Checks that config.json, model.safetensors, metadata.json and README.md are
-    all there; that config.json and metadata.json pass the schema loading uses
-    (:class:`CheckpointConfig`, :class:`CheckpointMetadata`); that model.safetensors
-    has the sha256 recorded in metadata.json and no NaN or Inf in any tensor;
-    that metadata.json records metrics (a published checkpoint says how good it
-    is); and that README.md is a model
-    card for this library. The optional reference.safetensors is sent when it
-    is there or metadata.json records it: then it must be there, have the
-    sha256 recorded for it, hold ``inputs`` and ``outputs``, and no NaN or Inf.
+    all there; that model.safetensors has the sha256 recorded in metadata.json
+    and no NaN or Inf in any tensor; that the directory passes the reader that
+    loading uses (:func:`~keras_resblocks.checkpoints.io.read_checkpoint`: the
+    schema of config.json and metadata.json, and the sha256 that metadata.json
+    records for config.json and README.md), so nothing is published that loading
+    would refuse; that metadata.json records metrics (a published checkpoint
+    says how good it is); and that README.md is a model card for this library.
+    The optional reference.safetensors is sent when it is there or metadata.json
+    records it: then it must be there, have the sha256 recorded for it, hold
+    ``inputs`` and ``outputs``, and no NaN or Inf. The directory is only read.
 
     Args:
         directory: path of the checkpoint directory.
@@ -206,6 +212,9 @@ def validate_checkpoint_dir(directory):
     )
     _check_metadata(root, files[CHECKPOINT_FILES.index(WEIGHTS_FILE)].sha256)
     _check_tensors(root / WEIGHTS_FILE)
+    # Loading's own reader: a file changed after the checkpoint was written (a class
+    # label in config.json, the card) is refused here as it would be when loaded.
+    read_checkpoint(root, hint=" Refusing to publish it.")
     _check_readme(root / CARD_FILE)
     if REFERENCE_FILE in names:
         from keras_resblocks.checkpoints.reference import read_reference
@@ -213,6 +222,54 @@ def validate_checkpoint_dir(directory):
         read_reference(root)  # present, recorded, the recorded sha256, the expected tensors
         _check_tensors(root / REFERENCE_FILE, what="reference outputs")
     return files
+
+
+@contextlib.contextmanager
+def staged_publication(directory, repo_id, files=None):
+    """Yield ``(copy, files)``: a temporary copy of a checkpoint directory as it is
+    published to ``repo_id``, and its :class:`CheckpointFile` tuple.
+
+    The directory is validated (:func:`validate_checkpoint_dir`, unless its
+    ``files`` are given, as that returned them) and only read: its files are copied
+    (each checked against the sha256 validated), then the copy's card is pointed to
+    ``hf://<repo_id>`` and its hash re-recorded in the copy's metadata.json, and the
+    copy is validated again. The copy is deleted on exit.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_resblocks.publish import staged_publication
+    >>> with staged_publication(tempfile.mkdtemp(), "me/resnet20-cifar10") as (copy, files):
+    ...     pass
+    Traceback (most recent call last):
+    ...
+    keras_resblocks.checkpoints.format.MissingFileError: Checkpoint directory ... lacks config.json, ... Received: files=[]
+    """
+    files = validate_checkpoint_dir(directory) if files is None else files
+    root = pathlib.Path(directory)
+    with tempfile.TemporaryDirectory(prefix="keras-resblocks-publish-") as tmp:
+        copy = pathlib.Path(tmp)
+        for f in files:
+            data = read_file(root / f.name, max_bytes=MAX_WEIGHTS_BYTES)
+            (copy / f.name).write_bytes(_checked(data, f))
+        # The card's examples load the checkpoint from where it is going (its hash follows).
+        point_card_to(copy, f"hf://{repo_id}")
+        yield copy, validate_checkpoint_dir(copy)
+
+
+def _check_repo_id(repo_id):
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    valid = isinstance(repo_id, str) and repo_id.count("/") == 1 and all(repo_id.split("/"))
+    try:
+        valid = valid and validate_repo_id(repo_id) is None
+    except HFValidationError:
+        valid = False
+    if not valid:
+        raise ValueError(
+            "`repo_id` must be 'owner/name', each of letters, digits, '-', '_' or '.'. "
+            f"Received: repo_id={repo_id!r}"
+        )
 
 
 def _resolve_token(token):
@@ -262,9 +319,10 @@ def push_to_hub(
     concurrent publisher makes this one fail with :class:`PublishConflictError`
     rather than mixing files. A ``reference.safetensors`` that the parent
     commit has and this checkpoint lacks is deleted in that same commit
-    (``Publication.deleted``); a dry run cannot know of it. Before sending, the
-    card's code examples are pointed to ``hf://<repo_id>`` (the directory's
-    README.md, and its hash in metadata.json, change; a dry run changes nothing).
+    (``Publication.deleted``); a dry run cannot know of it. What is sent is a
+    temporary copy whose card's code examples load the checkpoint from
+    ``hf://<repo_id>`` (with the card's new hash in its metadata.json): the
+    directory itself is only read, whether publishing succeeds or fails.
 
     Args:
         directory: checkpoint directory written by ``save_pretrained``.
@@ -280,7 +338,13 @@ def push_to_hub(
 
     Returns:
         A :class:`Publication`; its ``commit_sha`` is the new commit (``None``
-        for a dry run).
+        for a dry run). Its ``files`` are those sent (for a dry run, those of
+        the directory).
+
+    Raises:
+        CheckpointError (a ``ValueError``): the checkpoint is refused, before any
+        request; :class:`PublishError` (one of them): no token, the Hub cannot be
+        reached or refused a request (the message says whether the repo changed).
 
     Example:
 
@@ -292,39 +356,31 @@ def push_to_hub(
     keras_resblocks.checkpoints.format.MissingFileError: Checkpoint directory ... lacks config.json, ... Received: files=[]
     """
     files = validate_checkpoint_dir(directory)
-    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise ValueError(f"`repo_id` must be 'owner/name'. Received: repo_id={repo_id!r}")
+    _check_repo_id(repo_id)
     plan = Publication(repo_id=repo_id, revision=revision, files=files)
     if dry_run:
         return plan
-    # The card's examples load the checkpoint from where it is going (its hashes follow).
-    if point_card_to(directory, f"hf://{repo_id}"):
-        files = validate_checkpoint_dir(directory)
-        plan = Publication(repo_id=repo_id, revision=revision, files=files)
-
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from huggingface_hub.utils import HfHubHTTPError
 
-    api = HfApi(endpoint=endpoint, token=_resolve_token(token))
-    root = pathlib.Path(directory)
-    operations = []
-    for f in files:
-        # Send the very bytes that were hashed, so a file rewritten after
-        # validation cannot slip through.
-        data = (root / f.name).read_bytes()
-        if sha256_of_bytes(data) != f.sha256:
-            raise PublishError(
-                f"{f.name} changed while publishing; nothing was committed. "
-                f"Received: sha256={sha256_of_bytes(data)}"
+    token = _resolve_token(token)
+    with staged_publication(directory, repo_id, files) as (copy, files):
+        operations = [
+            # Send the very bytes that were hashed, so a file rewritten after
+            # validation cannot slip through.
+            CommitOperationAdd(
+                path_in_repo=f.name, path_or_fileobj=_checked((copy / f.name).read_bytes(), f)
             )
-        operations.append(CommitOperationAdd(path_in_repo=f.name, path_or_fileobj=data))
+            for f in files
+        ]
+    plan = dataclasses.replace(plan, files=files)
     weights = next(f for f in files if f.name == WEIGHTS_FILE)
     message = (
         commit_message
         or f"Publish keras-resblocks checkpoint (weights sha256 {weights.sha256[:12]})"
     )
-
-    try:
+    api = HfApi(endpoint=endpoint, token=token)
+    with _hub_errors(api, repo_id, "nothing was committed"):
         api.create_repo(repo_id, exist_ok=True, private=private)
         parent = parent_commit or _branch_head(api, repo_id, revision)
         # A reference batch of an earlier publication would sit beside weights it
@@ -336,14 +392,6 @@ def push_to_hub(
             if name not in {f.name for f in files}
             and api.file_exists(repo_id, name, revision=parent)
         )
-    except HfHubHTTPError as err:
-        status = getattr(err.response, "status_code", None)
-        if status in (401, 403):
-            raise PublishError(
-                f"The Hub refused this token for {repo_id} (it needs write access to the "
-                f"namespace): {_LOGIN_HINT}. Received: HTTP {status}"
-            ) from err
-        raise
     operations += [CommitOperationDelete(path_in_repo=name) for name in stale]
     try:
         info = api.create_commit(
@@ -374,37 +422,45 @@ def push_to_hub(
     return dataclasses.replace(plan, commit_sha=info.oid, parent_commit=parent, deleted=stale)
 
 
+def _checked(data, f):
+    """``data``, the bytes of ``f``, unless they are no longer what was validated."""
+    if sha256_of_bytes(data) != f.sha256:
+        raise PublishError(
+            f"{f.name} changed while publishing; nothing was sent. "
+            f"Received: sha256={sha256_of_bytes(data)}"
+        )
+    return data
+
+
+@contextlib.contextmanager
+def _hub_errors(api, repo_id, outcome):
+    """Turn the Hub's refusals and transport failures into one-line :class:`PublishError`."""
+    from huggingface_hub.utils import HfHubHTTPError
+
+    try:
+        yield
+    except (PublishError, ValueError):  # ours, and the client's checks of its arguments
+        raise
+    except HfHubHTTPError as err:
+        status = getattr(err.response, "status_code", None)
+        if status in (401, 403):
+            raise PublishError(
+                f"The Hub refused this token for {repo_id} (it needs write access to the "
+                f"namespace): {_LOGIN_HINT}. Received: HTTP {status}"
+            ) from err
+        raise PublishError(
+            f"The Hub at {api.endpoint} refused a request for {repo_id}; {outcome}. "
+            f"Received: {_one_line(err)}"
+        ) from err
+    except Exception as err:  # transport errors; their type depends on the HTTP client
+        raise PublishError(
+            f"Cannot reach the Hub at {api.endpoint} (offline, or a wrong --endpoint / "
+            f"HF_ENDPOINT?); {outcome}. Received: {type(err).__name__}: {_one_line(err)}"
+        ) from err
+
+
 def _one_line(err):
     return " ".join(str(err).split()) or type(err).__name__
-
-
-def record_publication(publication, name, registry_path):
-    """Pin a published checkpoint in a registry file: ``checkpoints[name]["hub"]``.
-
-    .. deprecated:: 0.2
-        Editing the registry is a maintainer's job on a source checkout:
-        ``python scripts/edit_catalog.py pin NAME --repo-id OWNER/NAME --revision SHA``.
-        Removed in 0.3.
-    """
-    import warnings
-
-    warnings.warn(
-        "keras_resblocks.publish.record_publication is deprecated and will be removed "
-        "in 0.3; pin publications with scripts/edit_catalog.py in a source checkout",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    if publication.commit_sha is None:
-        raise ValueError(
-            "Only a completed publication can be recorded, not a dry run. "
-            f"Received: commit_sha=None for {publication.repo_id}"
-        )
-    path = pathlib.Path(registry_path)
-    registry = read_json(path) if path.exists() else {"checkpoints": {}}
-    entry = registry.setdefault("checkpoints", {}).setdefault(name, {})
-    entry["hub"] = {"repo_id": publication.repo_id, "revision": publication.commit_sha}
-    replace_json(path, registry)
-    return path
 
 
 def add_publish_arguments(parser):
@@ -421,9 +477,6 @@ def add_publish_arguments(parser):
     """
     parser.add_argument("directory", help="checkpoint directory written by save_pretrained")
     parser.add_argument("--repo-id", required=True, help="Hub model repo, owner/name")
-    # Deprecated (removed in 0.3): pinning edits a registry file, a maintainer's job.
-    parser.add_argument("--registry-name", help=argparse.SUPPRESS)
-    parser.add_argument("--registry", help=argparse.SUPPRESS)
     parser.add_argument("--private", action="store_true", help="create the repo as private")
     parser.add_argument("--revision", default="main", help="branch to commit to (default: main)")
     parser.add_argument("--commit-message", help="commit summary")
@@ -440,13 +493,8 @@ def add_publish_arguments(parser):
 
 def run_publish(args):
     """Carry out parsed ``publish`` arguments; print the result; return the exit code."""
-    from keras_resblocks._command import CommandError, UsageError
+    from keras_resblocks._command import CommandError
 
-    if args.registry_name and not args.registry:
-        raise UsageError(
-            "--registry-name (deprecated) needs --registry FILE; the installed "
-            "package's registry is not edited"
-        )
     try:
         publication = push_to_hub(
             args.directory,
@@ -463,15 +511,6 @@ def run_publish(args):
             print(publication.describe() + "\n(dry run: nothing was sent)")
             return 0
         print(publication.describe(), file=sys.stderr)
-        if args.registry_name:
-            print(
-                "warning: --registry-name is deprecated and will be removed in 0.3", file=sys.stderr
-            )
-            path = record_publication(publication, args.registry_name, args.registry)
-            print(
-                f"pinned {args.registry_name} -> {publication.commit_sha} in {path}",
-                file=sys.stderr,
-            )
     except (ValueError, PublishError, OSError) as err:
         raise CommandError(_one_line(err)) from err
     # stdout carries only the sha, so scripts can capture it.

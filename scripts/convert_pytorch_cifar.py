@@ -2,10 +2,11 @@
 """Convert the pretrained CIFAR-10 ResNets of akamaster/pytorch_resnet_cifar10 into checkpoints.
 
     python -m scripts.convert_pytorch_cifar resnet20-12fca82f.th --depth 20 \\
-        --output weights/resnet20_cifar10_akamaster [--data cifar10-jpeg.tar.gz]
+        --output weights/resnet20_cifar10_akamaster [--data cifar10-jpeg.tar.gz] [--overwrite]
 
 A maintenance tool of this repository: it wrote the bundled checkpoints
-``resnet{20,32,44,56}_cifar10_akamaster`` in ``weights/``. The package never imports
+``resnet{20,32,44,56}_cifar10_akamaster`` in ``weights/`` (writing them again needs
+``--overwrite``). The package never imports
 it, and it needs no PyTorch. Bad input (a truncated file, a pickle naming any other
 Python global, a missing or extra tensor, a shape that does not fit ``--depth``) stops
 it with a one-line error before anything is written.
@@ -479,8 +480,10 @@ def _measure(model, data):
     return correct / len(x), x[:: len(x) // REFERENCE_IMAGES][:REFERENCE_IMAGES], len(x)
 
 
-def convert(source, depth, output, data=None, command=None):
+def convert(source, depth, output, data=None, command=None, overwrite=False):
     """Convert one upstream file into a checkpoint directory at ``output``; return it.
+
+    A checkpoint already at ``output`` is replaced only with ``overwrite=True``.
 
     With ``data`` (the CIFAR-10 JPEG image folder or its .tar.gz) the test accuracy is
     measured and recorded, and the reference batch is 8 of its test images; without
@@ -489,9 +492,10 @@ def convert(source, depth, output, data=None, command=None):
     """
     from keras_resblocks import save_pretrained
     from keras_resblocks.checkpoints.card import card_for_source
-    from keras_resblocks.checkpoints.io import record_file_hashes
+    from keras_resblocks.checkpoints.io import check_overwritable, record_file_hashes
 
     source, output = Path(source), Path(output)
+    check_overwritable(output, overwrite, name="output")
     tensors, best_prec1 = load_upstream(source, depth)
     name = output.name
     model = build_model(tensors, depth, name=name)
@@ -519,6 +523,7 @@ def convert(source, depth, output, data=None, command=None):
     path = save_pretrained(
         model,
         output,
+        overwrite=overwrite,
         labels=LABELS,
         dataset="cifar10",
         metrics=metrics,
@@ -625,23 +630,35 @@ def _card_sections(name, depth, upstream, metrics, evaluate_command, command):
 
 
 def main(argv=None):
-    """Command line: ``convert_pytorch_cifar.py SOURCE --depth N --output DIR [--data DATA]``."""
+    """Command line: ``convert_pytorch_cifar.py SOURCE --depth N --output DIR [--data DATA]
+    [--overwrite]``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="a pytorch_resnet_cifar10 .th file")
     parser.add_argument("--depth", type=int, required=True, help="20, 32, 44 or 56 (6n+2)")
     parser.add_argument("--output", required=True, help="checkpoint directory to write")
     parser.add_argument("--data", help="CIFAR-10 image folder or .tar.gz: measure test accuracy")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a checkpoint already at --output"
+    )
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
+    # The card's command says how the files were made; --overwrite changes none of them.
     command = shlex.join(
         [
             "python",
             "scripts/convert_pytorch_cifar.py",
-            *[Path(a).name if Path(a).is_file() else a for a in argv],
+            *[Path(a).name if Path(a).is_file() else a for a in argv if a != "--overwrite"],
         ]
     )
     try:
-        path = convert(args.source, args.depth, args.output, data=args.data, command=command)
+        path = convert(
+            args.source,
+            args.depth,
+            args.output,
+            data=args.data,
+            command=command,
+            overwrite=args.overwrite,
+        )
     except (ValueError, OSError) as error:
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

@@ -5,7 +5,8 @@
 
 ``pin`` records that checkpoint ``NAME`` is published at commit ``SHA`` of the Hub
 repo (what ``keras-resblocks publish`` printed), with the sha256 of the weights and
-of ``metadata.json`` of ``DIR``, the directory that was published: loading ``NAME``
+of ``metadata.json`` that publishing ``DIR`` sent (publishing points the card to the
+repo in a copy, so the ``metadata.json`` sent is not ``DIR``'s own): loading ``NAME``
 then downloads that commit and checks both. ``rehash`` points the card of each
 bundled checkpoint (default: all) to its name and records the sha256 of its weights
 and ``metadata.json`` (which holds the hashes of its other files) in its entry.
@@ -30,6 +31,7 @@ from keras_resblocks.checkpoints.io import (
     replace_json,
     sha256_of,
 )
+from keras_resblocks.publish import staged_publication
 
 REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
 CATALOG = REPOSITORY / "weights" / "catalog.json"
@@ -52,8 +54,9 @@ def pin(catalog_path, name, repo_id, revision, directory):
         raise ValueError(f"--revision must be a 40-hex commit sha. Received: {revision!r}")
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id or ""):
         raise ValueError(f"--repo-id must be owner/name. Received: {repo_id!r}")
-    directory = pathlib.Path(directory)
-    read_checkpoint(directory)  # whole and self-consistent before it is vouched for
+    # Checked as publishing checks it, and hashed as it was sent.
+    with staged_publication(directory, repo_id) as (_, files):
+        sent = {f.name: f.sha256 for f in files}
     catalog = read_json(catalog_path)
     entry = catalog.get("checkpoints", {}).get(name)
     if entry is None:
@@ -61,8 +64,8 @@ def pin(catalog_path, name, repo_id, revision, directory):
             f"{catalog_path} has no checkpoint {name!r}; add its entry first. Received: {name!r}"
         )
     entry["hub"] = {"repo_id": repo_id, "revision": revision}
-    entry["sha256"] = sha256_of(directory / WEIGHTS_FILE)
-    entry["metadata_sha256"] = sha256_of(directory / METADATA_FILE)
+    entry["sha256"] = sent[WEIGHTS_FILE]
+    entry["metadata_sha256"] = sent[METADATA_FILE]
     replace_json(catalog_path, catalog)
     return entry
 

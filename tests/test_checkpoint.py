@@ -140,25 +140,32 @@ def test_failed_save_leaves_the_old_checkpoint_intact(saved, monkeypatch):
 
     monkeypatch.setattr(safetensors.numpy, "save_file", broken_writer)
     with pytest.raises(OSError, match="disk full"):
-        save_pretrained(_randomize(tiny_model(), seed=2), path)
+        save_pretrained(_randomize(tiny_model(), seed=2), path, overwrite=True)
     assert {p.name: p.read_bytes() for p in path.iterdir()} == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["ckpt"]  # no temp dir left behind
     load_checkpoint(path)
 
 
-def test_save_replaces_a_checkpoint_but_not_other_directories(saved, tmp_path):
+def test_save_replaces_a_checkpoint_only_when_asked_and_never_other_directories(saved, tmp_path):
     _, path = saved
     new = _randomize(tiny_model(), seed=3)
-    save_pretrained(new, path)
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    with pytest.raises(ValueError, match=r"already holds a checkpoint.*overwrite=True.*Received"):
+        save_pretrained(new, path)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    save_pretrained(new, path, overwrite=True)
     np.testing.assert_array_equal(
         _weights(load_checkpoint(path))["stem_conv/kernel"], _weights(new)["stem_conv/kernel"]
     )
     other = tmp_path / "photos"
     other.mkdir()
     (other / "holiday.jpg").write_bytes(b"jpeg")
-    with pytest.raises(ValueError, match="refusing to replace"):
-        save_pretrained(new, other)
+    with pytest.raises(ValueError, match="not a keras-resblocks checkpoint.*refusing to replace"):
+        save_pretrained(new, other, overwrite=True)
     assert (other / "holiday.jpg").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert save_pretrained(new, empty) == empty
 
 
 def test_new_num_classes_loads_all_but_the_head_and_says_so(saved, caplog):
@@ -428,5 +435,5 @@ def test_written_files_have_the_usual_permissions_under_the_umask(umask, tmp_pat
     assert "reference.safetensors" in files and "README.md" in files
     assert {name: _mode(path / name) for name in files} == dict.fromkeys(files, 0o666 & ~umask)
     # Replacing an existing checkpoint keeps to the same rule.
-    save_pretrained(tiny_model(), path)
+    save_pretrained(tiny_model(), path, overwrite=True)
     assert _mode(path) == 0o777 & ~umask and _mode(path / "config.json") == 0o666 & ~umask

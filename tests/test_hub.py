@@ -429,8 +429,13 @@ def test_imagenet_name_is_ported_from_keras_applications_once(tmp_path, monkeypa
         "resnet50_imagenet", weights_path=weights_path, cache_dir=tmp_path, input_shape=(32, 32, 3)
     )
     assert directory == tmp_path / "resnet50_imagenet"
-    # The next load is local: keras.applications is not asked again.
+    # Porting it again replaces it only when asked, and is refused before any work.
     monkeypatch.setattr(keras.applications, "ResNet50", None)
+    with pytest.raises(ValueError, match=r"already holds a checkpoint.*overwrite=True"):
+        import_keras_applications(
+            "resnet50_imagenet", weights_path=weights_path, cache_dir=tmp_path
+        )
+    # The next load is local: keras.applications is not asked again.
     model = from_pretrained("resnet50_imagenet", cache_dir=tmp_path)
     assert model.output_shape == (None, 1000) and model.load_report.complete
     for ours, theirs in [("stem_conv", "conv1_conv"), ("stage4_block3", "conv5_block3_3_bn")]:

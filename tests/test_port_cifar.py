@@ -302,6 +302,21 @@ def _refused(tmp_path, capsys, source, depth=8, match=""):
     return err
 
 
+def test_a_checkpoint_at_the_output_is_replaced_only_with_overwrite(tmp_path, capsys):
+    source, _ = synthetic_file(tmp_path)
+    out = tmp_path / "resnet8_cifar10_test"
+    args = [source, "--depth", 8, "--output", out]
+    assert _run_cli(args, capsys)[0] == 0
+    written = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, err = _run_cli(args, capsys)
+    assert code == 1 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert "already holds a checkpoint" in err and "(--overwrite)" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == written
+    # The card records the conversion command, which --overwrite does not change.
+    assert _run_cli([*args, "--overwrite"], capsys)[0] == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == written
+
+
 @pytest.mark.parametrize("where", ["in_the_pickle", "in_the_storages"])
 def test_truncated_file_is_refused(tmp_path, capsys, where):
     source, _ = synthetic_file(tmp_path)

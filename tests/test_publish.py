@@ -1,8 +1,11 @@
 """Publishing: the real huggingface_hub client against a loopback Hub (tests/_upload_server.py)."""
 
+import dataclasses
 import hashlib
 import json
 import pathlib
+import re
+import shutil
 import subprocess
 import sys
 
@@ -14,16 +17,28 @@ from safetensors.numpy import load_file, save_file
 
 import keras_resblocks
 from tests._helpers import rewrite_reference
+from tests._hubserver import fake_hub  # noqa: F401  (a fixture: the Hub's download side)
 from tests._upload_server import TOKEN, FakeHub
-from keras_resblocks import Architecture, ResNet, push_to_hub, validate_checkpoint_dir
-from keras_resblocks.checkpoints import REFERENCE_FILE
+from keras_resblocks import (
+    Architecture,
+    ResNet,
+    from_pretrained,
+    push_to_hub,
+    validate_checkpoint_dir,
+    verify_reference,
+)
+from keras_resblocks.checkpoints import (
+    REFERENCE_FILE,
+    CheckpointMetadata,
+    ChecksumError,
+    read_checkpoint,
+)
 from keras_resblocks.checkpoints.reference import write_reference
 from keras_resblocks.cli import main as cli_main
 from keras_resblocks.publish import (
     CHECKPOINT_FILES,
     PublishConflictError,
     PublishError,
-    record_publication,
 )
 
 REPO = "alice/resnet-tiny"
@@ -63,12 +78,12 @@ def write_checkpoint(directory, model, metrics=None):
         "labels": ["a", "b", "c"],
     }
     (directory / "config.json").write_text(json.dumps(config, indent=2))
-    _write_metadata(directory, metrics={"top1": 0.5} if metrics is None else metrics)
     (directory / "README.md").write_text(
         "---\nlibrary_name: keras-resblocks\nlicense: apache-2.0\ntags:\n- image-classification\n"
         "---\n\n# resnet-tiny\n\ntop1 0.5 (synthetic)\n\n"
         'model = from_pretrained("path/to/resnet-tiny")\n'
     )
+    _write_metadata(directory, metrics={"top1": 0.5} if metrics is None else metrics)
     return directory
 
 
@@ -81,6 +96,11 @@ def _write_metadata(directory, **fields):
         "backend": keras.backend.backend(),
         "dataset": "synthetic",
         "recipe": None,
+        "files": {
+            name: hashlib.sha256((directory / name).read_bytes()).hexdigest()
+            for name in ("config.json", "README.md")
+            if (directory / name).exists()
+        },
         **fields,
     }
     (directory / "metadata.json").write_text(json.dumps(metadata, indent=2))
@@ -96,6 +116,38 @@ def _rewrite_weights(directory, change):
 
 def _contents(directory):
     return {name: (directory / name).read_bytes() for name in CHECKPOINT_FILES}
+
+
+def _as_published(directory, names=CHECKPOINT_FILES):
+    """What publishing ``directory`` to REPO sends: its files, but a card that loads the
+    checkpoint from hf://REPO and metadata.json recording the hashes of that card and the
+    config (as the schema reads it: the file is written again)."""
+    sent = {name: (directory / name).read_bytes() for name in names}
+    card = sent["README.md"].decode()
+    local = 'from_pretrained("path/to/resnet-tiny")'
+    assert local in card
+    sent["README.md"] = card.replace(local, f'from_pretrained("hf://{REPO}")').encode()
+    metadata = CheckpointMetadata.from_json(json.loads(sent["metadata.json"]))
+    hashes = {name: hashlib.sha256(sent[name]).hexdigest() for name in ("config.json", "README.md")}
+    sent["metadata.json"] = dataclasses.replace(metadata, files=hashes)
+    return sent
+
+
+def _assert_sent(commit, directory, names=CHECKPOINT_FILES):
+    expected = _as_published(directory, names)
+    changed = dict(commit.changed)
+    metadata = CheckpointMetadata.from_json(json.loads(changed.pop("metadata.json")))
+    assert metadata == expected.pop("metadata.json")
+    assert changed == expected
+
+
+def _hashes(directory):
+    """The sha256 of every file in ``directory`` and below, hidden ones included."""
+    return {
+        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
 
 
 @pytest.fixture
@@ -141,25 +193,31 @@ def _publish(hub, directory, **kwargs):
 
 # -- publishing --------------------------------------------------------------------------
 def test_publish_is_one_commit_of_the_exact_files_and_pins_the_registry(hub, checkpoint, tmp_path):
+    before = _hashes(tmp_path)
     publication = _publish(hub, checkpoint)
 
     assert publication.commit_sha == hub.head(REPO)
     commits = [p for p in hub.paths_requested("POST") if "/commit/" in p]
     assert commits == [f"/api/models/{REPO}/commit/main"]
     commit = hub.repos[REPO].commits[publication.commit_sha]
-    assert commit.changed == _contents(checkpoint) and commit.deleted == publication.deleted == ()
+    assert commit.deleted == publication.deleted == ()
     assert commit.parent == publication.parent_commit
     assert hub.repos[REPO].commits[commit.parent].message == "initial commit"
     assert [f.name for f in publication.files] == list(CHECKPOINT_FILES)
+    assert {f.name: f.sha256 for f in publication.files} == {
+        name: hashlib.sha256(data).hexdigest() for name, data in commit.changed.items()
+    }
 
-    # The published card loads the checkpoint from its repo, and its hash follows.
-    card = (checkpoint / "README.md").read_text()
+    # The published card loads the checkpoint from its repo, and its hash follows; the
+    # directory published is left as it was.
+    card = commit.changed["README.md"].decode()
     assert f'from_pretrained("hf://{REPO}")' in card and "path/to/" not in card
-    assert commit.changed["README.md"] == card.encode()
     assert (
         json.loads(commit.changed["metadata.json"])["files"]["README.md"]
         == hashlib.sha256(card.encode()).hexdigest()
     )
+    _assert_sent(commit, checkpoint)
+    assert _hashes(tmp_path) == before
 
     # A maintainer pins it in a registry with scripts/edit_catalog.py.
     registry = tmp_path / "catalog.json"
@@ -201,10 +259,6 @@ def test_publish_is_one_commit_of_the_exact_files_and_pins_the_registry(hub, che
         }
     }
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-    # The deprecated way still works, for one more release, and says so.
-    with pytest.warns(DeprecationWarning, match="scripts/edit_catalog.py"):
-        record_publication(publication, "other", registry)
-    assert json.loads(registry.read_text())["checkpoints"]["other"]["hub"]["repo_id"] == REPO
 
 
 def test_the_optional_reference_batch_is_published_with_the_rest(hub, checkpoint):
@@ -212,9 +266,7 @@ def test_the_optional_reference_batch_is_published_with_the_rest(hub, checkpoint
     publication = _publish(hub, checkpoint)
     assert [f.name for f in publication.files] == list(CHECKPOINT_FILES) + [REFERENCE_FILE]
     commit = hub.repos[REPO].commits[publication.commit_sha]
-    assert commit.changed == {
-        name: (checkpoint / name).read_bytes() for name in list(CHECKPOINT_FILES) + [REFERENCE_FILE]
-    }
+    _assert_sent(commit, checkpoint, list(CHECKPOINT_FILES) + [REFERENCE_FILE])
 
 
 def test_republishing_without_a_reference_batch_deletes_the_old_one(
@@ -229,7 +281,8 @@ def test_republishing_without_a_reference_batch_deletes_the_old_one(
     second = _publish(hub, second_dir)
     commit = hub.repos[REPO].commits[second.commit_sha]
     assert commit.parent == first.commit_sha and second.deleted == (REFERENCE_FILE,)
-    assert commit.deleted == (REFERENCE_FILE,) and commit.changed == _contents(second_dir)
+    assert commit.deleted == (REFERENCE_FILE,)
+    _assert_sent(commit, second_dir)
     assert sorted(hub.files(REPO)) == sorted([".gitattributes", *CHECKPOINT_FILES])
     assert (
         f"\n  {REFERENCE_FILE}  deleted (left from the previous checkpoint)\n" in second.describe()
@@ -251,31 +304,14 @@ def checkpoint_without_reference(directory):
 def test_cli_publishes_with_env_token_and_endpoint(hub, checkpoint, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     _set_endpoint(monkeypatch, hub.url)
-    registry = tmp_path / "catalog.json"
-    registry.write_text(json.dumps({"checkpoints": {"resnet_tiny": {"dataset": "synthetic"}}}))
-
-    code = main(
-        [
-            str(checkpoint),
-            "--repo-id",
-            REPO,
-            "--private",
-            "--registry-name",
-            "resnet_tiny",
-            "--registry",
-            str(registry),
-        ]
-    )
+    code = main([str(checkpoint), "--repo-id", REPO, "--private"])
 
     assert code == 0
     sha = hub.head(REPO)
     captured = capsys.readouterr()
     assert captured.out == f"{sha}\n"
-    assert "--registry-name is deprecated" in captured.err
     assert hub.repos[REPO].private
     assert hub.files(REPO)["model.safetensors"] == (checkpoint / "model.safetensors").read_bytes()
-    entry = json.loads(registry.read_text())["checkpoints"]["resnet_tiny"]
-    assert entry == {"dataset": "synthetic", "hub": {"repo_id": REPO, "revision": sha}}
 
 
 def test_dry_run_lists_the_files_and_sends_nothing(hub, checkpoint, capsys):
@@ -291,6 +327,112 @@ def test_dry_run_lists_the_files_and_sends_nothing(hub, checkpoint, capsys):
     for f in publication.files:
         assert f.name in out and f.sha256 in out and f"{f.size:,d} bytes" in out
     assert hub.requests == []
+
+
+# -- the directory published is only read -----------------------------------------------
+BUNDLED = ROOT / "weights" / "resnet20_cifar10"
+
+
+@pytest.fixture
+def bundled(tmp_path):
+    """A copy of a bundled checkpoint: every file hashed, a reference batch, real labels."""
+    return pathlib.Path(shutil.copytree(BUNDLED, tmp_path / "publish-me" / BUNDLED.name))
+
+
+@pytest.fixture
+def forged(bundled):
+    """The bundled checkpoint with one class renamed in config.json (cat -> dog)."""
+    config = json.loads((bundled / "config.json").read_text())
+    assert config["labels"][3] == "cat"
+    config["labels"][3] = "dog"
+    (bundled / "config.json").write_text(json.dumps(config, indent=2))
+    return bundled
+
+
+def test_a_forged_label_is_refused_by_publish_and_its_dry_run_and_left_as_it_was(
+    hub, forged, capsys
+):
+    before = _hashes(forged.parent)
+    with pytest.raises(
+        ChecksumError, match=r"sha256 mismatch for config.json.*Refusing to publish"
+    ):
+        _publish(hub, forged)
+    for flags in (["--token", TOKEN], ["--dry-run"]):
+        assert main([str(forged), "--repo-id", REPO, "--endpoint", hub.url, *flags]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1
+        assert captured.err.startswith("error: sha256 mismatch for config.json")
+    assert hub.requests == []
+    assert _hashes(forged.parent) == before
+    with pytest.raises(ChecksumError, match="config.json"):  # still refused by loading
+        read_checkpoint(forged)
+
+
+@pytest.mark.parametrize(
+    "flags, fault, message",
+    [
+        (["--repo-id", REPO, "--endpoint", "{hub}"], None, "Publishing needs a Hugging Face token"),
+        (
+            ["--repo-id", REPO, "--token", TOKEN, "--endpoint", "http://127.0.0.1:9"],  # closed
+            None,
+            r"Cannot reach the Hub at http://127.0.0.1:9 .*nothing was committed.*ConnectError",
+        ),
+        (
+            ["--repo-id", "alice/two words", "--token", TOKEN, "--endpoint", "{hub}"],
+            None,
+            r"`repo_id` must be 'owner/name'.*Received: repo_id='alice/two words'",
+        ),
+        (
+            ["--repo-id", REPO, "--token", "hf_wrong", "--endpoint", "{hub}"],
+            None,
+            "refused this token",
+        ),
+        (["--repo-id", REPO, "--token", TOKEN, "--endpoint", "{hub}"], 500, "rejected the commit"),
+        (["--repo-id", REPO, "--token", TOKEN, "--endpoint", "{hub}"], "drop", "was interrupted"),
+    ],
+    ids=[
+        "no-token",
+        "unreachable",
+        "bad-repo-id",
+        "rejected-token",
+        "commit-500",
+        "commit-dropped",
+    ],
+)
+def test_a_failed_publish_changes_nothing_and_says_why_in_one_line(
+    hub, bundled, capsys, flags, fault, message
+):
+    hub.fail_next_commit = fault
+    before = _hashes(bundled.parent)
+    assert main([str(bundled), *(flag.replace("{hub}", hub.url) for flag in flags)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert re.match(f"error: .*{message}", captured.err), captured.err
+    assert _hashes(bundled.parent) == before
+    read_checkpoint(bundled)
+
+
+def test_a_good_publish_changes_nothing_locally_and_what_it_sent_loads_and_verifies(
+    hub, fake_hub, bundled, tmp_path
+):
+    before = _hashes(bundled.parent)
+    publication = _publish(hub, bundled)
+    assert _hashes(bundled.parent) == before
+
+    sent = dict(hub.files(REPO))
+    for name in ("config.json", "model.safetensors", REFERENCE_FILE):
+        assert sent[name] == (bundled / name).read_bytes()
+    card = sent["README.md"].decode()
+    assert f'from_pretrained("hf://{REPO}")' in card
+    # Loaded as the card says, from the Hub (its download side), every hash checked.
+    fake_hub.commit(REPO, {k: v for k, v in sent.items() if k != ".gitattributes"})
+    model = from_pretrained(f"hf://{REPO}", cache_dir=tmp_path / "cache")
+    assert (
+        model.load_report.sha256
+        == {f.name: f.sha256 for f in publication.files}["model.safetensors"]
+    )
+    assert model.labels == json.loads((bundled / "config.json").read_text())["labels"]
+    assert verify_reference(model).allclose
 
 
 # -- refusals before any request ---------------------------------------------------------

@@ -321,7 +321,7 @@ def test_a_failed_reference_leaves_the_old_checkpoint_intact(checkpoint):
     kernel = broken.get_layer("predictions").kernel
     kernel.assign(np.full(kernel.shape, 3e38, "float32"))
     with pytest.raises(ValueError, match="on `reference_inputs` are not all finite"):
-        save_pretrained(broken, checkpoint, reference_inputs=reference_images())
+        save_pretrained(broken, checkpoint, reference_inputs=reference_images(), overwrite=True)
     assert {p.name: p.read_bytes() for p in checkpoint.iterdir()} == before
     assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["ckpt"]  # no staging left
     assert verify_reference(checkpoint).allclose

@@ -1,10 +1,14 @@
 """Training: end to end on digits, resumption, the NaN guard, schedules, distribution."""
 
+import hashlib
 import json
 import os
 import pathlib
+import re
+import shutil
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -266,6 +270,80 @@ def test_a_run_stopped_by_an_earlier_version_resumes_and_ends_like_an_uninterrup
     for a, b in zip(whole["history"], exact["history"]):
         for key in ("iterations", "train_loss", "train_error", "val_error", "test_error", "lr"):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key
+
+
+# -- the output: never replaced without a word -------------------------------------------
+BUNDLED = REPO / "weights" / "resnet20_cifar10"
+
+
+def _hashes(directory):
+    """The sha256 of every file in ``directory`` and below."""
+    return {
+        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("the run loaded its data or built its model before refusing")
+
+
+@pytest.mark.parametrize(
+    "holds, flags, message",
+    [
+        ("checkpoint", [], r"`output` already holds a checkpoint; refusing to replace it\. "),
+        # --resume continues this work directory's run, which did not write that checkpoint.
+        ("checkpoint", ["--resume"], r"already holds a checkpoint.*\(--overwrite\)"),
+        ("other files", ["--overwrite"], r"not a keras-resblocks checkpoint.*another directory"),
+    ],
+    ids=["checkpoint", "checkpoint-resume", "other-files-overwrite"],
+)
+def test_an_output_that_holds_files_is_refused_in_one_line_before_any_work(
+    tmp_path, capsys, monkeypatch, holds, flags, message
+):
+    import keras_resblocks.training.trainer as trainer
+
+    out = tmp_path / "out"
+    if holds == "checkpoint":
+        shutil.copytree(BUNDLED, out)
+    else:
+        out.mkdir()
+        (out / "notes.txt").write_text("not a checkpoint")
+    before = _hashes(tmp_path)
+    monkeypatch.setattr(trainer, "load_dataset", _no_work)
+    monkeypatch.setattr(trainer, "create_model", _no_work)
+
+    start = time.monotonic()
+    assert main(["--output", str(out), "--verbose", "0", *flags]) == 1
+    assert time.monotonic() - start < 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert re.search(message, err) and err.endswith(f"Received: output={str(out)!r}\n"), err
+    assert _hashes(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_overwrite_replaces_a_checkpoint_and_a_resumed_run_writes_its_own_again(tmp_path, capsys):
+    out = shutil.copytree(BUNDLED, tmp_path / "out")
+    with pytest.raises(ValueError, match=r"already holds a checkpoint.*overwrite=True"):
+        train(output=out, model_overrides=TINY, verbose=0)  # the same rule in Python
+    args = ["--output", str(out), "--iterations", "5", "--verbose", "0", *TINY_FLAGS]
+
+    assert main([*args, "--overwrite"]) == 0
+    assert json.loads((out / "config.json").read_text())["labels"] == [str(i) for i in range(10)]
+    weights = (out / "model.safetensors").read_bytes()
+    # A resumed run whose epochs are all done (it stopped while closing) writes its own
+    # checkpoint again, with the same weights, without --overwrite...
+    assert main([*args, "--resume"]) == 0
+    assert (out / "model.safetensors").read_bytes() == weights
+    _load(out)
+    # ...but not over a checkpoint it did not write.
+    shutil.rmtree(out)
+    shutil.copytree(BUNDLED, out)
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 1
+    assert "already holds a checkpoint" in capsys.readouterr().err
+    assert _hashes(out) == _hashes(BUNDLED)
 
 
 def test_label_smoothing_changes_the_training_loss_only():

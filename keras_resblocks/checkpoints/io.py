@@ -393,38 +393,67 @@ def usual_permissions(path):
 
 
 @contextlib.contextmanager
-def replacing_directory(target):
+def replacing_directory(target, overwrite=False):
     """Yield an empty staging directory beside ``target``; on success it becomes ``target``.
 
-    A failure midway leaves an existing checkpoint at ``target`` untouched, and
-    only a checkpoint (or an empty directory) is ever replaced. The directory and
-    its files get the permissions of :func:`usual_permissions`.
+    A failure midway leaves an existing checkpoint at ``target`` untouched. What may
+    be at ``target`` is :func:`check_overwritable`'s rule, checked before and again
+    just before the swap. The directory and its files get the permissions of
+    :func:`usual_permissions`.
     """
     target = Path(target)
-    _check_overwritable(target)
+    check_overwritable(target, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield staging
         for path in [staging, *staging.iterdir()]:
             usual_permissions(path)
+        check_overwritable(target, overwrite)  # nothing appeared there meanwhile
         _swap_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def _check_overwritable(target):
-    # Only ever replace something that is itself a checkpoint: never wipe a
-    # user's unrelated directory because its path was mistyped.
+def check_overwritable(target, overwrite=False, name="directory"):
+    """Raise a ``ValueError`` unless a checkpoint may be written at ``target``.
+
+    Nothing there or an empty directory: yes. A checkpoint (it has ``config.json``):
+    only with ``overwrite``. Anything else is never replaced, so a mistyped path
+    cannot wipe a user's unrelated directory. ``name`` is the argument the message
+    names (``Received: name=...``).
+
+    Example:
+
+    >>> import pathlib, tempfile
+    >>> from keras_resblocks.checkpoints.io import check_overwritable
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (run / "config.json").write_text("{}")
+    >>> check_overwritable(run, overwrite=True)
+    >>> check_overwritable(run, name="output")
+    Traceback (most recent call last):
+    ...
+    ValueError: `output` already holds a checkpoint; refusing to replace it. Pass overwrite=True (--overwrite) to replace it, or choose another directory. Received: output='...'
+    """
+    target = Path(target)
+    received = f"Received: {name}={str(target)!r}"
     if not target.exists():
         return
     if not target.is_dir():
-        raise ValueError(f"`directory` exists and is not a directory. Received: {str(target)!r}")
-    if any(target.iterdir()) and not (target / CONFIG_FILE).is_file():
+        raise ValueError(f"`{name}` exists and is not a directory. {received}")
+    if not any(target.iterdir()):
+        return
+    if not (target / CONFIG_FILE).is_file():
         raise ValueError(
-            "`directory` exists, is not empty and is not a keras-resblocks checkpoint "
-            f"(no {CONFIG_FILE}); refusing to replace it. Received: {str(target)!r}"
+            f"`{name}` exists, is not empty and is not a keras-resblocks checkpoint (no "
+            f"{CONFIG_FILE}); refusing to replace it: choose another directory. {received}"
+        )
+    if not overwrite:
+        raise ValueError(
+            f"`{name}` already holds a checkpoint; refusing to replace it. Pass "
+            f"overwrite=True (--overwrite) to replace it, or choose another directory. "
+            f"{received}"
         )
 
 

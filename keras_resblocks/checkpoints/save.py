@@ -21,6 +21,7 @@ from keras_resblocks.checkpoints.format import (
     CheckpointMetadata,
 )
 from keras_resblocks.checkpoints.io import (
+    check_overwritable,
     check_weights,
     replacing_directory,
     sha256_of,
@@ -41,11 +42,15 @@ def save_pretrained(
     command=None,
     license="apache-2.0",
     reference_inputs=None,
+    overwrite=False,
     **metadata,
 ):
     """Write ``model`` as a checkpoint directory (config, safetensors, metadata, card).
 
-    The directory is first written beside the target under a temporary name and
+    ``directory`` must not exist yet or be empty; a checkpoint already there is
+    replaced only with ``overwrite=True``, and a directory holding anything else
+    never is (see :func:`~keras_resblocks.checkpoints.io.check_overwritable`). The
+    directory is first written beside the target under a temporary name and
     then renamed into place, so a failure midway leaves an existing checkpoint
     untouched. ``metrics`` (``{"accuracy": 0.91, ...}``) must come with the
     ``command`` that measured them; both go into the model card and its
@@ -99,6 +104,7 @@ def save_pretrained(
     )
     if reference_inputs is not None:
         reference_inputs = check_reference_inputs(reference_inputs, model.image_shape)
+    check_overwritable(directory, overwrite)  # before any work
     tensors = {}
     for variable in model.variables:
         if variable.path in tensors:
@@ -108,7 +114,7 @@ def save_pretrained(
         tensors[variable.path] = np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
     check_weights(tensors, f"model {model.name!r}")  # refused now, as loading would refuse it
 
-    with replacing_directory(directory) as staging:
+    with replacing_directory(directory, overwrite) as staging:
         write_json(staging / CONFIG_FILE, config.to_json())
         safetensors.numpy.save_file(
             tensors, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT}

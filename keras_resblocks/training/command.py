@@ -161,6 +161,12 @@ def add_train_arguments(parser):
     run = parser.add_argument_group("run")
     run.add_argument("--output", default=None, help="checkpoint directory written at the end")
     run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the checkpoint already at --output (without it, an --output that "
+        "holds files is refused before training starts)",
+    )
+    run.add_argument(
         "--work-dir", default=None, help="history.csv and backups (default <output>.work)"
     )
     run.add_argument(
@@ -261,6 +267,7 @@ def run_train(args, command=None):
             command=command,
             deadline=args.deadline,
             data_note=args.data_note,
+            overwrite=args.overwrite,
         )
     except (DatasetError, NonFiniteLossError, ValueError) as e:
         raise CommandError(str(e)) from e

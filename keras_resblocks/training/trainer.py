@@ -20,6 +20,8 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
+from keras_resblocks.checkpoints.format import METADATA_FILE
+from keras_resblocks.checkpoints.io import check_overwritable, sha256_of
 from keras_resblocks.models import create_model
 from keras_resblocks.training.augment import RandomCropFlip, ResidentImages
 from keras_resblocks.training.callbacks import (
@@ -60,6 +62,7 @@ __all__ = [
 ]
 
 BACKUP_DIR = "backup"
+OUTPUT_RECORD = "output.json"  # in the backup: the checkpoint this run wrote, by its hash
 REFERENCE_IMAGES = 8  # stored with the checkpoint, see keras_resblocks.verify_reference
 
 
@@ -98,6 +101,51 @@ def _backup_epoch(backup_dir):
     if not meta.exists():
         return 0
     return int(json.loads(meta.read_text())["epoch"])
+
+
+def check_output(output, backup_dir, resume=False, overwrite=False):
+    """Refuse, before any work, an ``output`` that the checkpoint may not replace; return
+    whether it may be replaced.
+
+    Writing where nothing is, or into an empty directory, is always allowed; replacing a
+    checkpoint only with ``overwrite``, or when ``resume`` continues the run that wrote
+    it (the backup records its hash); a directory holding anything else, never (see
+    :func:`~keras_resblocks.checkpoints.io.check_overwritable`).
+
+    Example:
+
+    >>> import pathlib, tempfile
+    >>> from keras_resblocks.training.trainer import check_output
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (run / "config.json").write_text("{}")
+    >>> check_output(run, run / "work" / "backup", overwrite=True)
+    True
+    >>> check_output(run, run / "work" / "backup", resume=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: `output` already holds a checkpoint; refusing to replace it. Pass overwrite=True (--overwrite) to replace it, or choose another directory. Received: output='...'
+    """
+    if output is None:
+        return False
+    own = resume and _written_by_this_run(output, backup_dir)
+    check_overwritable(output, overwrite or own, name="output")
+    return overwrite or own
+
+
+def _written_by_this_run(output, backup_dir):
+    # The hash of metadata.json (which holds the weights' hash, the run's times...)
+    # names the checkpoint, wherever the run and its output have been moved since.
+    record = pathlib.Path(backup_dir) / OUTPUT_RECORD
+    metadata = pathlib.Path(output) / METADATA_FILE
+    if not record.is_file() or not metadata.is_file():
+        return False
+    return json.loads(record.read_text()).get("metadata_sha256") == sha256_of(metadata)
+
+
+def _record_output(output, backup_dir):
+    if pathlib.Path(backup_dir).is_dir():
+        record = {"metadata_sha256": sha256_of(pathlib.Path(output) / METADATA_FILE)}
+        (pathlib.Path(backup_dir) / OUTPUT_RECORD).write_text(json.dumps(record) + "\n")
 
 
 def epoch_order(seed, epoch, num_images, steps_per_epoch, batch_size):
@@ -205,6 +253,7 @@ def train(
     verbose="auto",
     deadline=None,
     data_note=None,
+    overwrite=False,
 ):
     """Train a model of the zoo and write it as a checkpoint directory.
 
@@ -215,7 +264,9 @@ def train(
         recipe: a preset name or a :class:`Recipe` (see :func:`get_recipe`).
         output: the checkpoint directory, written atomically at the end
             (``None``: no checkpoint), with a reference batch of the first 8 test
-            images (training images without a test split).
+            images (training images without a test split). It must not exist yet
+            or be empty, unless ``overwrite`` (or ``resume``, when this run wrote
+            it); this is checked before any work.
         work_dir: where history.csv and the backups for ``resume`` go
             (default ``<output>.work``).
         resume: continue from the backup in ``work_dir``; without it an
@@ -237,6 +288,8 @@ def train(
             epoch, keeps its backup and returns unfinished (``finished`` false,
             no checkpoint); ``resume=True`` continues it exactly.
         data_note: a sentence about the data for the model card.
+        overwrite: replace a checkpoint already at ``output`` (never a directory
+            holding anything else).
 
     Returns a :class:`TrainResult`; an unfinished run (stopped at
     ``deadline``) has empty ``metrics`` and no ``output``.
@@ -268,6 +321,7 @@ def train(
                 f"to continue it, or choose another work directory. Received: work_dir={work_dir}"
             )
         initial_epoch = 0
+    replace_output = check_output(output, backup_dir, resume, overwrite)
     policy = {
         None: "float32",
         "float32": "float32",
@@ -463,9 +517,11 @@ def train(
             recipe=recipe.to_dict(),
             command=command,
             reference_inputs=reference_source[:REFERENCE_IMAGES],
+            overwrite=replace_output,
             **run_info,
             **({"data_note": data_note} if data_note else {}),
         )
+        _record_output(out, backup_dir)
     return TrainResult(True, metrics, recipe, history, net, out, run_info)
 
 
