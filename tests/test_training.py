@@ -280,21 +280,21 @@ def test_a_run_stopped_by_an_earlier_version_resumes_and_ends_like_an_uninterrup
 
     whole = train(work_dir=tmp_path / "whole", **KWARGS)
     stopped = train(work_dir=tmp_path / "today", deadline=time.time(), **KWARGS)
-    assert not stopped["finished"]
+    assert not stopped.finished
     work = tmp_path / "old-run"
     _state_in_old_layout(HERE / "backup_v1", tmp_path / "today", work)
     first_epoch = read_history(work / "history.csv")[0]
     assert "test_images" not in first_epoch  # the old layout indeed
 
     resumed = train(work_dir=work, resume=True, **KWARGS)
-    assert resumed["finished"] and [row["epoch"] for row in resumed["history"]] == [1, 2]
+    assert resumed.finished and [row["epoch"] for row in resumed.history] == [1, 2]
     # The earlier version's row is kept as it was; the columns added since are empty there.
-    assert {k: resumed["history"][0][k] for k in first_epoch} == first_epoch
-    assert resumed["history"][0]["test_images"] is None
-    assert resumed["history"][1]["test_images"] == len(load_dataset("digits").x_test)
-    for a, b in zip(whole["model"].get_weights(), resumed["model"].get_weights()):
+    assert {k: resumed.history[0][k] for k in first_epoch} == first_epoch
+    assert resumed.history[0]["test_images"] is None
+    assert resumed.history[1]["test_images"] == len(load_dataset("digits").x_test)
+    for a, b in zip(whole.model.get_weights(), resumed.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
-    for a, b in zip(whole["history"], resumed["history"]):
+    for a, b in zip(whole.history, resumed.history):
         for key in ("iterations", "train_loss", "train_error", "val_error", "test_error", "lr"):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
 
