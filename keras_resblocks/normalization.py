@@ -40,8 +40,9 @@ class BatchNormalization(keras.layers.BatchNormalization):
     >>> from keras_resblocks.normalization import BatchNormalization
     >>> x = np.random.default_rng(0).normal(3.0, 2.0, (4, 5, 5, 8)).astype("float32")
     >>> y = BatchNormalization()(x, training=True)
-    >>> print(f"{float(np.mean(y)):.3f} {float(np.std(y)):.3f}")
-    0.000 1.000
+    >>> # The mean is 0 to rounding, whose sign depends on the CPU's kernels.
+    >>> bool(abs(float(np.mean(y))) < 1e-5), round(float(np.std(y)), 3)
+    (True, 1.0)
     """
 
     def _fusable(self, inputs, mask):
