@@ -65,6 +65,8 @@ _EXPORTS = {
     "push_to_hub": "keras_resblocks.publish",
     "validate_checkpoint_dir": "keras_resblocks.publish",
     "freeze_backbone": "keras_resblocks.transfer",
+    "list_architectures": "keras_resblocks.listing",
+    "list_checkpoints": "keras_resblocks.listing",
 }
 __all__ = ["__version__", *_EXPORTS]
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

@@ -9,6 +9,7 @@ with its code.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 
 
@@ -54,8 +55,6 @@ def command_line(argv=None, program=None):
     ...               "--dataset=/home/me/data/cifar.tar.gz"])
     "keras-resblocks train --output 'my run' --dataset=.../cifar.tar.gz"
     """
-    import shlex
-
     argv = list(sys.argv if argv is None else argv)
     if program is None:
         program = os.path.basename(argv[0]) if argv else "keras-resblocks"
@@ -76,3 +75,46 @@ def _without_local_path(arg):
     else:
         value = ".../" + os.path.basename(value.rstrip(os.sep)) if value.strip(os.sep) else value
     return option + equals + value
+
+
+# Options of a recorded training command that concern only the machine it ran on.
+_LOCAL_OPTIONS = {"--work-dir", "--deadline", "--verbose", "--data-note", "--data-cache"}
+
+
+def reproduction_command(command):
+    """A run's recorded command as a user would retype it on their own copy of the data.
+
+    The program becomes ``keras-resblocks``; options that only say where and how this
+    run kept its state (``--work-dir``, ``--deadline``, ``--resume``, ``--verbose``,
+    ``--data-note``, ``--data-cache``) are left out; the data set and the output keep
+    their file names only.
+
+    Example:
+
+    >>> from keras_resblocks._command import reproduction_command
+    >>> reproduction_command("python -m keras_resblocks train --model resnet20 --dataset "
+    ...              "../data/cifar10-jpeg.tar.gz --work-dir zoo/cifar10/resnet20 --output "
+    ...              "weights/resnet20_cifar10 --deadline 2026-12-01T17:49:00 --recipe budget "
+    ...              "--data-note 'JPEG copy' --seed 0 --resume")
+    'keras-resblocks train --model resnet20 --dataset cifar10-jpeg.tar.gz --output resnet20_cifar10 --recipe budget --seed 0'
+    """
+    words = shlex.split(command)
+    if words[:3] == ["python", "-m", "keras_resblocks"]:  # how the zoo runs the trainer
+        words = ["keras-resblocks"] + words[3:]
+    elif words[:1] == ["python"] and len(words) > 1 and words[1].startswith("scripts/"):
+        words = ["python", "-m", words[1].removesuffix(".py").replace("/", ".")] + words[2:]
+    kept, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        option = word.split("=", 1)[0]
+        if option in _LOCAL_OPTIONS:
+            skip = "=" not in word
+            continue
+        if word == "--resume":
+            continue
+        if kept and kept[-1] in ("--dataset", "--output"):
+            word = os.path.basename(word.rstrip("/"))
+        kept.append(word)
+    return shlex.join(kept)

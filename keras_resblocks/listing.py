@@ -3,14 +3,32 @@ knows, read without loading a deep-learning backend."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
+import re
 
-from keras_resblocks._command import CommandError, printable
+from keras_resblocks._command import CommandError, UsageError, printable
 
 
 def add_list_arguments(parser):
     """The options of ``keras-resblocks list``."""
+    parser.add_argument(
+        "pattern", nargs="?", default="*", help="names to show, with wildcards: 'resnet5*'"
+    )
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--pretrained", action="store_true", help="only pretrained checkpoints")
+    kind.add_argument("--architectures", action="store_true", help="only architectures")
+    parser.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="CONDITION",
+        help="keep rows where COLUMN<VALUE (also <=, >, >=, =, !=; numbers may end in K, M, "
+        "G; = and != take wildcards), e.g. 'parameters<1M' or 'dataset=cifar10*'; repeatable",
+    )
+    parser.add_argument("--sort", metavar="COLUMN", help="sort by a column (smallest first)")
+    parser.add_argument("--descending", action="store_true", help="with --sort: largest first")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
@@ -23,8 +41,10 @@ def add_info_arguments(parser):
     return parser
 
 
-def _architecture_rows():
-    from keras_resblocks import Architecture, list_models, parameter_count
+def architecture_rows():
+    """The named architectures as rows of ``keras-resblocks list``: name, family, block,
+    depth, parameters and multiply-accumulates at the stem's input size."""
+    from keras_resblocks import Architecture, list_models, multiply_accumulates, parameter_count
 
     rows = []
     for name in list_models():
@@ -39,95 +59,201 @@ def _architecture_rows():
                 + (" bottleneck" if arch.bottleneck else ""),
                 "depth": arch.depth,
                 "parameters": parameter_count(arch),
+                "macs": multiply_accumulates(arch),
             }
         )
     return rows
 
 
-def _checkpoint_rows():
+def checkpoint_rows():
+    """The pretrained checkpoints as rows of ``keras-resblocks list``: every field of
+    :class:`keras_resblocks.Pretrained` but its raw catalogue entry."""
+    import dataclasses
+
     from keras_resblocks import list_pretrained
 
     rows = []
     for name, entry in sorted(list_pretrained().items()):
-        source = entry.source if entry.source == "bundled" else entry.location
-        if entry.ported_from:
-            source += f", ported from {entry.ported_from.split('@')[0]}"
-        rows.append(
-            dict(
-                _listing(entry),
-                kind="checkpoint",
-                source=source,
-                measured_on=(entry.measured_on or "").removeprefix("the ") or None,
-            )
+        row = {k: v for k, v in dataclasses.asdict(entry).items() if k != "entry"}
+        row.update(
+            kind="checkpoint", measured_on=(entry.measured_on or "").removeprefix("the ") or None
         )
+        rows.append(row)
     return rows
 
 
-def _listing(entry):
-    """A :class:`Pretrained` as JSON, without its raw catalogue entry."""
-    import dataclasses
-
-    return {k: v for k, v in dataclasses.asdict(entry).items() if k != "entry"}
+_CONDITION = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|!=|<|>|=)\s*(.+?)\s*$")
+_SUFFIXES = {"K": 1e3, "M": 1e6, "G": 1e9}
 
 
-_HEADS = {"size_mb": "SIZE", "measured_on": "MEASURED ON"}
+def _number(text):
+    scale = _SUFFIXES.get(text[-1:].upper(), 1)
+    return float(text[:-1] if scale != 1 else text) * scale
+
+
+def select(rows, pattern="*", where=(), sort=None, columns=None):
+    """The rows whose name matches ``pattern`` (wildcards) and every ``where`` condition,
+    sorted by ``sort`` (a column; ``-column`` from the largest; rows without a value last).
+    ``columns``: the names ``where`` and ``sort`` may use (default: the rows' keys).
+
+    Example:
+
+    >>> from keras_resblocks.listing import select
+    >>> rows = [{"name": "resnet20", "parameters": 271098, "dataset": "cifar10"},
+    ...         {"name": "resnet50", "parameters": 25636712, "dataset": "imagenet-1k"}]
+    >>> [r["name"] for r in select(rows, "resnet*", ["parameters<1M"])]
+    ['resnet20']
+    >>> [r["name"] for r in select(rows, where=["dataset=cifar*"], sort="-parameters")]
+    ['resnet20']
+    >>> select(rows, where=["size>1"])
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown column in --where; the columns are ['dataset', 'name', 'parameters']. Received: 'size>1'
+    """
+    columns = sorted(columns or {key for row in rows for key in row})
+    conditions = []
+    for text in where:
+        match = _CONDITION.match(text)
+        if not match:
+            raise ValueError(
+                f"A --where condition is COLUMN<VALUE (or <=, >, >=, =, !=). Received: {text!r}"
+            )
+        column, operator, value = match.groups()
+        if column not in columns:
+            raise ValueError(
+                f"Unknown column in --where; the columns are {columns}. Received: {text!r}"
+            )
+        conditions.append((column, operator, value))
+    kept = [
+        row
+        for row in rows
+        if fnmatch.fnmatchcase(row["name"], pattern)
+        and all(_holds(row.get(c), op, v) for c, op, v in conditions)
+    ]
+    if sort:
+        column = sort.lstrip("-")
+        if column not in columns:
+            raise ValueError(
+                f"Unknown column in --sort; the columns are {columns}. Received: {sort!r}"
+            )
+        present = [r for r in kept if r.get(column) is not None]
+        absent = [r for r in kept if r.get(column) is None]
+        kept = sorted(present, key=lambda r: r[column], reverse=sort.startswith("-")) + absent
+    return kept
+
+
+def _holds(value, operator, wanted):
+    if value is None or isinstance(value, (dict, list)):
+        return False
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            wanted = _number(wanted)
+        except ValueError:
+            raise ValueError(f"A number is needed to compare with. Received: {wanted!r}") from None
+    elif operator in ("=", "!="):
+        match = fnmatch.fnmatchcase(str(value), wanted)
+        return match if operator == "=" else not match
+    else:
+        value = str(value)
+    return {
+        "<": value < wanted,
+        "<=": value <= wanted,
+        ">": value > wanted,
+        ">=": value >= wanted,
+        "=": value == wanted,
+        "!=": value != wanted,
+    }[operator]
+
+
+def list_checkpoints(pattern="*", where=(), sort=None, columns=None):
+    """The rows ``keras-resblocks list --pretrained`` prints (and ``--json`` gives): see
+    :func:`checkpoint_rows` and :func:`select`.
+
+    Example: the most accurate CIFAR-10 ResNet under a million parameters.
+
+    >>> from keras_resblocks import list_checkpoints
+    >>> best = list_checkpoints("resnet*", ["dataset=cifar10*", "parameters<1M"], "-accuracy")[0]
+    >>> best["name"], best["origin"], best["accuracy"] > 0.89
+    ('resnet56_cifar10_90epochs', 'trained here', True)
+    """
+    return select(checkpoint_rows(), pattern, where, sort, columns)
+
+
+def list_architectures(pattern="*", where=(), sort=None, columns=None):
+    """The rows ``keras-resblocks list --architectures`` prints: see
+    :func:`architecture_rows` and :func:`select`."""
+    return select(architecture_rows(), pattern, where, sort, columns)
+
+
+_HEADS = {"file_mb": "FILE", "measured_on": "MEASURED ON", "accuracy_spread": "SEEDS"}
+
+
+def _cell(row, column):
+    value = row.get(column)
+    if value is None:
+        return "-"
+    if column == "parameters":
+        return f"{value / 1e6:.2f}M"
+    if column == "macs":
+        return f"{value / 1e9:.2f}G" if value >= 1e9 else f"{value / 1e6:.0f}M"
+    if column == "accuracy":
+        return f"{100 * value:.2f}%"
+    if column == "accuracy_spread":
+        return f"{100 * value['min']:.2f}-{100 * value['max']:.2f}% ({len(value['seeds'])})"
+    if column == "file_mb":
+        return f"{value:.1f} MB"
+    if column == "source" and value == "keras.applications":
+        return "keras.applications (download)"
+    return printable(str(value)).replace("\n", " ")
 
 
 def _table(rows, columns):
-    def cell(row, column):
-        value = row.get(column)
-        if value is None:
-            return "-"
-        if column == "parameters":
-            return f"{value / 1e6:.2f}M"
-        if column == "accuracy":
-            return f"{100 * value:.2f}%"
-        if column == "size_mb":
-            return f"{value:.1f} MB"
-        return str(value)
-
-    cells = [[cell(r, c) for c in columns] for r in rows]
-    widths = [
-        max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
-        for i, c in enumerate(columns)
-    ]
+    cells = [[_cell(r, c) for c in columns] for r in rows]
     heads = [_HEADS.get(c, c.upper()) for c in columns]
-    widths = [max(w, len(h)) for w, h in zip(widths, heads)]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(heads)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(line.rstrip() for line in lines)
 
 
 def run_list(args):
-    architectures = _architecture_rows()
-    checkpoints = _checkpoint_rows()
+    if args.descending and not args.sort:
+        raise UsageError("--descending needs --sort COLUMN")
+    if args.sort and args.descending:
+        args.sort = "-" + args.sort.lstrip("-")
+    tables = {
+        "architectures": (architecture_rows() if not args.pretrained else []),
+        "checkpoints": (checkpoint_rows() if not args.architectures else []),
+    }
+    # A column of either table may be named; rows without it do not match.
+    columns = {key for rows in tables.values() for row in rows for key in row}
+    try:
+        architectures, checkpoints = (
+            select(rows, args.pattern, args.where, args.sort, columns) for rows in tables.values()
+        )
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     if args.json:
         print(json.dumps({"architectures": architectures, "checkpoints": checkpoints}, indent=1))
         return 0
-    print("Architectures (keras_resblocks.create_model(NAME)):")
-    print(_table(architectures, ["name", "family", "block", "depth", "parameters"]))
-    print()
-    print("Pretrained checkpoints (keras_resblocks.from_pretrained(NAME)):")
-    print(
-        _table(
-            checkpoints,
-            [
-                "name",
-                "architecture",
-                "parameters",
-                "size_mb",
-                "dataset",
-                "accuracy",
-                "measured_on",
-                "source",
-            ],
+    if not args.pretrained:
+        print("Architectures (keras_resblocks.create_model(NAME)):")
+        columns = ["name", "family", "block", "depth", "parameters", "macs"]
+        print(_table(architectures, columns) if architectures else "(none match)")
+    if not args.architectures:
+        if not args.pretrained:
+            print()
+        print("Pretrained checkpoints (keras_resblocks.from_pretrained(NAME)):")
+        columns = ["name", "architecture", "parameters", "macs", "file_mb", "dataset"]
+        columns += ["accuracy", "accuracy_spread", "measured_on", "origin", "source"]
+        print(_table(checkpoints, columns) if checkpoints else "(none match)")
+        print(
+            "ACCURACY: top-1 measured by this package; SEEDS: its range over runs of the same "
+            "recipe with other seeds (how many); MACS: multiply-accumulates per image at the "
+            "checkpoint's input size; ORIGIN: trained by this package or ported from another "
+            "project's weights. What each was trained on, where it was ported from and how to "
+            "reproduce it: `keras-resblocks info NAME` or `list --json`."
         )
-    )
-    print(
-        "ACCURACY: top-1, measured by this package (SIZE: the float32 weights). Ported "
-        "checkpoints were not trained by this package; the data they were measured on and "
-        "upstream's figures are in `keras-resblocks info NAME`."
-    )
     return 0
 
 
@@ -165,7 +291,7 @@ def run_info(args):
         if entry.entry.get("bundled"):
             card_file = weights_root() / entry.entry["bundled"] / CARD_FILE
             card = printable(card_file.read_text(encoding="utf-8"))
-        listing = dict(_listing(entry), entry=entry.entry)
+        listing = dict(next(r for r in checkpoint_rows() if r["name"] == name), entry=entry.entry)
         if args.json:
             print(json.dumps(listing, indent=1))
         else:

@@ -23,6 +23,7 @@ from keras_resblocks._suggest import SEE_ALL, did_you_mean
 from keras_resblocks.checkpoints.format import (
     CONFIG_FILE,
     METADATA_FILE,
+    WEIGHTS_FILE,
     REFERENCE_ATOL,
     REFERENCE_RTOL,
     Provenance,
@@ -57,6 +58,17 @@ class Pretrained:
             project rather than trained by this package, else None.
         license: the weights' licence.
         description: one sentence about the weights.
+        macs: multiply-accumulates of one image's forward pass at the checkpoint's
+            input size (:func:`keras_resblocks.multiply_accumulates`).
+        file_mb: the size of its weights file in MB, where it is in the package.
+        accuracy_spread: where the same recipe was trained with several seeds, the
+            ``accuracy`` of each (``{"seeds": [...], "accuracies": [...], "min", "max",
+            "mean"}``), else None.
+        origin: ``"trained here"`` (by this package) or ``"ported"`` (converted from
+            another project's weights).
+        trained_on: the data the weights were trained on, where known.
+        command: the command that reproduces the weights (training, or the conversion of
+            ported ones), where recorded.
         entry: the raw entry of ``weights/catalog.json``.
     """
 
@@ -73,6 +85,12 @@ class Pretrained:
     ported_from: Optional[str]
     license: Optional[str]
     description: str
+    macs: int
+    file_mb: Optional[float]
+    accuracy_spread: Optional[dict]
+    origin: str
+    trained_on: Optional[str]
+    command: Optional[str]
     entry: dict = dataclasses.field(repr=False)
 
     def summary(self):
@@ -116,17 +134,18 @@ def list_pretrained():
 
 
 def _describe(name, entry):
-    from keras_resblocks.architecture import Architecture, parameter_count
+    from keras_resblocks._command import reproduction_command
+    from keras_resblocks.architecture import Architecture, multiply_accumulates, parameter_count
 
     metrics = entry.get("metrics") or {}
     metric = next((m for m in ("test_accuracy", "top1_accuracy", "accuracy") if m in metrics), None)
-    meta, num_classes = {}, None
+    meta, model, file_mb = {}, {}, None
     if entry.get("bundled"):
         directory = catalog.weights_root() / entry["bundled"]
         meta = _json_or_empty(directory / METADATA_FILE)
-        num_classes = (_json_or_empty(directory / CONFIG_FILE).get("model") or {}).get(
-            "num_classes"
-        )
+        model = _json_or_empty(directory / CONFIG_FILE).get("model") or {}
+        weights = directory / WEIGHTS_FILE
+        file_mb = round(weights.stat().st_size / 1e6, 2) if weights.is_file() else None
         source, location = "bundled", f"keras_resblocks/weights/{entry['bundled']}"
     elif entry.get("hub"):
         hub_entry = entry["hub"]
@@ -135,6 +154,7 @@ def _describe(name, entry):
     else:
         source = "keras.applications"
         location = f"keras.applications.{entry['keras_applications']} (download on first use)"
+    num_classes = model.get("num_classes")
     measured_on, data_note = None, None
     if metric is not None:
         measurement = metadata_detail(meta, "measurement")
@@ -142,8 +162,23 @@ def _describe(name, entry):
         images = measurement.get("images") or metadata_detail(meta, "data").get("test")
         measured_on = f"the {split} split" + (f", {images:,} images" if images else "")
         data_note = measurement.get("data") or metadata_detail(meta, "data_note")
-    parameters = parameter_count(Architecture.named(entry["architecture"]), num_classes=num_classes)
+    architecture = Architecture.named(entry["architecture"])
+    parameters = parameter_count(architecture, num_classes=num_classes)
+    input_shape = model.get("input_shape")
+    macs = multiply_accumulates(
+        architecture,
+        input_shape=input_shape if input_shape and None not in input_shape else None,
+        num_classes=num_classes,
+    )
     ported = entry.get("ported_from")
+    origin = "ported" if ported or entry.get("keras_applications") else "trained here"
+    trained_on = entry.get("trained_on")
+    data = metadata_detail(meta, "data")
+    if trained_on is None and origin == "trained here" and (data.get("name") or data.get("source")):
+        train = data.get("train")
+        trained_on = (data.get("name") or data["source"]) + (f", {train:,} images" if train else "")
+    recorded = meta.get("converted_by") if origin == "ported" else meta.get("command")
+    command = reproduction_command(recorded) if isinstance(recorded, str) else None
     return Pretrained(
         name=name,
         architecture=entry["architecture"],
@@ -158,6 +193,12 @@ def _describe(name, entry):
         ported_from=ported,
         license=entry.get("license"),
         description=entry.get("description") or "",
+        macs=macs,
+        file_mb=file_mb,
+        accuracy_spread=entry.get("spread"),
+        origin=origin,
+        trained_on=trained_on,
+        command=command,
         entry=entry,
     )
 

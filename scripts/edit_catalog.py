@@ -2,6 +2,7 @@
 
     python -m scripts.edit_catalog pin NAME --repo-id OWNER/NAME --revision SHA --from DIR
     python -m scripts.edit_catalog rehash [NAME ...]
+    python -m scripts.edit_catalog set NAME [NAME ...] --key KEY --value JSON
 
 ``pin`` records that checkpoint ``NAME`` is published at commit ``SHA`` of the Hub
 repo (what ``keras-resblocks publish`` printed), with the sha256 of the weights and
@@ -19,6 +20,7 @@ This works on the repository's files, never on an installed copy of the package.
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import re
 import sys
@@ -46,6 +48,19 @@ def set_entries(catalog_path, entries):
     catalog.setdefault("checkpoints", {}).update(entries)
     replace_json(catalog_path, catalog)
     return rehash(catalog_path, list(entries))
+
+
+def set_field(catalog_path, names, key, value):
+    """Set one field of existing entries (``trained_on``, ``description``, ...) to ``value``."""
+    catalog = read_json(catalog_path)
+    checkpoints = catalog.get("checkpoints", {})
+    unknown = sorted(set(names) - set(checkpoints))
+    if unknown:
+        raise ValueError(f"{catalog_path} has no checkpoint {unknown}. Received: {list(names)}")
+    for name in names:
+        checkpoints[name][key] = value
+    replace_json(catalog_path, catalog)
+    return list(names)
 
 
 def pin(catalog_path, name, repo_id, revision, directory):
@@ -113,11 +128,18 @@ def main(argv=None):
     )
     p = sub.add_parser("rehash", help="record the hashes of bundled checkpoints")
     p.add_argument("names", nargs="*")
+    p = sub.add_parser("set", help="set one field of existing entries")
+    p.add_argument("names", nargs="+")
+    p.add_argument("--key", required=True)
+    p.add_argument("--value", required=True, help="the value, as JSON")
     args = parser.parse_args(argv)
     try:
         if args.command == "pin":
             pin(args.catalog, args.name, args.repo_id, args.revision, args.directory)
             print(f"pinned {args.name} -> {args.repo_id}@{args.revision}")
+        elif args.command == "set":
+            value = json.loads(args.value)
+            print("set " + ", ".join(set_field(args.catalog, args.names, args.key, value)))
         else:
             print("rehashed " + ", ".join(rehash(args.catalog, args.names)))
     except (ValueError, OSError) as error:

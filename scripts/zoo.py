@@ -217,10 +217,78 @@ def describe(plan, run, meta):
     )
 
 
+def seed_spread(zoo, run, meta):
+    """The test accuracy of a bundled run and of its finished runs with other seeds
+    (``seed_of``): ``{"metric", "seeds", "accuracies", "min", "max", "mean"}``, or ``None``
+    where it has no such runs. A run of the same seed (on another machine) is left out.
+
+    Example:
+
+    >>> import json, pathlib, tempfile
+    >>> from scripts.zoo import Zoo, seed_spread
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "zoo" / "cifar10" / "r_seed1").mkdir(parents=True)
+    >>> plan = {"epochs": 1, "runs": ["r", {"run": "r_seed1", "model": "r", "seed_of": "r",
+    ...     "bundle": False}]}
+    >>> _ = (root / "zoo" / "cifar10" / "plan.json").write_text(json.dumps(plan))
+    >>> seed1 = {"seed": 1, "metrics": {"test_accuracy": 0.8}}
+    >>> _ = (root / "zoo" / "cifar10" / "r_seed1" / "metadata.json").write_text(json.dumps(seed1))
+    >>> run = plan_runs(plan)[0]
+    >>> seed_spread(Zoo(root), run, {"seed": 0, "metrics": {"test_accuracy": 0.9}})["mean"]
+    0.85
+    """
+    seeds = {meta.get("seed"): meta["metrics"]["test_accuracy"]}
+    for other in plan_runs(zoo.plan):
+        path = zoo.runs / other["run"] / "metadata.json"
+        if other["seed_of"] != run["run"] or not path.is_file():
+            continue
+        other_meta = json.loads(path.read_text())
+        seeds.setdefault(other_meta.get("seed"), other_meta["metrics"]["test_accuracy"])
+    if len(seeds) < 2:
+        return None
+    order = sorted(seeds)
+    accuracies = [seeds[s] for s in order]
+    return {
+        "metric": "test_accuracy",
+        "seeds": order,
+        "accuracies": accuracies,
+        "min": min(accuracies),
+        "max": max(accuracies),
+        "mean": round(statistics.fmean(accuracies), 6),
+    }
+
+
+def note_spread_on_card(card, spread):
+    """Write (or rewrite) the card's paragraph on the spread over seeds, before its
+    "Measured with" command; nothing for no spread."""
+    if not spread:
+        return
+    start, end = "<!-- seeds -->", "<!-- /seeds -->"
+    seeds = spread["seeds"]
+    paragraph = (
+        f"{start}\n## Spread over seeds\n\nThe same recipe and data with seeds "
+        f"{', '.join(map(str, seeds[:-1]))} and {seeds[-1]} (this checkpoint is seed "
+        f"{seeds[0]}; the others' weights do not ship): test accuracy "
+        f"{100 * spread['min']:.2f}% to {100 * spread['max']:.2f}%, mean "
+        f"{100 * spread['mean']:.2f}%. Rerunning the command below on the same data lands "
+        "within about this range, not on the same digits: the seed fixes the initial "
+        "weights, the order of the images and the augmentation, but floating-point sums "
+        f"differ between machines, threads and backends.\n{end}\n\n"
+    )
+    text = card.read_text(encoding="utf-8")
+    if start in text:
+        head, rest = text.split(start, 1)
+        text = head + paragraph + rest.split(end, 1)[1].lstrip("\n")
+    else:
+        text = text.replace("\nMeasured with:", "\n" + paragraph + "Measured with:", 1)
+    card.write_text(text, encoding="utf-8")
+
+
 def register(zoo, runs):
     """Enter (or enter again) finished runs' checkpoints in ``weights/catalog.json`` through
     :func:`scripts.edit_catalog.set_entries`: one write, then one rehash of their cards and
     hashes (the card loads a checkpoint by the name it ships under)."""
+    from keras_resblocks.checkpoints.io import read_checkpoint, record_file_hashes
     from scripts.edit_catalog import set_entries
 
     entries = {}
@@ -228,6 +296,11 @@ def register(zoo, runs):
         name = run["checkpoint"]
         directory = zoo.weights / name
         meta = json.loads((directory / "metadata.json").read_text())
+        spread = seed_spread(zoo, run, meta)
+        if spread:
+            read_checkpoint(directory)  # whole and unchanged before its card is changed
+            note_spread_on_card(directory / "README.md", spread)
+            record_file_hashes(directory)
         entries[name] = {
             "architecture": run["model"],
             "dataset": zoo.plan["dataset"]["name"],
@@ -239,6 +312,7 @@ def register(zoo, runs):
             "bundled": name,
             "keras_applications": None,
             "license": "apache-2.0",
+            **({"spread": spread} if spread else {}),
         }
     set_entries(zoo.weights / "catalog.json", entries)
 

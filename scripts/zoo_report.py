@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import os
 import pathlib
-import shlex
 
 from keras_resblocks.checkpoints.format import WEIGHTS_FILE, metadata_detail
 from keras_resblocks.plotting import is_plain
@@ -287,45 +286,12 @@ def degradation_checks(runs, seeds=None):
     return checks
 
 
-# Options of a recorded training command that concern only the machine it ran on.
-_LOCAL_OPTIONS = {"--work-dir", "--deadline", "--verbose", "--data-note", "--data-cache"}
-
-
 def user_command(command):
-    """A run's recorded command as a user would retype it on their own copy of the data.
+    """A run's recorded command as a user would retype it
+    (:func:`keras_resblocks._command.reproduction_command`)."""
+    from keras_resblocks._command import reproduction_command
 
-    The program becomes ``keras-resblocks``; options that only say where and how this
-    run kept its state (``--work-dir``, ``--deadline``, ``--resume``, ``--verbose``,
-    ``--data-note``, ``--data-cache``) are left out; the data set and the output keep
-    their file names only.
-
-    Example:
-
-    >>> from scripts.zoo_report import user_command
-    >>> user_command("python -m keras_resblocks train --model resnet20 --dataset "
-    ...              "../data/cifar10-jpeg.tar.gz --work-dir zoo/cifar10/resnet20 --output "
-    ...              "weights/resnet20_cifar10 --deadline 2026-12-01T17:49:00 --recipe budget "
-    ...              "--data-note 'JPEG copy' --seed 0 --resume")
-    'keras-resblocks train --model resnet20 --dataset cifar10-jpeg.tar.gz --output resnet20_cifar10 --recipe budget --seed 0'
-    """
-    words = shlex.split(command)
-    if words[:3] == ["python", "-m", "keras_resblocks"]:
-        words = ["keras-resblocks"] + words[3:]
-    kept, skip = [], False
-    for word in words:
-        if skip:
-            skip = False
-            continue
-        option = word.split("=", 1)[0]
-        if option in _LOCAL_OPTIONS:
-            skip = "=" not in word
-            continue
-        if word == "--resume":
-            continue
-        if kept and kept[-1] in ("--dataset", "--output"):
-            word = os.path.basename(word.rstrip("/"))
-        kept.append(word)
-    return shlex.join(kept)
+    return reproduction_command(command)
 
 
 def _seed_section(seeds, replicates, checks):

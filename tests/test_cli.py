@@ -43,37 +43,25 @@ def test_list_json_has_architectures_and_checkpoints(capsys):
     ported = {r["name"]: r for r in listing["checkpoints"]}["resnet20_cifar10_akamaster"]
     assert ported["parameters"] == 271_098 and ported["size_mb"] == 1.1
     assert ported["accuracy"] == 0.8103 and "10,000 images" in ported["measured_on"]
-    assert ported["source"].startswith("bundled, ported from akamaster/")
+    assert ported["source"] == "bundled" and ported["origin"] == "ported"
+    assert ported["ported_from"].startswith("akamaster/pytorch_resnet_cifar10@")
 
 
 def test_list_shows_what_a_user_scans(capsys):
     assert main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(line for line in lines if line.startswith("NAME") and "DATASET" in line)
-    assert header.split()[:9] == [
-        "NAME",
-        "ARCHITECTURE",
-        "PARAMETERS",
-        "SIZE",
-        "DATASET",
-        "ACCURACY",
-        "MEASURED",
-        "ON",
-        "SOURCE",
+    assert header.split() == [
+        *("NAME", "ARCHITECTURE", "PARAMETERS", "MACS", "FILE", "DATASET", "ACCURACY"),
+        *("SEEDS", "MEASURED", "ON", "ORIGIN", "SOURCE"),
     ]
     row = next(line for line in lines if line.startswith("resnet56_cifar10_akamaster "))
-    for cell in (
-        "resnet56",
-        "0.86M",
-        "3.4 MB",
-        "cifar10",
-        "83.20%",
-        "test (JPEG q75 copy) split",
-        "bundled",
-    ):
+    for cell in ("resnet56", "0.86M", "125M", "3.5 MB", "cifar10", "83.20%"):
+        assert cell in row
+    for cell in ("test (JPEG q75 copy) split", "ported", "bundled"):
         assert cell in row
     row = next(line for line in lines if line.startswith("resnet50_imagenet "))
-    assert "keras.applications.ResNet50 (download on first use)" in row
+    assert "keras.applications (download)" in row and "3.86G" in row
 
 
 @pytest.mark.parametrize(
@@ -310,3 +298,51 @@ def test_the_recorded_command_line_keeps_no_path_of_this_machine(tmp_path, monke
     assert command_line(["run.py", "--json", "/tmp/x/r.json"], program="python b/run.py") == (
         "python b/run.py --json .../r.json"
     )
+
+
+def test_list_filters_sorts_and_answers_with_the_rows_of_the_python_api(capsys):
+    import keras_resblocks as kr
+    from keras_resblocks.cli import main
+
+    # The most accurate CIFAR-10 ResNet under a million parameters, in one command.
+    argv = ["list", "resnet*", "--pretrained", "--where", "dataset=cifar10*"]
+    argv += ["--where", "parameters<1M", "--sort", "accuracy", "--descending"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Pretrained checkpoints") and lines[1].startswith("NAME")
+    names = [line.split()[0] for line in lines[2:-1]]
+    rows = kr.list_checkpoints("resnet*", ["dataset=cifar10*", "parameters<1M"], "-accuracy")
+    assert names == [r["name"] for r in rows] and names[0] == "resnet56_cifar10_90epochs"
+    accuracies = [r["accuracy"] for r in rows if r["accuracy"] is not None]
+    assert accuracies == sorted(accuracies, reverse=True)
+    assert all(r["parameters"] < 1e6 and r["dataset"].startswith("cifar10") for r in rows)
+
+    assert main(["list", "resnet5*", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {r["name"] for r in listed["architectures"]} == {"resnet50", "resnet50v2", "resnet56"}
+    assert all(r["name"].startswith("resnet5") for r in listed["checkpoints"])
+    assert listed["checkpoints"] == kr.list_checkpoints("resnet5*")
+    row = next(r for r in listed["checkpoints"] if r["name"] == "resnet56_cifar10")
+    assert row["macs"] == kr.multiply_accumulates(kr.Architecture.named("resnet56"))
+    assert row["accuracy_spread"]["seeds"] == [0, 1, 2] and row["origin"] == "trained here"
+    assert row["accuracy_spread"]["min"] <= row["accuracy"] <= row["accuracy_spread"]["max"]
+    assert row["command"].startswith("keras-resblocks train --model resnet56 ")
+    assert "--work-dir" not in row["command"] and row["trained_on"].endswith("45,000 images")
+
+
+@pytest.mark.parametrize(
+    "argv,code,message",
+    [
+        (["--where", "size>3"], 1, "Unknown column in --where; the columns are ["),
+        (["--where", "parameters<abc"], 1, "A number is needed to compare with. Received: 'abc'"),
+        (["--where", "parameters"], 1, "A --where condition is COLUMN<VALUE"),
+        (["--sort", "nope"], 1, "Unknown column in --sort"),
+        (["--descending"], 2, "--descending needs --sort COLUMN"),
+    ],
+)
+def test_list_refuses_bad_filters_in_one_line(argv, code, message, capsys):
+    from keras_resblocks.cli import main
+
+    assert main(["list", *argv]) == code
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1

@@ -379,8 +379,11 @@ def test_ported_checkpoints_are_listed_with_their_provenance(capsys):
     assert main(["list"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
     for name in PORTED:
-        assert "ported from akamaster/pytorch_resnet_cifar10" in lines[name], lines[name]
-        entry = list_pretrained()[name].entry
+        assert " ported " in lines[name], lines[name]
+        pretrained = list_pretrained()[name]
+        assert pretrained.ported_from.startswith("akamaster/pytorch_resnet_cifar10@")
+        assert pretrained.command.startswith("python -m scripts.convert_pytorch_cifar ")
+        entry = pretrained.entry
         assert entry["license"] == "bsd-2-clause"
         assert "not trained by this package" in entry["description"]
 

@@ -22,6 +22,8 @@ _ENTRY_KEYS = {
     "keras_applications",
     "license",
     "ported_from",
+    "trained_on",
+    "spread",
 }
 SOURCES = ("hub", "bundled", "keras_applications")
 
