@@ -293,12 +293,9 @@ def trainer_parts(model_name, dtype, batch, rng):
 
     from keras_resblocks import create_model
     from keras_resblocks.training import get_recipe, learning_rate_schedule
-    from keras_resblocks.training.trainer import (
-        RandomCropFlip,
-        ResidentImages,
-        SmoothedSparseCrossentropy,
-        channel_statistics,
-    )
+    from keras_resblocks.training.augment import RandomCropFlip, ResidentImages
+    from keras_resblocks.training.losses import SmoothedSparseCrossentropy
+    from keras_resblocks.training.trainer import channel_statistics
 
     images = rng.integers(0, 256, (8 * batch, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, 8 * batch).astype("int32")

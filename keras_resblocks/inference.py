@@ -124,7 +124,7 @@ def run_predict(args):
 
 def run_evaluate(args):
     from keras_resblocks.training.data import load_dataset
-    from keras_resblocks.training.trainer import evaluate_accuracy
+    from keras_resblocks.training.callbacks import evaluate_accuracy
 
     source = args.data or args.dataset
     if source is None:

@@ -457,7 +457,7 @@ def _sha256(path):
 def _measure(model, data):
     """Top-1 accuracy on the test split of ``data`` with the package's evaluator, cross-checked."""
     from keras_resblocks.training.data import load_dataset
-    from keras_resblocks.training.trainer import evaluate_accuracy
+    from keras_resblocks.training.callbacks import evaluate_accuracy
 
     dataset = load_dataset(data, validation=0)
     x, y = dataset.x_test, dataset.y_test

@@ -187,10 +187,10 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
         train(work_dir=tmp_path / "split", **kwargs)
     resumed = train(work_dir=tmp_path / "split", resume=True, **kwargs)
 
-    for a, b in zip(whole["model"].get_weights(), resumed["model"].get_weights()):
+    for a, b in zip(whole.model.get_weights(), resumed.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
-    assert len(resumed["history"]) == 2
-    for a, b in zip(whole["history"], resumed["history"]):
+    assert len(resumed.history) == 2
+    for a, b in zip(whole.history, resumed.history):
         for key in ("iterations", "train_loss", "train_error", "val_error", "test_error", "lr"):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
 
@@ -209,8 +209,8 @@ def test_a_deadline_stops_at_an_epoch_boundary_and_resume_ends_like_an_uninterru
     whole = train(work_dir=tmp_path / "whole", **kwargs)
     # A deadline already past: the first epoch still runs (and is backed up), then it stops.
     stopped = train(work_dir=tmp_path / "split", deadline=time.time(), **kwargs)
-    assert stopped["finished"] is False and stopped["output"] is None
-    assert [row["epoch"] for row in stopped["history"]] == [1]
+    assert stopped.finished is False and stopped.output is None
+    assert [row["epoch"] for row in stopped.history] == [1]
     assert (
         json.loads((tmp_path / "split" / "backup" / "training_metadata.json").read_text())["epoch"]
         == 1
@@ -223,18 +223,18 @@ def test_a_deadline_stops_at_an_epoch_boundary_and_resume_ends_like_an_uninterru
         command="tests/test_training.py",
         **kwargs,
     )
-    assert resumed["finished"] is True and resumed["output"] == tmp_path / "out"
-    for a, b in zip(whole["model"].get_weights(), resumed["model"].get_weights()):
+    assert resumed.finished is True and resumed.output == tmp_path / "out"
+    for a, b in zip(whole.model.get_weights(), resumed.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
-    assert resumed["metrics"]["train_accuracy"] == pytest.approx(
-        whole["metrics"]["train_accuracy"], abs=1e-6
+    assert resumed.metrics["train_accuracy"] == pytest.approx(
+        whole.metrics["train_accuracy"], abs=1e-6
     )
 
     # Resuming a run whose epochs are all done (it stopped while closing) restores the
     # trained weights rather than closing with freshly initialized ones.
     again = train(work_dir=tmp_path / "split", resume=True, **kwargs)
-    assert again["metrics"]["train_accuracy"] == pytest.approx(
-        whole["metrics"]["train_accuracy"], abs=1e-6
+    assert again.metrics["train_accuracy"] == pytest.approx(
+        whole.metrics["train_accuracy"], abs=1e-6
     )
     assert [row["epoch"] for row in read_history(tmp_path / "split" / "history.csv")] == [1, 2]
 
@@ -378,7 +378,7 @@ def test_overwrite_replaces_a_checkpoint_and_a_resumed_run_writes_its_own_again(
 
 
 def test_label_smoothing_changes_the_training_loss_only():
-    from keras_resblocks.training.trainer import SmoothedSparseCrossentropy
+    from keras_resblocks.training.losses import SmoothedSparseCrossentropy
 
     logits = np.array([[4.0, 0.0, -1.0], [0.5, 0.2, 3.0]], "float32")
     labels = np.array([0, 2])

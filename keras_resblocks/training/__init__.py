@@ -21,7 +21,7 @@ _EXPORTS = {
     "get_recipe": "keras_resblocks.training.recipes",
     "learning_rate_schedule": "keras_resblocks.training.recipes",
     "list_recipes": "keras_resblocks.training.recipes",
-    "NonFiniteLossError": "keras_resblocks.training.trainer",
+    "NonFiniteLossError": "keras_resblocks.training.callbacks",
     "TrainResult": "keras_resblocks.training.trainer",
     "read_history": "keras_resblocks.training.history",
     "train": "keras_resblocks.training.trainer",

@@ -20,7 +20,7 @@ class ResidentImages(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
-    >>> from keras_resblocks.training.trainer import ResidentImages
+    >>> from keras_resblocks.training.augment import ResidentImages
     >>> images = np.arange(4 * 2 * 2 * 3, dtype="uint8").reshape(4, 2, 2, 3)
     >>> out = ResidentImages(images)(np.array([3, 0]))
     >>> import keras
@@ -66,7 +66,7 @@ class RandomCropFlip(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
-    >>> from keras_resblocks.training.trainer import RandomCropFlip
+    >>> from keras_resblocks.training.augment import RandomCropFlip
     >>> x = np.random.randint(0, 255, (2, 8, 8, 3)).astype("uint8")
     >>> layer = RandomCropFlip(padding=2, flip=True, seed=0)
     >>> y = layer(x, training=True)

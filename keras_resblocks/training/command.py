@@ -238,7 +238,8 @@ def run_train(args, command=None):
     """Train from parsed :func:`add_train_arguments` options; returns the exit status."""
     from keras_resblocks._command import CommandError, UsageError, command_line
     from keras_resblocks.training.data import DatasetError
-    from keras_resblocks.training.trainer import NonFiniteLossError, train
+    from keras_resblocks.training.callbacks import NonFiniteLossError
+    from keras_resblocks.training.trainer import train
 
     if args.output is None and args.work_dir is None:
         raise UsageError("give --output (a checkpoint directory) and/or --work-dir")

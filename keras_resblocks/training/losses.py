@@ -18,7 +18,7 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
     Example:
 
     >>> import numpy as np
-    >>> from keras_resblocks.training.trainer import SmoothedSparseCrossentropy
+    >>> from keras_resblocks.training.losses import SmoothedSparseCrossentropy
     >>> loss = SmoothedSparseCrossentropy(num_classes=2, label_smoothing=0.2)
     >>> round(float(loss(np.array([0]), np.array([[0.0, 0.0]]))), 4)  # log 2 whatever the target
     0.6931

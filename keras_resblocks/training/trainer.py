@@ -11,6 +11,7 @@ random state is saved with the weights, so a run resumed from its last
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import pathlib
@@ -22,11 +23,11 @@ import numpy as np
 
 from keras_resblocks.checkpoints.format import METADATA_FILE
 from keras_resblocks.checkpoints.io import check_overwritable, sha256_of
+from keras_resblocks.checkpoints.save import save_pretrained
 from keras_resblocks.models import create_model
 from keras_resblocks.training.augment import RandomCropFlip, ResidentImages
 from keras_resblocks.training.callbacks import (
     EpochRecorder,
-    NonFiniteLossError,
     StopAtIteration,
     StopBeforeDeadline,
     StopOnNonFiniteLoss,
@@ -35,31 +36,9 @@ from keras_resblocks.training.callbacks import (
 )
 from keras_resblocks.training.data import load_dataset
 from keras_resblocks.training.environment import hardware_description, software_versions
-from keras_resblocks.training.history import HISTORY_FIELDS, HISTORY_FILE, read_history
+from keras_resblocks.training.history import HISTORY_FILE, read_history
 from keras_resblocks.training.losses import SmoothedSparseCrossentropy
 from keras_resblocks.training.recipes import Recipe, get_recipe, learning_rate_schedule
-
-# Names that lived here before the trainer was split into parts; they keep working.
-__all__ = [
-    "EpochRecorder",
-    "HISTORY_FIELDS",
-    "HISTORY_FILE",
-    "NonFiniteLossError",
-    "RandomCropFlip",
-    "ResidentImages",
-    "SmoothedSparseCrossentropy",
-    "StopAtIteration",
-    "StopBeforeDeadline",
-    "StopOnNonFiniteLoss",
-    "TrainResult",
-    "channel_statistics",
-    "epoch_order",
-    "evaluate_accuracy",
-    "hardware_description",
-    "read_history",
-    "software_versions",
-    "train",
-]
 
 BACKUP_DIR = "backup"
 OUTPUT_RECORD = "output.json"  # in the backup: the checkpoint this run wrote, by its hash
@@ -79,8 +58,6 @@ class TrainResult:
         output: the checkpoint directory written, or ``None``.
         run: what the run used and measured (epochs, time, images/s, hardware,
             versions, data), as stored in the checkpoint's metadata.
-
-    ``result["metrics"]`` works too, as for the dict earlier versions returned.
     """
 
     finished: bool
@@ -90,9 +67,6 @@ class TrainResult:
     model: Any
     output: Optional[pathlib.Path] = None
     run: Optional[dict] = None
-
-    def __getitem__(self, name):
-        return getattr(self, name)
 
 
 def _backup_epoch(backup_dir):
@@ -259,43 +233,42 @@ def train(
 
     Args:
         model: a name from :func:`keras_resblocks.list_models`.
-        dataset: ``"digits"``, ``"cifar10"``, ``"cifar100"``, or a path to an
-            image folder / .tar.gz (see :func:`load_dataset`).
+        dataset: ``"digits"``, ``"cifar10"``, ``"cifar100"``, or a path to an image folder /
+            .tar.gz (see :func:`load_dataset`).
         recipe: a preset name or a :class:`Recipe` (see :func:`get_recipe`).
-        output: the checkpoint directory, written atomically at the end
-            (``None``: no checkpoint), with a reference batch of the first 8 test
-            images (training images without a test split). It must not exist yet
-            or be empty, unless ``overwrite`` (or ``resume``, when this run wrote
-            it); this is checked before any work.
-        work_dir: where history.csv and the backups for ``resume`` go
-            (default ``<output>.work``).
-        resume: continue from the backup in ``work_dir``; without it an
-            existing backup is an error rather than silently overwritten.
+        output: the checkpoint directory, written atomically at the end (``None``: no
+            checkpoint), with a reference batch of the first 8 test images (training images
+            without a test split). It must not exist yet or be empty, unless ``overwrite`` (or
+            ``resume``, when this run wrote it); this is checked before any work.
+        work_dir: where history.csv and the backups for ``resume`` go (default
+            ``<output>.work``).
+        resume: continue from the backup in ``work_dir``; without it an existing backup is an
+            error rather than silently overwritten.
         seed: seeds the weights, the epoch permutations and the augmentation.
         mixed_precision: ``None``/``"float32"`` or ``"bfloat16"``.
         distribute: data parallelism over all local devices.
-        epoch_test_images: how many test images to evaluate after each epoch
-            but the last, a fixed class-balanced subset (see
-            :func:`~keras_resblocks.training.callbacks.fixed_subset`); the last
-            epoch, whose error the checkpoint reports, evaluates all of them.
-            ``None``: all of them after every epoch.
+        epoch_test_images: how many test images to evaluate after each epoch but the last, a
+            fixed class-balanced subset (see
+            :func:`~keras_resblocks.training.callbacks.fixed_subset`); the last epoch, whose
+            error the checkpoint reports, evaluates all of them. ``None``: all of them after
+            every epoch.
         model_overrides: Architecture fields or ResNet arguments for
             :func:`keras_resblocks.create_model`.
         command: the command line, recorded with the checkpoint.
         callbacks: extra Keras callbacks, run after the built-in ones.
-        deadline: a wall-clock time (``time.time()`` seconds) to stop before: the
-            run ends at the last epoch boundary that leaves time for the next
-            epoch, keeps its backup and returns unfinished (``finished`` false,
-            no checkpoint); ``resume=True`` continues it exactly.
+        deadline: a wall-clock time (``time.time()`` seconds) to stop before: the run ends at
+            the last epoch boundary that leaves time for the next epoch, keeps its backup and
+            returns unfinished (``finished`` false, no checkpoint); ``resume=True`` continues
+            it exactly.
         data_note: a sentence about the data for the model card.
-        overwrite: replace a checkpoint already at ``output`` (never a directory
-            holding anything else).
+        overwrite: replace a checkpoint already at ``output`` (never a directory holding
+            anything else).
 
-    Returns a :class:`TrainResult`; an unfinished run (stopped at
-    ``deadline``) has empty ``metrics`` and no ``output``.
+    Returns a :class:`TrainResult`; an unfinished run (stopped at ``deadline``) has empty
+    ``metrics`` and no ``output``.
 
-    Example (``tests/test_training.py`` runs real trainings; a bad argument
-    fails before any work):
+    Example (``tests/test_training.py`` runs real trainings; a bad argument fails before any
+    work):
 
     >>> from keras_resblocks.training import train
     >>> train("resnet20", "digits", recipe="paper", work_dir="/tmp/unused")
@@ -303,6 +276,57 @@ def train(
     ...
     ValueError: Unknown recipe; choose one of ['budget', 'cosine', 'he2015', 'quick']. Received: recipe='paper'
     """
+    plan = _plan_run(recipe, output, work_dir, resume, overwrite, mixed_precision)
+    keras.utils.set_random_seed(seed)
+    data, steps_per_epoch = _load_data(dataset, plan.recipe, data_cache)
+    with _global_dtype_policy(plan.policy), _DistributionScope(distribute) as scope:
+        setup = _set_up(
+            model, model_overrides, data, plan.recipe, steps_per_epoch, seed, scope.devices
+        )
+        callbacks, recorder, stopper = _make_callbacks(
+            setup, plan, data, eval_batch_size, epoch_test_images, deadline, callbacks
+        )
+        _fit(setup, data, seed, plan.initial_epoch, callbacks, verbose)
+        finished = stopper is None or not stopper.stopped
+        if finished:
+            accuracies = _final_accuracies(setup, data, recorder, eval_batch_size, verbose)
+    _use_softmax_head(setup.net)
+
+    history = read_history(plan.work_dir / HISTORY_FILE)
+    if not finished:
+        return _unfinished(setup, history, verbose)
+    metrics = _final_metrics(*accuracies, history)
+    run_info = _run_info(setup, history, recorder, seed, plan.policy, distribute, data)
+    out = _write_checkpoint(
+        setup, output, data, metrics, run_info, command, data_note, plan, verbose
+    )
+    return TrainResult(True, metrics, setup.recipe, history, setup.net, out, run_info)
+
+
+_POLICIES = {
+    None: "float32",
+    "float32": "float32",
+    "bfloat16": "mixed_bfloat16",
+    "mixed_bfloat16": "mixed_bfloat16",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """A run's settings, checked before any work (see :func:`_plan_run`)."""
+
+    recipe: Recipe  # as given: resolved for the model's depth once the model is built
+    work_dir: pathlib.Path
+    backup_dir: pathlib.Path
+    initial_epoch: int  # where a resumed run continues; 0 for a new one
+    replace_output: bool  # whether the checkpoint may replace one at ``output``
+    policy: str  # the Keras dtype policy
+
+
+def _plan_run(recipe, output, work_dir, resume, overwrite, mixed_precision):
+    """Check the arguments that need no data (a bad one is refused in one line) and resolve
+    the run's :class:`_Plan`: the recipe, the work and backup directories, the epoch to
+    start from, whether ``output`` may be replaced, and the dtype policy."""
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if not isinstance(recipe, Recipe):
         raise ValueError(f"`recipe` must be a preset name or a Recipe. Received: recipe={recipe!r}")
@@ -312,169 +336,216 @@ def train(
         )
     work_dir = pathlib.Path(work_dir if work_dir is not None else f"{output}.work")
     backup_dir = work_dir / BACKUP_DIR
-    if resume:
-        initial_epoch = _backup_epoch(backup_dir)
-    else:
-        if backup_dir.exists():
-            raise ValueError(
-                f"{backup_dir} holds a backup of an earlier run; pass resume=True (--resume) "
-                f"to continue it, or choose another work directory. Received: work_dir={work_dir}"
-            )
-        initial_epoch = 0
+    if not resume and backup_dir.exists():
+        raise ValueError(
+            f"{backup_dir} holds a backup of an earlier run; pass resume=True (--resume) "
+            f"to continue it, or choose another work directory. Received: work_dir={work_dir}"
+        )
+    initial_epoch = _backup_epoch(backup_dir) if resume else 0
     replace_output = check_output(output, backup_dir, resume, overwrite)
-    policy = {
-        None: "float32",
-        "float32": "float32",
-        "bfloat16": "mixed_bfloat16",
-        "mixed_bfloat16": "mixed_bfloat16",
-    }.get(mixed_precision)
+    policy = _POLICIES.get(mixed_precision)
     if policy is None:
         raise ValueError(
             "`mixed_precision` must be None, 'float32' or 'bfloat16'. "
             f"Received: mixed_precision={mixed_precision!r}"
         )
+    return _Plan(recipe, work_dir, backup_dir, initial_epoch, replace_output, policy)
 
-    keras.utils.set_random_seed(seed)
-    data = load_dataset(dataset, validation=recipe.validation, cache_dir=data_cache)
+
+def _load_data(dataset, recipe, cache_dir):
+    """The :class:`~keras_resblocks.training.data.Dataset` and the number of steps of an
+    epoch; a batch larger than the training set is refused."""
+    data = load_dataset(dataset, validation=recipe.validation, cache_dir=cache_dir)
     steps_per_epoch = len(data.x_train) // recipe.batch_size
     if steps_per_epoch == 0:
         raise ValueError(
             f"The batch size is larger than the training set ({len(data.x_train)} images). "
             f"Received: batch_size={recipe.batch_size}"
         )
-    overrides = dict(model_overrides or {})
-    previous_policy = keras.config.dtype_policy()
+    return data, steps_per_epoch
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(policy):
+    """Keras's global dtype policy set to ``policy`` inside the block, restored after it."""
+    previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
-        with _DistributionScope(distribute) as scope:
-            if recipe.batch_size % scope.devices:
-                raise ValueError(
-                    f"The batch size must divide among {scope.devices} devices. "
-                    f"Received: batch_size={recipe.batch_size}"
-                )
-            net = create_model(
-                model,
-                num_classes=data.num_classes,
-                input_shape=data.image_shape,
-                classifier_activation=None,
-                preprocessing=channel_statistics(data.x_train),
-                kernel_l2=recipe.weight_decay / 2,
-                **overrides,
-            )
-            recipe = recipe.resolve(net.architecture.depth, steps_per_epoch)
-            augment = RandomCropFlip(recipe.crop_padding, recipe.flip, seed=seed, name="augment")
-            indices = keras.Input(shape=(), dtype="int32", name="indices")
-            images = ResidentImages(data.x_train, name="train_images")(indices)
-            trainer = keras.Model(indices, net(augment(images)), name="trainer")
-            pixels = keras.Input(shape=data.image_shape, dtype="uint8", name="pixels")
-            evaluator = keras.Model(pixels, net(augment(pixels)), name="evaluator")
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-            train_loss = (
-                loss
-                if not recipe.label_smoothing
-                else SmoothedSparseCrossentropy(data.num_classes, recipe.label_smoothing)
-            )
-            optimizer = keras.optimizers.SGD(
-                learning_rate_schedule(recipe), momentum=recipe.momentum, nesterov=recipe.nesterov
-            )
-            trainer.compile(
-                optimizer, train_loss, metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")]
-            )
-            evaluator.compile(
-                loss=loss, weighted_metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")]
-            )
-
-            order = np.concatenate(
-                [
-                    epoch_order(seed, e, len(data.x_train), steps_per_epoch, recipe.batch_size)
-                    for e in range(initial_epoch, recipe.epochs)
-                ]
-                or [np.zeros((0,), "int32")]
-            )
-            recorder = EpochRecorder(
-                work_dir / HISTORY_FILE,
-                evaluator,
-                {"val": (data.x_val, data.y_val), "test": (data.x_test, data.y_test)},
-                eval_batch_size,
-                initial_epoch,
-                scope.devices,
-                subsets={"test": fixed_subset(data.y_test, epoch_test_images)},
-                final_epoch=recipe.epochs,
-            )
-            extra_callbacks, callbacks = (
-                callbacks,
-                [
-                    StopOnNonFiniteLoss(steps_per_epoch),
-                    StopAtIteration(recipe.iterations, steps_per_epoch),
-                    recorder,
-                    keras.callbacks.BackupAndRestore(
-                        str(backup_dir), save_freq="epoch", delete_checkpoint=False
-                    ),
-                ],
-            )
-            stopper = None
-            if deadline is not None:
-                stopper = StopBeforeDeadline(deadline, recipe.epochs)
-                callbacks.append(stopper)
-            callbacks += list(extra_callbacks or [])
-            if not len(order):
-                # Every epoch is done (the run stopped while closing): fit runs no
-                # epoch, but its BackupAndRestore still restores the trained weights.
-                order = np.zeros(recipe.batch_size, "int32")
-            trainer.fit(
-                order,
-                data.y_train[order],
-                batch_size=recipe.batch_size,
-                epochs=recipe.epochs,
-                initial_epoch=initial_epoch,
-                steps_per_epoch=steps_per_epoch,
-                shuffle=False,
-                callbacks=callbacks,
-                verbose=verbose,
-            )
-            finished = stopper is None or not stopper.stopped
-            if finished:
-                if verbose:
-                    print(
-                        f"Evaluating the final weights on the {len(data.x_train):,} training "
-                        "images (clean, no augmentation)",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                train_accuracy = evaluate_accuracy(
-                    evaluator, data.x_train, data.y_train, eval_batch_size, scope.devices
-                )
-                test_accuracy = None  # the last row's, unless that measured a subset
-                measured = (recorder.rows[-1:] or [{}])[0].get("test_images")
-                if (measured or len(data.x_test)) < len(data.x_test):
-                    # The last row measured a subset (a run that ended before its
-                    # planned last epoch): the reported error is of the whole split.
-                    test_accuracy = evaluate_accuracy(
-                        evaluator, data.x_test, data.y_test, eval_batch_size, scope.devices
-                    )
-        # Trained on logits, published with probabilities: the same weights, so
-        # switch the head's activation instead of building (and on JAX,
-        # compiling the initializers of) a second model.
-        net.get_layer("predictions").activation = keras.activations.get("softmax")
-        net.classifier_activation = "softmax"
+        yield
     finally:
-        keras.config.set_dtype_policy(previous_policy)
+        keras.config.set_dtype_policy(previous)
 
-    history = read_history(work_dir / HISTORY_FILE)
-    last = history[-1] if history else {}
-    if not finished:
-        if verbose:
-            print(
-                f"Stopped before the deadline after epoch {int(last.get('epoch') or 0)} of "
-                f"{recipe.epochs}; continue with resume=True (--resume).",
-                flush=True,
-            )
-        return TrainResult(False, {}, recipe, history, net)
-    # Steady-state throughput: this process's epochs after the first (compilation).
-    timed = recorder.train_seconds[1:] or recorder.train_seconds
-    images_per_second = (
-        len(timed) * steps_per_epoch * recipe.batch_size / sum(timed) if timed else None
+
+@dataclasses.dataclass(frozen=True)
+class _Setup:
+    """A run set up on its data and devices (see :func:`_set_up`)."""
+
+    net: Any  # the ResNet, with a logits head while it trains
+    trainer: Any  # compiled; takes a batch of indices into the resident training images
+    evaluator: Any  # compiled; takes uint8 pixels
+    recipe: Recipe  # resolved for the network's depth
+    steps_per_epoch: int
+    devices: int  # a batch is split among them
+
+
+def _set_up(model, overrides, data, recipe, steps_per_epoch, seed, devices):
+    """Create the network and the two compiled models that share its weights.
+
+    The network's input is normalized by the training images' :func:`channel_statistics`.
+    The trainer holds the training images on the device, takes a batch of indices into
+    them and augments the batch in the graph; it trains with the recipe's optimizer and
+    loss. The evaluator takes uint8 pixels (the augmentation passes them through at
+    inference) and measures accuracy.
+    """
+    if recipe.batch_size % devices:
+        raise ValueError(
+            f"The batch size must divide among {devices} devices. "
+            f"Received: batch_size={recipe.batch_size}"
+        )
+    net = create_model(
+        model,
+        num_classes=data.num_classes,
+        input_shape=data.image_shape,
+        classifier_activation=None,
+        preprocessing=channel_statistics(data.x_train),
+        kernel_l2=recipe.weight_decay / 2,
+        **dict(overrides or {}),
     )
+    recipe = recipe.resolve(net.architecture.depth, steps_per_epoch)
+    augment = RandomCropFlip(recipe.crop_padding, recipe.flip, seed=seed, name="augment")
+    indices = keras.Input(shape=(), dtype="int32", name="indices")
+    images = ResidentImages(data.x_train, name="train_images")(indices)
+    trainer = keras.Model(indices, net(augment(images)), name="trainer")
+    pixels = keras.Input(shape=data.image_shape, dtype="uint8", name="pixels")
+    evaluator = keras.Model(pixels, net(augment(pixels)), name="evaluator")
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    train_loss = (
+        loss
+        if not recipe.label_smoothing
+        else SmoothedSparseCrossentropy(data.num_classes, recipe.label_smoothing)
+    )
+    optimizer = keras.optimizers.SGD(
+        learning_rate_schedule(recipe), momentum=recipe.momentum, nesterov=recipe.nesterov
+    )
+    trainer.compile(
+        optimizer, train_loss, metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")]
+    )
+    evaluator.compile(
+        loss=loss, weighted_metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")]
+    )
+    return _Setup(net, trainer, evaluator, recipe, steps_per_epoch, devices)
+
+
+def _make_callbacks(setup, plan, data, eval_batch_size, epoch_test_images, deadline, extra):
+    """The run's callbacks, in the order they run: stop on a non-finite loss, stop at the
+    recipe's iteration count, record the epoch in history.csv, back the epoch up for
+    ``resume``, with a ``deadline`` stop before it, then the caller's ``extra`` ones.
+
+    Returns ``(callbacks, recorder, stopper)``: the :class:`EpochRecorder` and the
+    :class:`StopBeforeDeadline` among them (``None`` without a deadline).
+    """
+    recorder = EpochRecorder(
+        plan.work_dir / HISTORY_FILE,
+        setup.evaluator,
+        {"val": (data.x_val, data.y_val), "test": (data.x_test, data.y_test)},
+        eval_batch_size,
+        plan.initial_epoch,
+        setup.devices,
+        subsets={"test": fixed_subset(data.y_test, epoch_test_images)},
+        final_epoch=setup.recipe.epochs,
+    )
+    callbacks = [
+        StopOnNonFiniteLoss(setup.steps_per_epoch),
+        StopAtIteration(setup.recipe.iterations, setup.steps_per_epoch),
+        recorder,
+        keras.callbacks.BackupAndRestore(
+            str(plan.backup_dir), save_freq="epoch", delete_checkpoint=False
+        ),
+    ]
+    stopper = None
+    if deadline is not None:
+        stopper = StopBeforeDeadline(deadline, setup.recipe.epochs)
+        callbacks.append(stopper)
+    return callbacks + list(extra or []), recorder, stopper
+
+
+def _fit(setup, data, seed, initial_epoch, callbacks, verbose):
+    """Train from ``initial_epoch`` to the recipe's last epoch, epoch ``e`` visiting the
+    training images in the order :func:`epoch_order` gives for ``(seed, e)``."""
+    recipe = setup.recipe
+    order = np.concatenate(
+        [
+            epoch_order(seed, e, len(data.x_train), setup.steps_per_epoch, recipe.batch_size)
+            for e in range(initial_epoch, recipe.epochs)
+        ]
+        or [np.zeros((0,), "int32")]
+    )
+    if not len(order):
+        # Every epoch is done (the run stopped while closing): fit runs no
+        # epoch, but its BackupAndRestore still restores the trained weights.
+        order = np.zeros(recipe.batch_size, "int32")
+    setup.trainer.fit(
+        order,
+        data.y_train[order],
+        batch_size=recipe.batch_size,
+        epochs=recipe.epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=setup.steps_per_epoch,
+        shuffle=False,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+
+
+def _final_accuracies(setup, data, recorder, batch_size, verbose):
+    """The final weights' clean accuracy on the training images, and on all the test images
+    when the last epoch measured only a subset of them (a run that ended before its planned
+    last epoch); otherwise ``None``: history's last row holds it."""
+    if verbose:
+        print(
+            f"Evaluating the final weights on the {len(data.x_train):,} training "
+            "images (clean, no augmentation)",
+            file=sys.stderr,
+            flush=True,
+        )
+    train_accuracy = evaluate_accuracy(
+        setup.evaluator, data.x_train, data.y_train, batch_size, setup.devices
+    )
+    test_accuracy = None
+    measured = (recorder.rows[-1:] or [{}])[0].get("test_images")
+    if (measured or len(data.x_test)) < len(data.x_test):
+        test_accuracy = evaluate_accuracy(
+            setup.evaluator, data.x_test, data.y_test, batch_size, setup.devices
+        )
+    return train_accuracy, test_accuracy
+
+
+def _use_softmax_head(net):
+    """Give the trained network the softmax head it is published with."""
+    # Trained on logits, published with probabilities: the same weights, so
+    # switch the head's activation instead of building (and on JAX,
+    # compiling the initializers of) a second model.
+    net.get_layer("predictions").activation = keras.activations.get("softmax")
+    net.classifier_activation = "softmax"
+
+
+def _unfinished(setup, history, verbose):
+    """The result of a run stopped before its deadline, after saying how to continue it."""
+    if verbose:
+        last = history[-1] if history else {}
+        print(
+            f"Stopped before the deadline after epoch {int(last.get('epoch') or 0)} of "
+            f"{setup.recipe.epochs}; continue with resume=True (--resume).",
+            flush=True,
+        )
+    return TrainResult(False, {}, setup.recipe, history, setup.net)
+
+
+def _final_metrics(train_accuracy, test_accuracy, history):
+    """The finished run's accuracies: clean on the training split, running over its last
+    epoch, on the validation and test splits (history's last row unless measured at the
+    end); a split that was not there (validation=0, no test images) has none."""
+    last = history[-1] if history else {}
     if test_accuracy is None and last.get("test_error") is not None:
         test_accuracy = 1.0 - last["test_error"]
     metrics = {
@@ -483,9 +554,18 @@ def train(
         "val_accuracy": None if last.get("val_error") is None else 1.0 - last["val_error"],
         "test_accuracy": test_accuracy,
     }
-    # A split that was not there (validation=0, no test images) has no metric.
-    metrics = {name: value for name, value in metrics.items() if value is not None}
-    run_info = {
+    return {name: value for name, value in metrics.items() if value is not None}
+
+
+def _run_info(setup, history, recorder, seed, policy, distribute, data):
+    """What the run used and measured, as its checkpoint's metadata records it
+    (:attr:`TrainResult.run`)."""
+    last = history[-1] if history else {}
+    # Steady-state throughput: this process's epochs after the first (compilation).
+    timed = recorder.train_seconds[1:] or recorder.train_seconds
+    images = setup.steps_per_epoch * setup.recipe.batch_size
+    images_per_second = len(timed) * images / sum(timed) if timed else None
+    return {
         "epochs": int(last.get("epoch") or 0),
         "iterations": int(last.get("iterations") or 0),
         "wall_time_s": round(float(last.get("wall_time") or 0.0), 1),
@@ -501,32 +581,31 @@ def train(
             "train_accuracy_running: mean over the last epoch under augmentation"
         ),
     }
-    out = None
-    if output is not None:
-        if verbose:
-            print(f"Writing the checkpoint to {output}", file=sys.stderr, flush=True)
-        # A few held-out images (training ones when there are none) and what the
-        # checkpoint computes on them: every later load can be checked against it.
-        reference_source = data.x_test if len(data.x_test) else data.x_train
-        out = write_checkpoint(
-            net,
-            output,
-            labels=data.labels,
-            dataset=data.name,
-            metrics=metrics,
-            recipe=recipe.to_dict(),
-            command=command,
-            reference_inputs=reference_source[:REFERENCE_IMAGES],
-            overwrite=replace_output,
-            **run_info,
-            **({"data_note": data_note} if data_note else {}),
-        )
-        _record_output(out, backup_dir)
-    return TrainResult(True, metrics, recipe, history, net, out, run_info)
 
 
-def write_checkpoint(model, directory, **kwargs):
-    """Write ``model`` as a checkpoint directory (``keras_resblocks.save_pretrained``)."""
-    from keras_resblocks.checkpoints import save_pretrained
-
-    return save_pretrained(model, directory, **kwargs)
+def _write_checkpoint(setup, output, data, metrics, run_info, command, data_note, plan, verbose):
+    """Write the trained network as the checkpoint directory ``output`` (nothing when it is
+    ``None``) and record the checkpoint's hash in the backup, so that resuming this run
+    may write it again; return its path."""
+    if output is None:
+        return None
+    if verbose:
+        print(f"Writing the checkpoint to {output}", file=sys.stderr, flush=True)
+    # A few held-out images (training ones when there are none) and what the
+    # checkpoint computes on them: every later load can be checked against it.
+    reference_source = data.x_test if len(data.x_test) else data.x_train
+    out = save_pretrained(
+        setup.net,
+        output,
+        labels=data.labels,
+        dataset=data.name,
+        metrics=metrics,
+        recipe=setup.recipe.to_dict(),
+        command=command,
+        reference_inputs=reference_source[:REFERENCE_IMAGES],
+        overwrite=plan.replace_output,
+        **run_info,
+        **({"data_note": data_note} if data_note else {}),
+    )
+    _record_output(out, plan.backup_dir)
+    return out
