@@ -1,7 +1,8 @@
 """Markdown tables from a results JSON written by ``benchmarks/run.py --json``.
 
-    python benchmarks/report.py results.json            # print them
-    python benchmarks/report.py results.json --into docs/benchmarks.md --marker cpu-tensorflow
+    python -m benchmarks.report results.json            # print them
+    python -m benchmarks.report results.json --into docs/benchmarks.md --marker cpu-tensorflow
+    python -m benchmarks.report results.json --section layers --section loading
 
 ``--into`` replaces what lies between ``<!-- results:MARKER -->`` and
 ``<!-- /results:MARKER -->`` in a document, so published tables are never typed by hand.
@@ -105,8 +106,23 @@ def main(argv=None):
     parser.add_argument("results")
     parser.add_argument("--into", help="a markdown document to splice the tables into")
     parser.add_argument("--marker", help="the results block of --into to replace")
+    parser.add_argument(
+        "--section",
+        action="append",
+        help="only this section of the run (repeatable; default: all)",
+    )
     args = parser.parse_args(argv)
     results = json.loads(Path(args.results).read_text())
+    if args.section:
+        missing = sorted(set(args.section) - set(results["sections"]))
+        if missing:
+            parser.error(
+                f"the run has no section {', '.join(missing)}; it has "
+                f"{', '.join(results['sections'])}. Received: --section {missing[0]}"
+            )
+        results["sections"] = {
+            name: section for name, section in results["sections"].items() if name in args.section
+        }
     # Spliced under a document's own "###" heading, a run's headings go one deeper.
     markdown = to_markdown(results, heading_level=4 if args.into else 3)
     if args.into:

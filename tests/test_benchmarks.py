@@ -118,6 +118,21 @@ def test_report_splices_tables_between_markers():
         splice(doc, "gpu", "x")
 
 
+def test_report_splices_only_the_sections_asked_for(tmp_path):
+    from benchmarks.report import main
+
+    section = {"status": "skipped", "reason": "no GPU", "tables": {}, "skipped": [], "notes": []}
+    run = {"meta": {"backend": "jax", "date": "today"}, "sections": {"layers": section}}
+    run["sections"]["training"] = {**section, "reason": "no trainer"}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    doc = tmp_path / "doc.md"
+    doc.write_text("<!-- results:x -->\nold\n<!-- /results:x -->\n")
+    main([str(tmp_path / "run.json"), "--section", "training", "--into", str(doc), "--marker", "x"])
+    assert "##### training" in doc.read_text() and "layers" not in doc.read_text()
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "run.json"), "--section", "loading"])
+
+
 def test_numpy_pipeline_crops_flips_and_normalizes_like_the_trainer():
     from benchmarks.trainer_runs import NumpyCifarPipeline
 
