@@ -360,26 +360,43 @@ def push_to_hub(
     plan = Publication(repo_id=repo_id, revision=revision, files=files)
     if dry_run:
         return plan
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-    from huggingface_hub.utils import HfHubHTTPError
+    from huggingface_hub import CommitOperationDelete, HfApi
 
     token = _resolve_token(token)
-    with staged_publication(directory, repo_id, files) as (copy, files):
-        operations = [
-            # Send the very bytes that were hashed, so a file rewritten after
-            # validation cannot slip through.
-            CommitOperationAdd(
-                path_in_repo=f.name, path_or_fileobj=_checked((copy / f.name).read_bytes(), f)
-            )
-            for f in files
-        ]
-    plan = dataclasses.replace(plan, files=files)
+    files, operations = _staged_operations(directory, repo_id, files)
     weights = next(f for f in files if f.name == WEIGHTS_FILE)
     message = (
         commit_message
         or f"Publish keras-resblocks checkpoint (weights sha256 {weights.sha256[:12]})"
     )
     api = HfApi(endpoint=endpoint, token=token)
+    parent, stale = _prepare_repo(api, repo_id, revision, private, parent_commit, files)
+    operations += [CommitOperationDelete(path_in_repo=name) for name in stale]
+    commit = _create_commit(api, repo_id, revision, parent, operations, message)
+    return dataclasses.replace(
+        plan, files=files, commit_sha=commit.oid, parent_commit=parent, deleted=stale
+    )
+
+
+def _staged_operations(directory, repo_id, files):
+    """The files as sent (see :func:`staged_publication`) and a commit operation adding
+    each, holding the very bytes that were hashed, so that a file rewritten after
+    validation cannot slip through."""
+    from huggingface_hub import CommitOperationAdd
+
+    with staged_publication(directory, repo_id, files) as (copy, files):
+        operations = [
+            CommitOperationAdd(
+                path_in_repo=f.name, path_or_fileobj=_checked((copy / f.name).read_bytes(), f)
+            )
+            for f in files
+        ]
+    return files, operations
+
+
+def _prepare_repo(api, repo_id, revision, private, parent_commit, files):
+    """Create the repo if needed; return the commit to publish on top of (``parent_commit``,
+    or the branch head) and the names of the files there that this checkpoint lacks."""
     with _hub_errors(api, repo_id, "nothing was committed"):
         api.create_repo(repo_id, exist_ok=True, private=private)
         parent = parent_commit or _branch_head(api, repo_id, revision)
@@ -392,9 +409,16 @@ def push_to_hub(
             if name not in {f.name for f in files}
             and api.file_exists(repo_id, name, revision=parent)
         )
-    operations += [CommitOperationDelete(path_in_repo=name) for name in stale]
+    return parent, stale
+
+
+def _create_commit(api, repo_id, revision, parent, operations, message):
+    """Commit ``operations`` on ``revision`` on top of ``parent``, all or nothing; a refusal
+    or an interruption becomes a one-line :class:`PublishError` saying where the branch is."""
+    from huggingface_hub.utils import HfHubHTTPError
+
     try:
-        info = api.create_commit(
+        return api.create_commit(
             repo_id,
             operations,
             commit_message=message,
@@ -419,7 +443,6 @@ def push_to_hub(
             f"commit whole or not at all, so the branch is either still at {parent} or "
             f"holds this entire checkpoint. Received: {_one_line(err)}"
         ) from err
-    return dataclasses.replace(plan, commit_sha=info.oid, parent_commit=parent, deleted=stale)
 
 
 def _checked(data, f):

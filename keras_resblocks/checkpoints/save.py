@@ -79,6 +79,43 @@ def save_pretrained(
     >>> sorted(p.name for p in path.iterdir())
     ['README.md', 'config.json', 'metadata.json', 'model.safetensors']
     """
+    _check_arguments(model, metrics, command, metadata)
+    config = CheckpointConfig.from_model(model, labels=labels)
+    described = dict(dataset=dataset, recipe=recipe, metrics=metrics, command=command)
+    # Checked before anything is written; the sha256 is filled in once the weights are.
+    CheckpointMetadata(sha256="0" * 64, **described, extra=metadata)
+    if reference_inputs is not None:
+        reference_inputs = check_reference_inputs(reference_inputs, model.image_shape)
+    check_overwritable(directory, overwrite)  # before any work
+    tensors = _weight_tensors(model)
+
+    with replacing_directory(directory, overwrite) as staging:
+        write_json(staging / CONFIG_FILE, config.to_json())
+        safetensors.numpy.save_file(
+            tensors, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT}
+        )
+        meta = CheckpointMetadata(
+            files={CONFIG_FILE: sha256_of(staging / CONFIG_FILE)},
+            sha256=sha256_of(staging / WEIGHTS_FILE),
+            package_version=_package_version(),
+            keras_version=keras.__version__,
+            backend=keras.backend.backend(),
+            **described,
+            extra=metadata,
+        )
+        write_json(staging / METADATA_FILE, meta.to_json())
+        if reference_inputs is not None:
+            entry = write_reference(staging, reference_inputs, meta.sha256)
+            meta = dataclasses.replace(meta, reference=entry)
+            write_json(staging / METADATA_FILE, meta.to_json())
+        _write_card(staging, model, config, meta, license, Path(directory).name)
+    return Path(directory)
+
+
+def _check_arguments(model, metrics, command, metadata):
+    """Refuse what :func:`save_pretrained` cannot write: a model that is not a
+    :class:`ResNet`, metrics without the command that measured them, a reserved
+    metadata key."""
     if not isinstance(model, ResNet):
         raise ValueError(
             "`save_pretrained` writes keras_resblocks.ResNet models (their config is an "
@@ -92,19 +129,12 @@ def save_pretrained(
     clash = sorted(set(metadata) & set(_RESERVED_METADATA))
     if clash:
         raise ValueError(f"Reserved metadata key(s) {clash}. Received: {sorted(metadata)}")
-    config = CheckpointConfig.from_model(model, labels=labels)
-    # Checked before anything is written; the sha256 is filled in once the weights are.
-    CheckpointMetadata(
-        sha256="0" * 64,
-        dataset=dataset,
-        recipe=recipe,
-        metrics=metrics,
-        command=command,
-        extra=metadata,
-    )
-    if reference_inputs is not None:
-        reference_inputs = check_reference_inputs(reference_inputs, model.image_shape)
-    check_overwritable(directory, overwrite)  # before any work
+
+
+def _weight_tensors(model):
+    """``model``'s variables as numpy arrays keyed by their paths; refused now when two
+    share a path, or as loading would refuse them (see
+    :func:`~keras_resblocks.checkpoints.io.check_weights`)."""
     tensors = {}
     for variable in model.variables:
         if variable.path in tensors:
@@ -112,40 +142,20 @@ def save_pretrained(
                 f"Two variables share the path {variable.path!r}; keys must be unique."
             )
         tensors[variable.path] = np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
-    check_weights(tensors, f"model {model.name!r}")  # refused now, as loading would refuse it
+    check_weights(tensors, f"model {model.name!r}")
+    return tensors
 
-    with replacing_directory(directory, overwrite) as staging:
-        write_json(staging / CONFIG_FILE, config.to_json())
-        safetensors.numpy.save_file(
-            tensors, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT}
-        )
-        meta = CheckpointMetadata(
-            files={CONFIG_FILE: sha256_of(staging / CONFIG_FILE)},
-            sha256=sha256_of(staging / WEIGHTS_FILE),
-            package_version=_package_version(),
-            keras_version=keras.__version__,
-            backend=keras.backend.backend(),
-            dataset=dataset,
-            recipe=recipe,
-            metrics=metrics,
-            command=command,
-            extra=metadata,
-        )
-        write_json(staging / METADATA_FILE, meta.to_json())
-        if reference_inputs is not None:
-            entry = write_reference(staging, reference_inputs, meta.sha256)
-            meta = dataclasses.replace(meta, reference=entry)
-            write_json(staging / METADATA_FILE, meta.to_json())
-        # Until it is published (which points it to hf://owner/name), the card loads the
-        # checkpoint from its directory, named without this machine's folders.
-        source = f"path/to/{Path(directory).name}"
-        model_card(model, config, meta, license, source).save(staging / CARD_FILE)
-        # Every file is covered: the card too, now that it is written.
-        meta = dataclasses.replace(
-            meta, files=dict(meta.files, **{CARD_FILE: sha256_of(staging / CARD_FILE)})
-        )
-        write_json(staging / METADATA_FILE, meta.to_json())
-    return Path(directory)
+
+def _write_card(staging, model, config, meta, license, name):
+    """Write the model card, then record its hash in metadata.json, which then covers
+    every file."""
+    # Until it is published (which points it to hf://owner/name), the card loads the
+    # checkpoint from its directory, named without this machine's folders.
+    model_card(model, config, meta, license, f"path/to/{name}").save(staging / CARD_FILE)
+    meta = dataclasses.replace(
+        meta, files=dict(meta.files, **{CARD_FILE: sha256_of(staging / CARD_FILE)})
+    )
+    write_json(staging / METADATA_FILE, meta.to_json())
 
 
 def checkpoint_config(model, labels=None):

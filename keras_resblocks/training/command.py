@@ -102,34 +102,45 @@ def add_train_arguments(parser):
     >>> args.recipe, args.lr_boundaries, args.flip, args.batch_size
     ('he2015', (100, 200), False, None)
     """
-    data = parser.add_argument_group("data and model")
-    data.add_argument("--model", default="resnet20", help="architecture name (default resnet20)")
-    data.add_argument(
+    _add_data_arguments(parser.add_argument_group("data and model"))
+    _add_recipe_arguments(
+        parser.add_argument_group("recipe (a preset; any field can be overridden)")
+    )
+    _add_run_arguments(parser.add_argument_group("run"))
+    return parser
+
+
+def _add_data_arguments(group):
+    """The options that choose the data and the model."""
+    group.add_argument("--model", default="resnet20", help="architecture name (default resnet20)")
+    group.add_argument(
         "--dataset",
         default="digits",
         help="digits (offline default), cifar10, cifar100 (keras.datasets, needs internet), "
         "or a path to an image folder train/<class>/*, test/<class>/* or a .tar.gz of one",
     )
-    data.add_argument(
+    group.add_argument(
         "--data-note",
         default=None,
         help="a sentence about the data for the model card (e.g. how it differs "
         "from the usual copy)",
     )
-    data.add_argument(
+    group.add_argument(
         "--data-cache",
         default=None,
         help="where decoded image folders are cached (default ~/.cache/keras_resblocks)",
     )
-    data.add_argument(
+    group.add_argument(
         "--model-overrides",
         type=_json_object,
         default=None,
         help='JSON of Architecture fields / ResNet arguments, e.g. \'{"shortcut": "projection"}\'',
     )
 
-    rec = parser.add_argument_group("recipe (a preset; any field can be overridden)")
-    rec.add_argument(
+
+def _add_recipe_arguments(group):
+    """``--recipe`` and a flag for every recipe field, unset by default (the preset's value)."""
+    group.add_argument(
         "--recipe",
         default="quick",
         choices=sorted(PRESETS),
@@ -141,38 +152,40 @@ def add_train_arguments(parser):
     for field, kind in _RECIPE_FLAGS.items():
         flag = "--" + field.replace("_", "-")
         if field == "schedule":
-            rec.add_argument(flag, choices=SCHEDULES, default=None)
+            group.add_argument(flag, choices=SCHEDULES, default=None)
         else:
-            rec.add_argument(flag, type=kind, default=None)
-    rec.add_argument(
+            group.add_argument(flag, type=kind, default=None)
+    group.add_argument(
         "--lr-boundaries",
         type=_int_list,
         default=None,
         help="iterations where the step schedule multiplies the lr by --lr-factor",
     )
-    rec.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
-    rec.add_argument(
+    group.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
+    group.add_argument(
         "--flip",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="random horizontal flips",
     )
 
-    run = parser.add_argument_group("run")
-    run.add_argument("--output", default=None, help="checkpoint directory written at the end")
-    run.add_argument(
+
+def _add_run_arguments(group):
+    """Where the run writes, how it resumes and stops, and how it runs and reports."""
+    group.add_argument("--output", default=None, help="checkpoint directory written at the end")
+    group.add_argument(
         "--overwrite",
         action="store_true",
         help="replace the checkpoint already at --output (without it, an --output that "
         "holds files is refused before training starts)",
     )
-    run.add_argument(
+    group.add_argument(
         "--work-dir", default=None, help="history.csv and backups (default <output>.work)"
     )
-    run.add_argument(
+    group.add_argument(
         "--resume", action="store_true", help="continue from the backup in the work directory"
     )
-    run.add_argument(
+    group.add_argument(
         "--deadline",
         type=parse_deadline,
         default=None,
@@ -180,13 +193,13 @@ def add_train_arguments(parser):
         "an ISO date-time, or +90m / +2h from now), keeping the backup; exit "
         f"status {EXIT_UNFINISHED}; --resume continues",
     )
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--mixed-precision", choices=("float32", "bfloat16"), default="float32")
-    run.add_argument(
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--mixed-precision", choices=("float32", "bfloat16"), default="float32")
+    group.add_argument(
         "--distribute", action="store_true", help="data parallelism over all local devices"
     )
-    run.add_argument("--eval-batch-size", type=int, default=500)
-    run.add_argument(
+    group.add_argument("--eval-batch-size", type=int, default=500)
+    group.add_argument(
         "--epoch-test-images",
         type=_image_count,
         default=5000,
@@ -195,14 +208,13 @@ def add_train_arguments(parser):
         "subset (default 5000); the last epoch, whose error is reported, uses all of "
         "them; 'all': every image after every epoch",
     )
-    run.add_argument(
+    group.add_argument(
         "--verbose",
         default="auto",
         choices=("auto", "0", "1", "2"),
         help="Keras progress output: 1 bar, 2 a line per epoch; auto: a bar on "
         "a terminal, a line per epoch otherwise (logs stay free of control codes)",
     )
-    return parser
 
 
 def _image_count(text):
