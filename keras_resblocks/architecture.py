@@ -197,6 +197,9 @@ class Architecture:
 
 
 # -- what an architecture holds, computed without Keras ---------------------------------
+PREPROCESSING_RANGE = (1e-6, 1e3)
+
+
 def check_preprocessing(preprocessing, channels):
     """``preprocessing`` (``None`` or ``{"scale", "mean", "std"}``) checked and filled in for
     ``channels`` input channels: finite numbers, one mean and one positive std per channel.
@@ -236,6 +239,15 @@ def check_preprocessing(preprocessing, channels):
         raise ValueError(
             f"`preprocessing` needs a finite number `scale` and lists of one finite mean and "
             f"one positive std per channel ({channels}). Received: preprocessing={preprocessing!r}"
+        )
+    # Bounds that keep (pixels * scale - mean) / std of 0..255 pixels far inside float32.
+    low, high = PREPROCESSING_RANGE
+    if not (low <= abs(scale) <= high and all(abs(m) <= high for m in mean)) or not all(
+        low <= s <= high for s in std
+    ):
+        raise ValueError(
+            f"`preprocessing` out of range: |scale| and std between {low:g} and {high:g}, "
+            f"|mean| at most {high:g}. Received: preprocessing={preprocessing!r}"
         )
     return {"scale": scale, "mean": mean, "std": std}
 

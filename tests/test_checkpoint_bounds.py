@@ -104,6 +104,26 @@ CASES = [
         lambda config: config.__setitem__("labels", ["a"]),
         "`labels` must name each of the 3 classes",
     ),
+    (
+        "a label given twice",
+        lambda config: config.__setitem__("labels", ["cat", "dog", "cat"]),
+        "`labels` must name each class once; 1 label(s) appear more than once: ['cat']",
+    ),
+    (
+        "a label of 300 characters",
+        lambda config: config.__setitem__("labels", ["cat", "dog", "x" * 300]),
+        "A label may have at most 256 characters",
+    ),
+    (
+        "a preprocessing scale of 1e300",
+        _preprocessing({"scale": 1e300, "mean": [0.5] * 3, "std": [0.25] * 3}),
+        "`preprocessing` out of range",
+    ),
+    (
+        "600 million parameters beside a small weights file",
+        _architecture(stage_widths=[4096, 4096]),
+        "float32 values where the architecture in config.json has 453,734,899 parameters",
+    ),
 ]
 
 
@@ -141,6 +161,14 @@ def _edit_text(name, change):
     return damage
 
 
+def _rehashed(damage):
+    def rehashed(directory):
+        damage(directory)
+        rehash(directory)
+
+    return rehashed
+
+
 def _forge_labels(text):
     config = json.loads(text)
     config["labels"] = ["EVIL0", "EVIL1", "EVIL2"]
@@ -172,7 +200,7 @@ FILE_CASES = [
     (
         "config.json of 200 MB",
         _replace("config.json", lambda p: p.write_bytes(b" " * (200 << 20))),
-        "beyond the limit of 1,048,576",
+        "beyond the limit of 33,554,432",
     ),
     (
         "metadata.json nested 2,000 deep",
@@ -190,6 +218,29 @@ FILE_CASES = [
             lambda t: {k: (v * np.nan if k == "stem_conv/kernel" else v) for k, v in t.items()}
         ),
         "must hold finite float32 tensors; 'stem_conv/kernel' is not finite",
+    ),
+    (
+        "a BatchNorm variance below 0",
+        _rewrite_weights(
+            lambda t: {
+                k: (-v if k.endswith("stem_bn/moving_variance") else v) for k, v in t.items()
+            }
+        ),
+        "the BatchNorm variance 'stem_bn/moving_variance' has values below 0",
+    ),
+    (
+        "model.safetensors of 2 GiB for a small config",
+        _replace("model.safetensors", lambda p: open(p, "wb").truncate(2 << 30)),
+        "model.safetensors is 2,147,483,648 bytes, more than the 2,347 parameters",
+    ),
+    (
+        "a key given twice in config.json",
+        _rehashed(
+            _edit_text(
+                "config.json", lambda t: t.replace('"labels":', '"labels": [], "labels":', 1)
+            )
+        ),
+        "a key appears twice in one object: ['labels']",
     ),
     (
         "labels edited in config.json after it was written",

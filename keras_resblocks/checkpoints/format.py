@@ -19,10 +19,13 @@ written, so whatever is saved is what loading accepts, and the reverse.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import re
 from pathlib import Path
+
+from keras_resblocks._command import printable
 
 from keras_resblocks.architecture import (
     POOLINGS,
@@ -148,6 +151,7 @@ LIMITS = {
     "input_size": 4096,  # height and width
     "channels": 16,
     "parameters": 1_000_000_000,  # counted from the config, without building the model
+    "label_chars": 256,  # one label's length: 100,000 of them fit config.json's 32 MiB
 }
 
 
@@ -309,6 +313,18 @@ class CheckpointConfig:
         ):
             raise CheckpointError(
                 f"`labels` must be null or a list of strings. Received: labels={labels!r}"
+            )
+        if labels is not None and len(set(labels)) != len(labels):
+            twice = sorted(x for x, n in collections.Counter(labels).items() if n > 1)
+            raise CheckpointError(
+                f"`labels` must name each class once; {len(twice)} label(s) appear more than "
+                f"once: {[printable(x) for x in twice[:5]]}. Received: {len(labels)} labels"
+            )
+        long = [x for x in labels or () if len(x) > LIMITS["label_chars"]]
+        if long:
+            raise CheckpointError(
+                f"A label may have at most {LIMITS['label_chars']} characters. Received: a label "
+                f"of {len(long[0])} characters"
             )
         if labels is not None and self.include_top and len(labels) != self.num_classes:
             raise CheckpointError(

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import stat
@@ -61,7 +62,9 @@ def verify_sha256(path, expected, hint=""):
 
 
 logger = logging.getLogger("keras_resblocks")
-MAX_JSON_BYTES = 1 << 20  # config.json and metadata.json: a few KiB in practice
+MAX_JSON_BYTES = 1 << 20  # metadata.json and the card: a few KiB in practice
+# config.json: the labels of LIMITS["num_classes"] classes of at most MAX_LABEL_CHARS each fit
+MAX_CONFIG_BYTES = 32 << 20
 MAX_WEIGHTS_BYTES = 8 << 30  # a billion float32 parameters (the config's limit) and then some
 _FILE_KINDS = {
     stat.S_IFDIR: "a directory",
@@ -94,6 +97,19 @@ def read_file(path, root=None, max_bytes=None):
     ...
     keras_resblocks.checkpoints.format.CheckpointError: config.json is a FIFO, not a regular file; refusing to read it. Received: ...
     """
+    fd = _open_regular(path, root, max_bytes)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:  # it grew while being read
+        raise CheckpointError(
+            f"{path.name} is over the limit of {max_bytes:,} bytes. Received: {str(path)!r}"
+        )
+    return data
+
+
+def _open_regular(path, root, max_bytes):
+    # A read-only descriptor of a regular file really inside ``root``, of at most
+    # ``max_bytes``; anything else is refused before a byte is read.
     path = Path(path)
     root = Path(root if root is not None else _default_root(path.parent)).resolve()
     real = path.resolve()
@@ -124,13 +140,7 @@ def read_file(path, root=None, max_bytes=None):
     except BaseException:
         os.close(fd)
         raise
-    with os.fdopen(fd, "rb") as f:
-        data = f.read() if max_bytes is None else f.read(max_bytes + 1)
-    if max_bytes is not None and len(data) > max_bytes:  # it grew while being read
-        raise CheckpointError(
-            f"{path.name} is over the limit of {max_bytes:,} bytes. Received: {str(path)!r}"
-        )
-    return data
+    return fd
 
 
 def _default_root(directory):
@@ -142,14 +152,34 @@ def _default_root(directory):
     return directory
 
 
-def read_json(path, root=None, data=None):
-    """A JSON file holding an object (at most :data:`MAX_JSON_BYTES`, read by
-    :func:`read_file`, or parsed from ``data``, its bytes already read), or a
-    :class:`CheckpointError` naming the file."""
+def _unique_keys(pairs):
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        raise ValueError(f"a key appears twice in one object: {twice[:5]}")
+    return dict(pairs)
+
+
+def read_json(path, root=None, data=None, max_bytes=MAX_JSON_BYTES):
+    """A JSON file holding an object (at most ``max_bytes``, read by :func:`read_file`,
+    or parsed from ``data``, its bytes already read), or a :class:`CheckpointError`
+    naming the file. A key given twice in one object is refused (JSON readers
+    disagree on which one wins).
+
+    Example:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from keras_resblocks.checkpoints.io import read_json
+    >>> read_json(Path("config.json"), data=b'{"labels": ["cat"], "labels": ["dog"]}')
+    Traceback (most recent call last):
+    ...
+    keras_resblocks.checkpoints.format.CheckpointError: Cannot read config.json as JSON: a key appears twice in one object: ['labels']. Received: 'config.json'
+    """
     path = Path(path)
-    data = read_file(path, root, MAX_JSON_BYTES) if data is None else data
+    data = read_file(path, root, max_bytes) if data is None else data
     try:
-        data = json.loads(data.decode("utf-8"))
+        data = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys)
     except (UnicodeDecodeError, ValueError) as error:
         raise CheckpointError(
             f"Cannot read {path.name} as JSON: {error}. Received: {str(path)!r}"
@@ -242,7 +272,7 @@ def read_checkpoint(
     metadata = CheckpointMetadata.from_json(
         read_json(directory / METADATA_FILE, data=metadata_bytes)
     )
-    config_bytes = read_file(directory / CONFIG_FILE, root, MAX_JSON_BYTES)
+    config_bytes = read_file(directory / CONFIG_FILE, root, MAX_CONFIG_BYTES)
     hashed = metadata.files or {}
     if CONFIG_FILE not in hashed:
         raise ChecksumError(
@@ -256,6 +286,7 @@ def read_checkpoint(
         _check_sha256(card, CARD_FILE, hashed[CARD_FILE], hint, directory / CARD_FILE)
     config = CheckpointConfig.from_json(read_json(directory / CONFIG_FILE, data=config_bytes))
     weights_path = directory / WEIGHTS_FILE
+    check_weights_header(weights_path, config, root)
     weights = read_file(weights_path, root, MAX_WEIGHTS_BYTES)
     sha256 = _check_sha256(
         weights, WEIGHTS_FILE, expected_sha256 or metadata.sha256, hint, weights_path
@@ -282,8 +313,9 @@ def read_checkpoint(
 
 
 def check_weights(tensors, received):
-    """Raise :class:`CheckpointError` unless every tensor is finite float32: what saving
-    writes and loading accepts. ``received`` ends the message (the file, or the variable)."""
+    """Raise :class:`CheckpointError` unless every tensor is finite float32 and every
+    BatchNorm moving variance is at least 0: what saving writes and what can compute.
+    ``received`` ends the message (the file, or the variable)."""
     for key, tensor in sorted(tensors.items()):
         if tensor.dtype != np.float32 or not np.isfinite(tensor).all():
             what = f"of dtype {tensor.dtype}" if tensor.dtype != np.float32 else "not finite"
@@ -291,6 +323,78 @@ def check_weights(tensors, received):
                 f"{WEIGHTS_FILE} must hold finite float32 tensors; {key!r} "
                 f"is {what}. Received: {received}"
             )
+        if key.endswith("moving_variance") and (tensor < 0).any():
+            raise CheckpointError(
+                f"{WEIGHTS_FILE}: the BatchNorm variance {key!r} has values below 0 "
+                f"(minimum {float(tensor.min()):.3g}), which cannot be. Received: {received}"
+            )
+
+
+# A safetensors file: an 8-byte little-endian header length, a JSON header, the data.
+MAX_SAFETENSORS_HEADER = 16 << 20
+
+
+# Up to this many parameters, a weights file that disagrees with its config is read and
+# the model built, so the error can name the tensors that differ (ResNet-152 has 60M);
+# beyond it, the header alone refuses it: building costs more than the refusal is worth.
+DETAILED_MISMATCH_PARAMETERS = 64_000_000
+
+
+def check_weights_header(path, config, root=None):
+    """Refuse, from its size and header alone, a weights file that cannot belong to
+    ``config``: larger than the architecture's parameters in float32
+    (:func:`keras_resblocks.parameter_count`) plus a header of at most
+    :data:`MAX_SAFETENSORS_HEADER` bytes, or, for an architecture of more than
+    :data:`DETAILED_MISMATCH_PARAMETERS` parameters, holding another number of float32
+    values. Smaller disagreements are left to the loader, whose error names the tensors.
+    """
+    from keras_resblocks.architecture import parameter_count
+
+    path = Path(path)
+    expected = 4 * parameter_count(
+        config.architecture,
+        num_classes=config.num_classes,
+        include_top=config.include_top,
+        channels=config.input_shape[-1] or 3,
+    )
+    received = repr(str(path))
+    fd = _open_regular(path, root, MAX_WEIGHTS_BYTES)
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > expected + 8 + MAX_SAFETENSORS_HEADER:
+            raise CheckpointError(
+                f"{path.name} is {size:,} bytes, more than the {expected // 4:,} parameters of "
+                f"the architecture in {CONFIG_FILE} take ({expected:,} bytes in float32); they "
+                f"do not belong together. Received: {received}"
+            )
+        if expected // 4 <= DETAILED_MISMATCH_PARAMETERS:
+            return
+        values = _float32_values(f, size, path.name, received)
+    if 4 * values != expected:
+        raise CheckpointError(
+            f"{path.name} holds {values:,} float32 values where the architecture in "
+            f"{CONFIG_FILE} has {expected // 4:,} parameters; they do not belong together. "
+            f"Received: {received}"
+        )
+
+
+def _float32_values(f, size, name, received):
+    # The float32 values a safetensors header lists: an 8-byte little-endian length, then
+    # the JSON header.
+    length = int.from_bytes(f.read(8), "little")
+    try:
+        if not 0 < length <= min(size - 8, MAX_SAFETENSORS_HEADER):
+            raise ValueError(length)
+        header = json.loads(f.read(length).decode("utf-8"))
+        return sum(
+            math.prod(entry["shape"])
+            for key, entry in header.items()
+            if key != "__metadata__" and entry.get("dtype") == "F32"
+        )
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        raise CheckpointError(
+            f"{name} does not start with a readable safetensors header. Received: {received}"
+        ) from None
 
 
 def record_file_hashes(directory):
