@@ -38,6 +38,76 @@ def printable(text):
     return "".join(c for c in text if c in "\n\t" or (c.isprintable() and c != "\x7f"))
 
 
+def printable_line(text):
+    r"""``text`` as one printable line: control characters dropped (:func:`printable`),
+        newlines and tabs turned into spaces, so a label or file name cannot forge a line.
+
+        Example:
+
+        >>> from keras_resblocks._command import printable_line
+        >>> printable_line("cat
+    dog: 1.000[2J")
+        'cat dog: 1.000[2J'
+    """
+    return printable(str(text)).replace("\n", " ").replace("\t", " ")
+
+
+MAX_BATCH_SIZE = 4096  # images at once: a 224x224 float32 batch of this size is 2.5 GB
+
+
+def count(low=1, high=None):
+    """An argparse ``type``: an integer from ``low`` to ``high``, refused with the range.
+
+    Example:
+
+    >>> from keras_resblocks._command import count
+    >>> count(1, 10)("3")
+    3
+    >>> count(1, 10)("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be an integer from 1 to 10. Received: '0'
+    """
+    import argparse
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            raise argparse.ArgumentTypeError(f"must be an integer {span}. Received: {text!r}")
+        return value
+
+    return parse
+
+
+def tolerance(text):
+    """An argparse ``type``: a finite number of at least 0.
+
+    Example:
+
+    >>> from keras_resblocks._command import tolerance
+    >>> tolerance("nan")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a finite number of at least 0. Received: 'nan'
+    """
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number of at least 0. Received: {text!r}"
+        )
+    return value
+
+
 def command_line(argv=None, program=None):
     """This process's command line as the user would type it, without this machine's paths.
 

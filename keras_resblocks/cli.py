@@ -16,7 +16,7 @@ import os
 import sys
 
 
-from keras_resblocks._command import CommandError, command_line
+from keras_resblocks._command import CommandError, command_line, printable_line
 
 # Each command: (help, the module that holds its options and work, its name there,
 # whether it needs the backend). The module is imported only when its command runs or
@@ -117,17 +117,17 @@ def main(argv=None):
     except (CommandError, MissingExtraError) as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {printable_line(e)}", file=sys.stderr)
         return getattr(e, "exit_code", 1)
     except (ValueError, OSError, ConnectionError) as e:
         if debug:
             raise
-        print(f"error: {type(e).__name__}: {one_line(e)}", file=sys.stderr)
+        print(f"error: {type(e).__name__}: {printable_line(one_line(e))}", file=sys.stderr)
         return 1
     except Exception as e:  # keras.utils.get_file raises a bare Exception when offline
         if debug or not is_network_error(e):
             raise
-        print(f"error: {download_failure('a file', e)}", file=sys.stderr)
+        print(f"error: {printable_line(download_failure('a file', e))}", file=sys.stderr)
         return 1
 
 

@@ -21,6 +21,20 @@ class ImageError(ValueError):
     """An image that cannot be read: missing, not an image, broken or too large."""
 
 
+def _open_regular(path, where):
+    # A FIFO, a device or a directory is refused before a byte is read: nothing can hang.
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise ImageError(f"{where}: is {kind}, not an image")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def decode_image(source, where=None, size=None):
     """An image as a uint8 RGB array, resized to ``size`` ((height, width)) if given.
 
@@ -54,7 +68,9 @@ def decode_image(source, where=None, size=None):
     if where is None:
         where = "image bytes" if isinstance(source, bytes) else os.fspath(source)
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+        with Image.open(
+            io.BytesIO(source) if isinstance(source, bytes) else _open_regular(source, where)
+        ) as image:
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise ImageError(

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 import sys
 
-from keras_resblocks._command import CommandError
+from keras_resblocks._command import (
+    MAX_BATCH_SIZE,
+    CommandError,
+    count,
+    printable_line,
+    tolerance,
+)
 from keras_resblocks.images import MAX_IMAGE_PIXELS, ImageError, decode_image
 
 
@@ -21,8 +27,10 @@ def add_predict_arguments(parser):
         help="image files (any Pillow format; 16-bit and float images are scaled to "
         f"0..255; at most {MAX_IMAGE_PIXELS:,} pixels)",
     )
-    parser.add_argument("--top-k", type=int, default=5, help="labels per image (default 5)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--top-k", type=count(1), default=5, help="labels per image (default 5)")
+    parser.add_argument(
+        "--batch-size", type=count(1, MAX_BATCH_SIZE), default=64, help="default 64"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
@@ -36,7 +44,9 @@ def add_evaluate_arguments(parser):
     group.add_argument("--data", help="image folder (train/<class>/, test/<class>/) or .tar.gz")
     group.add_argument("--dataset", help="digits, cifar10 or cifar100")
     parser.add_argument("--split", choices=["test", "train"], default="test")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--batch-size", type=count(1, MAX_BATCH_SIZE), default=256, help="default 256"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
@@ -50,13 +60,13 @@ def add_verify_arguments(parser):
     )
     parser.add_argument(
         "--atol",
-        type=float,
+        type=tolerance,
         default=REFERENCE_ATOL,
         help=f"absolute tolerance (default {REFERENCE_ATOL:g})",
     )
     parser.add_argument(
         "--rtol",
-        type=float,
+        type=tolerance,
         default=REFERENCE_RTOL,
         help=f"relative tolerance (default {REFERENCE_RTOL:g})",
     )
@@ -91,7 +101,7 @@ def run_predict(args):
             images.append(load_image(path, size))
             names.append(path)
         except CommandError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {printable_line(e)}", file=sys.stderr)
             failed += 1
     results = []
     if images:
@@ -117,8 +127,10 @@ def run_predict(args):
         print(json.dumps(results, indent=1))
     else:
         for r in results:
-            best = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top"])
-            print(f"{r['file']}: {best}")
+            best = ", ".join(
+                f"{printable_line(t['label'])} {t['probability']:.3f}" for t in r["top"]
+            )
+            print(f"{printable_line(r['file'])}: {best}")
     return 1 if failed else 0
 
 
@@ -153,8 +165,8 @@ def run_evaluate(args):
         print(json.dumps(result))
     else:
         print(
-            f"{args.name} on {source} ({args.split}, {len(x)} images): "
-            f"top-1 accuracy {100 * accuracy:.2f}%"
+            printable_line(f"{args.name} on {source} ({args.split}, {len(x)} images): ")
+            + f"top-1 accuracy {100 * accuracy:.2f}%"
         )
     return 0
 

@@ -191,6 +191,16 @@ def run_plot(args):
     missing = [p for p in plain + residual if not pathlib.Path(p).is_file()]
     if missing:
         raise CommandError(f"history file(s) not found: {missing}")
+    from keras_resblocks.training.history import read_history
+
+    for path in plain + residual:
+        rows = read_history(path)
+        lacking = sorted({"iterations", "train_error"} - set(rows[0] if rows else {}))
+        if not rows or lacking:
+            raise CommandError(
+                f"{path}: not a training history (no rows, or no column {lacking}); "
+                "plot takes the history.csv that keras-resblocks train writes"
+            )
     plot_degradation(plain, residual, output=args.output, ylim=(0, args.ymax))
     print(args.output)
     return 0

@@ -259,13 +259,16 @@ def test_the_docs_table_of_command_inputs_lists_what_these_tests_check():
     from tests._docs import ROOT
 
     text = (ROOT / "docs" / "checkpoints.md").read_text()
-    rows = dict(re.findall(r"^\| (`(?:predict|info)[^|]+) \| (.+?) \|$", text, re.MULTILINE))
-    assert list(rows) == [
+    rows = dict(
+        re.findall(r"^\| (`(?:predict|info|evaluate|plot)[^|]+) \| (.+?) \|$", text, re.MULTILINE)
+    )
+    assert list(rows)[:4] == [
         "`predict` of an image of more pixels than 50,000,000 (a 20000x20000 PNG of a few KB)",
         "`predict` of a 16-bit PNG or a floating-point TIFF",
         "`info DIR` of a checkpoint beyond its bounds",
         "`info DIR` of a card holding terminal escape codes",
     ]
+    assert len(rows) == 9 and "is not a regular file, not an image" in list(rows.values())[4]
     said = list(rows.values())
     # The fragments the tests above assert on (huge images, scaling, info).
     from keras_resblocks.images import MAX_IMAGE_PIXELS
@@ -346,3 +349,92 @@ def test_list_refuses_bad_filters_in_one_line(argv, code, message, capsys):
     assert main(["list", *argv]) == code
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["predict", "NAME", "x.png", "--top-k", "0"], "--top-k: must be an integer of at least 1"),
+        (
+            ["predict", "NAME", "x.png", "--top-k", "-2"],
+            "--top-k: must be an integer of at least 1",
+        ),
+        (
+            ["predict", "NAME", "x.png", "--batch-size", "0"],
+            "--batch-size: must be an integer from 1",
+        ),
+        (["predict", "NAME", "x.png", "--batch-size", "-1"], "--batch-size: must be an integer"),
+        (
+            ["evaluate", "NAME", "--dataset", "digits", "--batch-size", "0"],
+            "must be an integer from",
+        ),
+        (
+            ["evaluate", "NAME", "--dataset", "digits", "--batch-size", "999999999"],
+            "from 1 to 4096",
+        ),
+        (["verify", "NAME", "--atol", "nan"], "--atol: must be a finite number of at least 0"),
+        (["verify", "NAME", "--rtol", "-1"], "--rtol: must be a finite number of at least 0"),
+    ],
+)
+def test_meaningless_numbers_are_usage_errors_before_any_work(argv, message, capsys, checkpoint):
+    argv = [str(checkpoint) if a == "NAME" else a for a in argv]
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_predict_refuses_a_fifo_without_waiting_and_prints_no_forged_lines(
+    capsys, checkpoint, tmp_path
+):
+    import os
+    import shutil
+
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    Image.fromarray(np.zeros((16, 16, 3), "uint8")).save(tmp_path / "ok\x1b[2J\nforged.png")
+    # A checkpoint whose labels hold a newline and terminal escape codes.
+    evil = tmp_path / "evil"
+    shutil.copytree(checkpoint, evil)
+    config = json.loads((evil / "config.json").read_text())
+    config["labels"] = ["cat\nok.png: dog 1.000", "\x1b]0;pwned\x07dog", "fish"]
+    (evil / "config.json").write_text(json.dumps(config))
+    rehash(evil)
+    images = [str(fifo), str(tmp_path / "ok\x1b[2J\nforged.png")]
+    assert main(["predict", str(evil), *images, "--top-k", "3"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"error: {fifo}: is not a regular file, not an image\n"
+    lines = captured.out.splitlines()
+    assert len(lines) == 1 and "\x1b" not in captured.out and "\x07" not in captured.out
+    assert lines[0].startswith(f"{tmp_path}/ok[2J forged.png: ")
+    assert "cat ok.png: dog 1.000" in lines[0] and "]0;pwneddog" in lines[0]
+
+
+def test_a_truncated_archive_and_a_history_without_iterations_are_one_line_errors(
+    capsys, checkpoint, tmp_path
+):
+    import io
+    import tarfile
+
+    archive = tmp_path / "data.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for split in ("train", "test"):
+            for i in range(20):
+                buffer = io.BytesIO()
+                pixels = np.random.default_rng(i).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(buffer, format="PNG")
+                info = tarfile.TarInfo(f"{split}/cat/{i}.png")
+                info.size = buffer.tell()
+                buffer.seek(0)
+                tar.addfile(info, buffer)
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    code = main(["evaluate", str(checkpoint), "--data", str(archive)])
+    err = capsys.readouterr().err.splitlines()[-1]  # after the progress line
+    assert code == 1 and err.startswith("error: "), err
+    assert "Cannot read the archive data.tar.gz: it is truncated or not a .tar.gz" in err
+
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,train_error\n1,0.5\n")
+    assert main(["plot", str(history), "--output", str(tmp_path / "p.png")]) == 1
+    err = capsys.readouterr().err
+    assert "not a training history (no rows, or no column ['iterations'])" in err
+    assert not (tmp_path / "p.png").exists()

@@ -14,6 +14,7 @@ import pathlib
 import sys
 import tarfile
 import tempfile
+import zlib
 from typing import Optional
 
 import numpy as np
@@ -333,11 +334,17 @@ def load_image_folder(path, cache_dir=None, verbose=1):
             flush=True,
         )
     if is_archive:
-        with tarfile.open(path) as archive:
-            found, members = _tar_files(archive)
-            _check_classes(path, found)
-            # Read in archive order: a gzip stream cannot seek backwards cheaply.
-            blobs = {key: archive.extractfile(m).read() for key, m in members.items()}
+        try:
+            with tarfile.open(path) as archive:
+                found, members = _tar_files(archive)
+                _check_classes(path, found)
+                # Read in archive order: a gzip stream cannot seek backwards cheaply.
+                blobs = {key: archive.extractfile(m).read() for key, m in members.items()}
+        except (EOFError, tarfile.TarError, zlib.error, OSError) as error:
+            raise DatasetError(
+                f"Cannot read the archive {path.name}: it is truncated or not a .tar.gz "
+                f"({type(error).__name__}: {error}). Received: {str(path)!r}"
+            ) from None
         arrays = _decode_splits(found, blobs.__getitem__, path, verbose)
     else:
         found = _folder_files(path)
