@@ -261,6 +261,10 @@ def resolve(source, *, revision=None, cache_dir=None, token=None, force_download
     entries = catalog.entries()
     if source in entries:
         return _builtin(source, entries[source], revision, cache_dir, token, force_download)
+    if not os.path.isdir(source):
+        from keras_resblocks.checkpoints.io import recover_interrupted_replacement
+
+        recover_interrupted_replacement(source)  # a checkpoint a killed writer moved aside
     if os.path.isdir(source):
         return Provenance(Path(source), source=source)
     raise ValueError(

@@ -437,3 +437,45 @@ def test_written_files_have_the_usual_permissions_under_the_umask(umask, tmp_pat
     # Replacing an existing checkpoint keeps to the same rule.
     save_pretrained(tiny_model(), path, overwrite=True)
     assert _mode(path) == 0o777 & ~umask and _mode(path / "config.json") == 0o666 & ~umask
+
+
+def test_a_writer_killed_between_the_two_renames_loses_no_checkpoint(saved, tmp_path):
+    """A real process is killed (SIGKILL) right after it moved the old checkpoint aside and
+    before the new one took its place; the next load finds the old one at its path, and the
+    next write cleans up and replaces it."""
+    import shutil
+    import subprocess
+    import sys
+
+    target = tmp_path / "written" / "run"
+    shutil.copytree(saved[1], target)
+    before = load_checkpoint(target).get_weights()
+    script = f"""
+import os, signal
+import keras_resblocks.checkpoints.io as io
+from keras_resblocks import load_checkpoint, save_pretrained
+model = load_checkpoint({str(target)!r})
+real = os.replace
+calls = []
+def replace(a, b):
+    calls.append((a, b))
+    real(a, b)
+    if len(calls) == 1:  # the old checkpoint is aside, the new one not yet in place
+        os.kill(os.getpid(), signal.SIGKILL)
+io.os.replace = replace
+for v in model.weights:
+    v.assign(v + 1.0)
+save_pretrained(model, {str(target)!r}, overwrite=True)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    assert not target.exists()
+    leftovers = sorted(p.name.split("-")[0] for p in target.parent.iterdir())
+    assert leftovers == [".run.old", ".run.tmp"]
+
+    model = load_checkpoint(target)  # restored from where the killed writer put it
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["run"]  # leftovers deleted
+    save_pretrained(model, target, overwrite=True)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["run"]

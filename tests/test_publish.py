@@ -341,10 +341,10 @@ def bundled(tmp_path):
 
 @pytest.fixture
 def forged(bundled):
-    """The bundled checkpoint with one class renamed in config.json (cat -> dog)."""
+    """The bundled checkpoint with one class renamed in config.json (cat -> kitten)."""
     config = json.loads((bundled / "config.json").read_text())
     assert config["labels"][3] == "cat"
-    config["labels"][3] = "dog"
+    config["labels"][3] = "kitten"
     (bundled / "config.json").write_text(json.dumps(config, indent=2))
     return bundled
 

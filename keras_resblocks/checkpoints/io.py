@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import hashlib
 import json
 import logging
@@ -438,8 +439,12 @@ def _check_sha256(data, name, expected, hint, path):
 
 
 def check_files(directory):
-    """Raise a clear error unless ``directory`` holds the files a checkpoint needs."""
+    """Raise a clear error unless ``directory`` holds the files a checkpoint needs (a
+    checkpoint that a killed writer left moved aside is first put back:
+    :func:`recover_interrupted_replacement`)."""
     directory = Path(directory)
+    if not directory.is_dir():
+        recover_interrupted_replacement(directory)
     if not directory.is_dir():
         raise MissingFileError(
             f"No checkpoint directory at {str(directory)!r}; expected a directory holding "
@@ -508,7 +513,7 @@ def replacing_directory(target, overwrite=False):
     target = Path(target)
     check_overwritable(target, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target, "tmp"), dir=target.parent))
     try:
         yield staging
         for path in [staging, *staging.iterdir()]:
@@ -542,6 +547,7 @@ def check_overwritable(target, overwrite=False, name="directory"):
     """
     target = Path(target)
     received = f"Received: {name}={str(target)!r}"
+    recover_interrupted_replacement(target)
     if not target.exists():
         return
     if not target.is_dir():
@@ -567,7 +573,7 @@ def _swap_into_place(staging, target):
     if not target.exists():
         os.replace(staging, target)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    old = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target, "old"), dir=target.parent))
     os.replace(target, old / target.name)
     try:
         os.replace(staging, target)
@@ -577,3 +583,66 @@ def _swap_into_place(staging, target):
     finally:
         if target.exists():
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _leftover_prefix(target, kind):
+    # .NAME.tmp-PID- (a checkpoint being written) or .NAME.old-PID- (the checkpoint it
+    # replaces, moved aside for the instant of the swap): the PID tells a later process
+    # whether the writer is still alive.
+    return f".{Path(target).name}.{kind}-{os.getpid()}-"
+
+
+def _writer_alive(leftover):
+    try:
+        pid = int(leftover.name.rsplit(".", 1)[1].split("-")[1])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_interrupted_replacement(target):
+    """Put right what a process killed while replacing the checkpoint ``target`` left:
+    the previous checkpoint moved aside (``.NAME.old-PID-*``) goes back to ``target``
+    if nothing took its place, and the leftovers of dead writers (``.NAME.tmp-PID-*``,
+    an unfinished checkpoint, and the moved-aside copy once the new one is in place)
+    are deleted. A writer that is still running is left alone. Returns what was done,
+    one line each; every writer calls it first, and loading calls it for a checkpoint
+    directory that is missing.
+
+    Example:
+
+    >>> import pathlib, tempfile
+    >>> from keras_resblocks.checkpoints.io import recover_interrupted_replacement
+    >>> parent = pathlib.Path(tempfile.mkdtemp())
+    >>> (parent / ".run.old-999999999-x" / "run").mkdir(parents=True)  # a dead writer's
+    >>> recover_interrupted_replacement(parent / "run")
+    ['restored ... from .run.old-999999999-x']
+    >>> (parent / "run").is_dir()
+    True
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    done = []
+    for kind in ("old", "tmp"):
+        for leftover in sorted(target.parent.glob(f".{glob.escape(target.name)}.{kind}-*")):
+            if not leftover.is_dir() or _writer_alive(leftover):
+                continue
+            saved = leftover / target.name
+            if kind == "old" and saved.is_dir() and not target.exists():
+                os.replace(saved, target)
+                done.append(f"restored {target} from {leftover.name}")
+            shutil.rmtree(leftover, ignore_errors=True)
+            if kind == "tmp":
+                done.append(f"deleted {leftover.name}, left unfinished by a stopped process")
+    for line in done:
+        logger.warning("%s", line)
+    return done
