@@ -40,14 +40,13 @@ def printable(text):
 
 def printable_line(text):
     r"""``text`` as one printable line: control characters dropped (:func:`printable`),
-        newlines and tabs turned into spaces, so a label or file name cannot forge a line.
+    newlines and tabs turned into spaces, so a label or file name cannot forge a line.
 
-        Example:
+    Example:
 
-        >>> from keras_resblocks._command import printable_line
-        >>> printable_line("cat
-    dog: 1.000[2J")
-        'cat dog: 1.000[2J'
+    >>> from keras_resblocks._command import printable_line
+    >>> printable_line("cat\ndog: 1.000\x1b[2J")
+    'cat dog: 1.000[2J'
     """
     return printable(str(text)).replace("\n", " ").replace("\t", " ")
 

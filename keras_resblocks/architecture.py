@@ -512,6 +512,114 @@ def parameter_count(architecture, num_classes=None, include_top=True, channels=3
     return total
 
 
+# What a model may ask for, from a checkpoint's config, --model-overrides or Python arguments. Generous: every published ResNet fits with room to
+# spare (ResNet-1202: 600 blocks, 19.4M parameters; ResNet-152: widths up to 512 x 4; the
+# largest class count in common use is ImageNet-21k's 21,841). A config beyond them is refused
+# before anything is built or allocated.
+LIMITS = {
+    "stages": 16,
+    "blocks": 1024,  # all stages together
+    "width": 8192,  # stage widths and the stem's
+    "expansion": 16,
+    "stride": 8,
+    "num_classes": 100_000,
+    "input_size": 4096,  # height and width
+    "channels": 16,
+    "parameters": 1_000_000_000,  # counted from the config, without building the model
+    "label_chars": 256,  # one label's length: 100,000 of them fit config.json's 32 MiB
+}
+
+
+def check_limits(
+    arch, num_classes, input_shape, include_top=True, source="the arguments", error=ValueError
+):
+    """Raise ``error`` naming the first field beyond :data:`LIMITS`: the same bounds for a
+    checkpoint's ``config.json`` (``source``), ``--model-overrides`` and Python arguments.
+
+    Example:
+
+    >>> from keras_resblocks.architecture import Architecture, check_limits
+    >>> arch = Architecture.named("resnet20", stage_depths=[100000, 3, 3])
+    >>> check_limits(arch, 10, (32, 32, 3))
+    Traceback (most recent call last):
+    ...
+    ValueError: `stage_depths` in the arguments asks for 100,006 blocks, beyond the limit of 1,024 that every real ResNet fits. Received: stage_depths=[100000, 3, 3]
+    """
+    in_config = source.endswith(".json")
+
+    def refuse(field, value, limit, what):
+        name = field if in_config else field.rsplit(".", 1)[-1]
+        raise error(
+            f"`{name}` in {source} asks for {what}, beyond the limit of {limit:,} that "
+            f"every real ResNet fits. Received: {field.rsplit('.', 1)[-1]}={value!r}"
+        )
+
+    if len(arch.stage_depths) > LIMITS["stages"]:
+        refuse(
+            "architecture.stage_depths",
+            list(arch.stage_depths),
+            LIMITS["stages"],
+            f"{len(arch.stage_depths):,} stages",
+        )
+    if arch.num_blocks > LIMITS["blocks"]:
+        refuse(
+            "architecture.stage_depths",
+            list(arch.stage_depths),
+            LIMITS["blocks"],
+            f"{arch.num_blocks:,} blocks",
+        )
+    for field, values in (("stage_widths", arch.stage_widths), ("stem_width", [arch.stem_width])):
+        if max(values) > LIMITS["width"]:
+            refuse(
+                f"architecture.{field}",
+                list(values) if field == "stage_widths" else values[0],
+                LIMITS["width"],
+                f"a width of {max(values):,}",
+            )
+    if arch.expansion > LIMITS["expansion"]:
+        refuse(
+            "architecture.expansion",
+            arch.expansion,
+            LIMITS["expansion"],
+            f"an expansion of {arch.expansion:,}",
+        )
+    if max(arch.stage_strides) > LIMITS["stride"]:
+        refuse(
+            "architecture.stage_strides",
+            list(arch.stage_strides),
+            LIMITS["stride"],
+            f"a stride of {max(arch.stage_strides):,}",
+        )
+    if num_classes > LIMITS["num_classes"]:
+        refuse(
+            "model.num_classes",
+            num_classes,
+            LIMITS["num_classes"],
+            f"{num_classes:,} classes",
+        )
+    # A shape of another length is the model builder's to refuse, with its own message.
+    height, width, channels = tuple(input_shape) if len(input_shape) == 3 else (0, 0, 3)
+    if max(n or 0 for n in (height, width)) > LIMITS["input_size"]:
+        refuse(
+            "model.input_shape",
+            list(input_shape),
+            LIMITS["input_size"],
+            f"images of {height}x{width}",
+        )
+    if (channels or 0) > LIMITS["channels"]:
+        refuse(
+            "model.input_shape",
+            list(input_shape),
+            LIMITS["channels"],
+            f"{channels:,} channels",
+        )
+    count = parameter_count(
+        arch, num_classes=num_classes, include_top=include_top, channels=channels or 3
+    )
+    if count > LIMITS["parameters"]:
+        refuse("architecture", arch.to_dict(), LIMITS["parameters"], f"{count:,} parameters")
+
+
 def multiply_accumulates(architecture, input_shape=None, num_classes=None, include_top=True):
     """Multiply-accumulates of one image's forward pass, without building the model.
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import inspect
+import sys
 
 import keras
 
@@ -15,6 +18,7 @@ from keras_resblocks.architecture import (  # noqa: F401  (list_models, paramete
     list_models,
     parameter_count,
 )
+from keras_resblocks.architecture import check_limits
 from keras_resblocks.architecture import check_preprocessing as _check_preprocessing
 from keras_resblocks.variants import ARCHITECTURES, CONSTRUCTOR_NAMES, DEFAULT_HEAD
 from keras_resblocks.normalization import BatchNormalization
@@ -239,7 +243,10 @@ class ResNet(keras.Model):
         elif pooling == "max":
             x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
 
-        super().__init__(inputs=inputs, outputs=x, name=name, **kwargs)
+        # Keras walks the graph recursively, a few frames per layer: a net of 1,024 blocks
+        # (the limit of a checkpoint's config) needs more than Python's default 1,000.
+        with _recursion_limit(1000 + 8 * arch.num_blocks):
+            super().__init__(inputs=inputs, outputs=x, name=name, **kwargs)
         self.architecture = arch
         self.include_top = include_top
         self.num_classes = num_classes
@@ -293,6 +300,59 @@ def feature_extractor(model, stages=None):
     return keras.Model(model.input, outputs, name=f"{model.name}_features")
 
 
+# What create_model passes to ResNet: its own arguments and the Keras model's.
+_MODEL_ARGUMENTS = (
+    set(inspect.signature(ResNet.__init__).parameters) - {"self", "architecture", "kwargs"}
+) | {"trainable", "dtype"}
+
+
+@contextlib.contextmanager
+def _recursion_limit(limit):
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
+def check_overrides(name, **overrides):
+    """The :class:`Architecture` and :class:`ResNet` arguments that ``create_model(name,
+    **overrides)`` would build, checked without building anything: a known name, no
+    unknown argument, every bound of :data:`~keras_resblocks.architecture.LIMITS`.
+
+    Example:
+
+    >>> from keras_resblocks.models import check_overrides
+    >>> check_overrides("resnet20", shortcut="projection", num_classes=5)[1]
+    {'num_classes': 5}
+    """
+    if name not in ARCHITECTURES:
+        raise ValueError(
+            f"Unknown model name {name!r}.{did_you_mean(name, ARCHITECTURES)} The architectures "
+            f"are {list_models()}; {SEE_ALL[0].lower()}{SEE_ALL[1:]} Received: name={name!r}"
+        )
+    arch_fields = {k: v for k, v in overrides.items() if k in _ARCH_FIELDS}
+    model_kwargs = {k: v for k, v in overrides.items() if k not in _ARCH_FIELDS}
+    unknown = sorted(set(model_kwargs) - _MODEL_ARGUMENTS)
+    if unknown:
+        raise ValueError(
+            f"Unknown argument(s) {unknown}: neither an Architecture field "
+            f"{sorted(_ARCH_FIELDS)} nor a ResNet argument {sorted(_MODEL_ARGUMENTS)}. "
+            f"Received: {', '.join(f'{k}={model_kwargs[k]!r}' for k in unknown)}"
+        )
+    arch = Architecture.named(name, **arch_fields)
+    defaults = DEFAULT_HEAD[arch.stem]
+    check_limits(
+        arch,
+        num_classes=model_kwargs.get("num_classes") or defaults["num_classes"],
+        input_shape=tuple(model_kwargs.get("input_shape") or defaults["input_shape"]),
+        include_top=model_kwargs.get("include_top", True),
+        source="the arguments",
+    )
+    return arch, model_kwargs
+
+
 def create_model(name, **overrides):
     """Build a named architecture; ``overrides`` may change any architecture
     field (``shortcut="projection"``) or model argument (``num_classes=100``).
@@ -304,14 +364,7 @@ def create_model(name, **overrides):
     >>> model.output_shape, model.count_params()
     ((None, 100), 276948)
     """
-    if name not in ARCHITECTURES:
-        raise ValueError(
-            f"Unknown model name {name!r}.{did_you_mean(name, ARCHITECTURES)} The architectures "
-            f"are {list_models()}; {SEE_ALL[0].lower()}{SEE_ALL[1:]} Received: name={name!r}"
-        )
-    arch_fields = {k: v for k, v in overrides.items() if k in _ARCH_FIELDS}
-    model_kwargs = {k: v for k, v in overrides.items() if k not in _ARCH_FIELDS}
-    arch = Architecture.named(name, **arch_fields)
+    arch, model_kwargs = check_overrides(name, **overrides)
     model_kwargs.setdefault("name", name)
     return ResNet(arch, **model_kwargs)
 

@@ -310,3 +310,45 @@ def test_multiply_accumulates_equal_a_count_over_the_built_layers(name, input_sh
     model = kr.create_model(name, input_shape=input_shape)
     counted = forward_macs(model)
     assert multiply_accumulates(model.architecture, input_shape=input_shape) == counted
+
+
+def test_overrides_meet_the_bounds_of_a_checkpoint_config_before_anything_is_built():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"Unknown argument\(s\) \['class_name'\]: neither"):
+        kr.create_model("resnet20", class_name="Lambda")
+    with pytest.raises(ValueError, match="asks for 100,006 blocks, beyond the limit of 1,024"):
+        kr.create_model("resnet20", stage_depths=[100000, 3, 3])
+    with pytest.raises(ValueError, match="beyond the limit of 100,000"):
+        kr.create_model("resnet20", num_classes=10**9)
+    assert time.perf_counter() - start < 2
+
+
+def test_a_deep_net_builds_whatever_python_s_recursion_limit():
+    """Keras walks a functional graph recursively, about a frame per layer, so 1,024 blocks
+    (the limit of a checkpoint's config) fail at Python's default limit of 1,000 (measured:
+    a RecursionError after 16 s); the builder raises the limit while it builds. Here the same
+    failure at a quarter of the size: 300 blocks, with room for only 150 more frames."""
+    import inspect
+    import sys
+
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 150)
+    try:
+        arch = Architecture(
+            stage_depths=[150, 150], stage_widths=[1, 1], stem_width=1, stage_strides=[1, 1]
+        )
+        model = kr.ResNet(arch, num_classes=2, input_shape=(4, 4, 1))
+    finally:
+        sys.setrecursionlimit(previous)
+    assert len(model.layers) > 300
+
+
+@pytest.mark.large
+def test_a_net_of_as_many_blocks_as_a_config_may_have_builds():
+    """1,024 blocks: about 11 s to build on 2 cores."""
+    arch = Architecture(
+        stage_depths=[340, 340, 344], stage_widths=[1, 1, 1], stem_width=1, stage_strides=[1, 1, 1]
+    )
+    assert len(kr.ResNet(arch, num_classes=2, input_shape=(4, 4, 1)).layers) > 1024

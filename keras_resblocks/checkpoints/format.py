@@ -27,9 +27,11 @@ from pathlib import Path
 
 from keras_resblocks._command import printable
 
-from keras_resblocks.architecture import (
+from keras_resblocks.architecture import (  # noqa: F401  (LIMITS: a checkpoint's bounds)
+    LIMITS,
     POOLINGS,
     Architecture,
+    check_limits,
     check_preprocessing,
     parameter_count,
 )
@@ -137,99 +139,6 @@ class Provenance:
     root: Path | None = None  # where its files may really live (a Hub cache links into blobs/)
 
 
-# What a checkpoint's config may ask for. Generous: every published ResNet fits with room to
-# spare (ResNet-1202: 600 blocks, 19.4M parameters; ResNet-152: widths up to 512 x 4; the
-# largest class count in common use is ImageNet-21k's 21,841). A config beyond them is refused
-# before anything is built or allocated.
-LIMITS = {
-    "stages": 16,
-    "blocks": 1024,  # all stages together
-    "width": 8192,  # stage widths and the stem's
-    "expansion": 16,
-    "stride": 8,
-    "num_classes": 100_000,
-    "input_size": 4096,  # height and width
-    "channels": 16,
-    "parameters": 1_000_000_000,  # counted from the config, without building the model
-    "label_chars": 256,  # one label's length: 100,000 of them fit config.json's 32 MiB
-}
-
-
-def _check_limits(config):
-    """Raise :class:`CheckpointError` naming the first field of ``config`` beyond :data:`LIMITS`."""
-    arch = config.architecture
-
-    def refuse(field, value, limit, what):
-        raise CheckpointError(
-            f"`{field}` in {CONFIG_FILE} asks for {what}, beyond the limit of {limit:,} that "
-            f"every real ResNet fits. Received: {field.rsplit('.', 1)[-1]}={value!r}"
-        )
-
-    if len(arch.stage_depths) > LIMITS["stages"]:
-        refuse(
-            "architecture.stage_depths",
-            list(arch.stage_depths),
-            LIMITS["stages"],
-            f"{len(arch.stage_depths):,} stages",
-        )
-    if arch.num_blocks > LIMITS["blocks"]:
-        refuse(
-            "architecture.stage_depths",
-            list(arch.stage_depths),
-            LIMITS["blocks"],
-            f"{arch.num_blocks:,} blocks",
-        )
-    for field, values in (("stage_widths", arch.stage_widths), ("stem_width", [arch.stem_width])):
-        if max(values) > LIMITS["width"]:
-            refuse(
-                f"architecture.{field}",
-                list(values) if field == "stage_widths" else values[0],
-                LIMITS["width"],
-                f"a width of {max(values):,}",
-            )
-    if arch.expansion > LIMITS["expansion"]:
-        refuse(
-            "architecture.expansion",
-            arch.expansion,
-            LIMITS["expansion"],
-            f"an expansion of {arch.expansion:,}",
-        )
-    if max(arch.stage_strides) > LIMITS["stride"]:
-        refuse(
-            "architecture.stage_strides",
-            list(arch.stage_strides),
-            LIMITS["stride"],
-            f"a stride of {max(arch.stage_strides):,}",
-        )
-    if config.num_classes > LIMITS["num_classes"]:
-        refuse(
-            "model.num_classes",
-            config.num_classes,
-            LIMITS["num_classes"],
-            f"{config.num_classes:,} classes",
-        )
-    height, width, channels = config.input_shape
-    if max(n or 0 for n in (height, width)) > LIMITS["input_size"]:
-        refuse(
-            "model.input_shape",
-            list(config.input_shape),
-            LIMITS["input_size"],
-            f"images of {height}x{width}",
-        )
-    if (channels or 0) > LIMITS["channels"]:
-        refuse(
-            "model.input_shape",
-            list(config.input_shape),
-            LIMITS["channels"],
-            f"{channels:,} channels",
-        )
-    count = parameter_count(
-        arch, num_classes=config.num_classes, include_top=config.include_top, channels=channels or 3
-    )
-    if count > LIMITS["parameters"]:
-        refuse("architecture", arch.to_dict(), LIMITS["parameters"], f"{count:,} parameters")
-
-
 def _bad_model_field(include_top, num_classes, pooling, classifier_activation, input_shape):
     """The first field of a config's ``model`` block that the schema refuses, or None."""
     if not isinstance(include_top, bool):
@@ -306,7 +215,14 @@ class CheckpointConfig:
                 f"Received: {bad}={getattr(self, bad)!r}"
             )
         object.__setattr__(self, "input_shape", tuple(self.input_shape))
-        _check_limits(self)
+        check_limits(
+            self.architecture,
+            self.num_classes,
+            self.input_shape,
+            self.include_top,
+            source=CONFIG_FILE,
+            error=CheckpointError,
+        )
         labels = self.labels
         if labels is not None and not (
             isinstance(labels, (list, tuple)) and all(isinstance(x, str) for x in labels)

@@ -64,7 +64,7 @@ def verify_sha256(path, expected, hint=""):
 
 logger = logging.getLogger("keras_resblocks")
 MAX_JSON_BYTES = 1 << 20  # metadata.json and the card: a few KiB in practice
-# config.json: the labels of LIMITS["num_classes"] classes of at most MAX_LABEL_CHARS each fit
+# config.json: the labels of LIMITS["num_classes"] classes of LIMITS["label_chars"] each fit
 MAX_CONFIG_BYTES = 32 << 20
 MAX_WEIGHTS_BYTES = 8 << 30  # a billion float32 parameters (the config's limit) and then some
 _FILE_KINDS = {

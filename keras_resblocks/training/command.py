@@ -7,6 +7,7 @@ import dataclasses
 import json
 import sys
 
+from keras_resblocks._command import MAX_BATCH_SIZE, count
 from keras_resblocks.training.recipes import PRESETS, SCHEDULES, get_recipe
 
 # Recipe fields a flag can override, with how to parse them.
@@ -198,7 +199,9 @@ def _add_run_arguments(group):
     group.add_argument(
         "--distribute", action="store_true", help="data parallelism over all local devices"
     )
-    group.add_argument("--eval-batch-size", type=int, default=500)
+    group.add_argument(
+        "--eval-batch-size", type=count(1, MAX_BATCH_SIZE), default=500, help="default 500"
+    )
     group.add_argument(
         "--epoch-test-images",
         type=_image_count,

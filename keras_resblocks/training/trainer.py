@@ -24,7 +24,7 @@ import numpy as np
 from keras_resblocks.checkpoints.format import METADATA_FILE
 from keras_resblocks.checkpoints.io import check_overwritable, sha256_of
 from keras_resblocks.checkpoints.save import save_pretrained
-from keras_resblocks.models import create_model
+from keras_resblocks.models import check_overrides, create_model
 from keras_resblocks.training.augment import RandomCropFlip, ResidentImages
 from keras_resblocks.training.callbacks import (
     EpochRecorder,
@@ -277,6 +277,11 @@ def train(
     ValueError: Unknown recipe; choose one of ['budget', 'cosine', 'he2015', 'quick']. Received: recipe='paper'
     """
     plan = _plan_run(recipe, output, work_dir, resume, overwrite, mixed_precision)
+    check_overrides(model, **dict(model_overrides or {}))  # before the data is loaded
+    if not (isinstance(eval_batch_size, int) and eval_batch_size >= 1):
+        raise ValueError(
+            f"`eval_batch_size` must be a positive integer. Received: {eval_batch_size!r}"
+        )
     keras.utils.set_random_seed(seed)
     data, steps_per_epoch = _load_data(dataset, plan.recipe, data_cache)
     with _global_dtype_policy(plan.policy), _DistributionScope(distribute) as scope:
