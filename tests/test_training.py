@@ -195,6 +195,58 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
 
 
+def test_a_kill_or_a_full_disk_while_a_backup_is_written_keeps_the_previous_one(
+    tmp_path, monkeypatch
+):
+    """The backup of epoch 2 is cut short (half a file written, then the process "dies", or
+    the disk is full): the backup of epoch 1 stays whole, and resuming from it ends like the
+    uninterrupted run."""
+    import errno
+
+    kwargs = dict(
+        model="resnet20",
+        dataset="digits",
+        recipe=get_recipe("quick", epochs=3),
+        seed=1,
+        model_overrides=TINY,
+        verbose=0,
+    )
+    whole = train(work_dir=tmp_path / "whole", **kwargs)
+    real = keras.Model.save_weights
+    for name, failure in (("killed", KeyboardInterrupt("killed")), ("full", None)):
+        saves = []
+
+        def save_weights(self, filepath, *args, failure=failure, **kw):
+            saves.append(filepath)
+            if len(saves) < 2:
+                return real(self, filepath, *args, **kw)
+            pathlib.Path(filepath).write_bytes(b"\x89HDF\r\n" + b"\0" * 100)  # half written
+            raise failure or OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(keras.Model, "save_weights", save_weights)
+        with pytest.raises(KeyboardInterrupt if failure else OSError) as error:
+            train(work_dir=tmp_path / name, **kwargs)
+        monkeypatch.setattr(keras.Model, "save_weights", real)
+        backup = tmp_path / name / "backup"
+        record = json.loads((backup / "training_metadata.json").read_text())
+        assert record["epoch"] == 1 and (backup / record["weights"]).is_file()
+        if not failure:  # one line naming the epoch lost and the one kept
+            message = str(error.value)
+            assert "Could not write the backup of epoch 2" in message and "\n" not in message
+            assert "No space left on device" in message and "(epoch 1) is kept" in message
+            assert not (backup / "weights-2.weights.h5").exists()
+        resumed = train(work_dir=tmp_path / name, resume=True, **kwargs)
+        for a, b in zip(whole.model.get_weights(), resumed.model.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+        assert sorted(p.name for p in backup.glob("*.weights.h5")) == ["weights-3.weights.h5"]
+
+    # A backup whose weights are not the file its record names is refused, not resumed.
+    backup = tmp_path / "full" / "backup"
+    (backup / "weights-3.weights.h5").write_bytes(b"forged")
+    with pytest.raises(OSError, match="is damaged: weights-3.weights.h5 is missing or not"):
+        train(work_dir=tmp_path / "full", resume=True, **kwargs)
+
+
 def test_a_deadline_stops_at_an_epoch_boundary_and_resume_ends_like_an_uninterrupted_run(tmp_path):
     import time
 
@@ -251,8 +303,10 @@ def _state_in_old_layout(old, fresh, target):
     from keras_resblocks.training.trainer import BACKUP_DIR
 
     shutil.copytree(old, target)
-    weights = pathlib.Path(BACKUP_DIR) / "latest.weights.h5"
-    with h5py.File(target / weights, "r+") as into, h5py.File(fresh / weights, "r") as source:
+    weights = pathlib.Path(BACKUP_DIR) / "latest.weights.h5"  # the earlier version's name
+    record = json.loads((fresh / BACKUP_DIR / "training_metadata.json").read_text())
+    todays = pathlib.Path(BACKUP_DIR) / record["weights"]  # today's: one file per epoch
+    with h5py.File(target / weights, "r+") as into, h5py.File(fresh / todays, "r") as source:
         paths = []
         into.visititems(
             lambda name, item: paths.append(name) if isinstance(item, h5py.Dataset) else None

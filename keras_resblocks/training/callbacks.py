@@ -3,7 +3,9 @@ iterations or before a deadline, and record each epoch's errors in history.csv."
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import pathlib
 import time
 
@@ -11,6 +13,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_resblocks.checkpoints.io import sha256_of
 from keras_resblocks.training.history import read_history, write_history
 
 
@@ -223,3 +226,63 @@ def evaluate_accuracy(model, x, y, batch_size, replicas=1, verbose=0):
         x, y, sample_weight=weights, batch_size=batch_size, verbose=verbose, return_dict=True
     )
     return float(result["accuracy"])
+
+
+class BackupError(OSError):
+    """A training backup that could not be written, or that is damaged."""
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's ``BackupAndRestore`` (each epoch's weights, optimizer and random state,
+    resumed by the next ``fit``), written so that a kill or a full disk at any instant
+    leaves a whole backup: each epoch's weights go to a file of their own
+    (``weights-EPOCH.weights.h5``), and only once it is complete does
+    ``training_metadata.json``, replaced atomically, name it with its sha256 and its
+    epoch, as one record; the previous file is deleted after that. On resuming, the
+    weights must have the recorded hash. A backup written by an earlier version of this
+    trainer (``latest.weights.h5``, no hash) resumes as before."""
+
+    def _record(self):
+        path = pathlib.Path(self._training_metadata_path)
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _load_model(self):
+        record = self._record()
+        name = record.get("weights")
+        if name is not None:
+            weights = pathlib.Path(self.backup_dir) / name
+            if not weights.is_file() or sha256_of(weights) != record.get("weights_sha256"):
+                raise BackupError(
+                    f"The backup in {self.backup_dir} is damaged: {name} is missing or not the "
+                    f"file its record names (sha256). Received: backup_dir={self.backup_dir!r}"
+                )
+            self._weights_path = str(weights)
+        super()._load_model()
+
+    def _save_model(self):
+        backup = pathlib.Path(self.backup_dir)
+        backup.mkdir(parents=True, exist_ok=True)
+        previous = self._record()
+        weights = backup / f"weights-{self._current_epoch}.weights.h5"
+        try:
+            self.model.save_weights(filepath=str(weights), overwrite=True)
+            record = {
+                "epoch": self._current_epoch,
+                "batch": self._last_batch_seen,
+                "weights": weights.name,
+                "weights_sha256": sha256_of(weights),
+            }
+            temporary = backup / f".{pathlib.Path(self._training_metadata_path).name}.tmp"
+            temporary.write_text(json.dumps(record))
+            os.replace(temporary, self._training_metadata_path)
+        except Exception as error:
+            weights.unlink(missing_ok=True)
+            kept = f"epoch {previous['epoch']}" if previous else "none"
+            raise BackupError(
+                f"Could not write the backup of epoch {self._current_epoch} in {backup} "
+                f"({type(error).__name__}: {error}); the previous backup ({kept}) is kept, "
+                "resume from it (--resume) once the cause is mended."
+            ) from None
+        for stale in backup.glob("*.weights.h5"):
+            if stale.name != weights.name:
+                stale.unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from keras_resblocks.checkpoints.save import save_pretrained
 from keras_resblocks.models import check_overrides, create_model
 from keras_resblocks.training.augment import RandomCropFlip, ResidentImages
 from keras_resblocks.training.callbacks import (
+    AtomicBackupAndRestore,
     EpochRecorder,
     StopAtIteration,
     StopBeforeDeadline,
@@ -463,9 +464,7 @@ def _make_callbacks(setup, plan, data, eval_batch_size, epoch_test_images, deadl
         StopOnNonFiniteLoss(setup.steps_per_epoch),
         StopAtIteration(setup.recipe.iterations, setup.steps_per_epoch),
         recorder,
-        keras.callbacks.BackupAndRestore(
-            str(plan.backup_dir), save_freq="epoch", delete_checkpoint=False
-        ),
+        AtomicBackupAndRestore(str(plan.backup_dir), save_freq="epoch", delete_checkpoint=False),
     ]
     stopper = None
     if deadline is not None:
