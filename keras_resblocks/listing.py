@@ -298,14 +298,12 @@ def run_info(args):
             print(card if card else json.dumps(listing, indent=1))
         return 0
     if os.path.isdir(name):
-        from keras_resblocks.checkpoints import CheckpointMetadata
-        from keras_resblocks.checkpoints.io import check_files, read_config, read_file, read_json
+        from keras_resblocks.checkpoints.io import read_checkpoint, read_file, read_json
 
-        # A directory is anyone's: validate it before printing anything from it.
-        check_files(name)
-        read_config(name)
+        # A directory is anyone's: every file is checked against the hashes recorded in
+        # metadata.json, as loading checks them, before anything from it is printed.
+        read_checkpoint(name)
         metadata = read_json(os.path.join(name, METADATA_FILE))
-        CheckpointMetadata.from_json(metadata)
         if args.json:
             print(json.dumps(metadata, indent=1))
             return 0

@@ -438,3 +438,15 @@ def test_a_truncated_archive_and_a_history_without_iterations_are_one_line_error
     err = capsys.readouterr().err
     assert "not a training history (no rows, or no column ['iterations'])" in err
     assert not (tmp_path / "p.png").exists()
+
+
+def test_info_refuses_a_card_changed_after_the_checkpoint_was_written(capsys, checkpoint, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(checkpoint, copy)
+    with open(copy / "README.md", "a") as card:
+        card.write("\nThis model is 99.9% accurate.\n")
+    assert main(["info", str(copy)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "sha256 mismatch for README.md" in captured.err
