@@ -159,8 +159,6 @@ def read_timm_config(config):
         _bad_config("num_classes", num_classes, f"between 1 and {MAX_NUM_CLASSES:,} (a classifier)")
     if config.get("global_pool", "avg") != "avg":
         _bad_config("global_pool", config.get("global_pool"), "'avg' (timm's ResNet default)")
-    if config.get("model_args"):
-        _bad_config("model_args", config.get("model_args"), "empty (they change the model)")
     cfg = config.get("pretrained_cfg")
     if not isinstance(cfg, dict):
         _bad_config("pretrained_cfg", cfg, "a JSON object")
@@ -179,6 +177,7 @@ def read_timm_config(config):
             f"[channels, height, width] with 1..16 channels and sides of 32..{MAX_INPUT_SIZE}",
         )
     channels = size[0]
+    _check_model_args(config.get("model_args"), num_classes, channels)
     stats = {}
     for field in ("mean", "std"):
         value = cfg.get(field)
@@ -220,6 +219,27 @@ def read_timm_config(config):
         labels=_labels(config.get("label_names"), num_classes),
         num_features=config.get("num_features"),
     )
+
+
+# The model_args timm records that leave the inference graph as the architecture's name says
+# (timm >= 1.0 writes in_chans, num_classes and global_pool); the drop rates act in training only.
+_HARMLESS_MODEL_ARGS = ("in_chans", "num_classes", "global_pool", "drop_rate", "drop_path_rate")
+
+
+def _check_model_args(model_args, num_classes, channels):
+    if model_args is None:
+        return
+    expected = {"in_chans": channels, "num_classes": num_classes, "global_pool": "avg"}
+    if not isinstance(model_args, dict) or any(
+        key not in _HARMLESS_MODEL_ARGS or model_args[key] != expected.get(key, model_args[key])
+        for key in model_args
+    ):
+        _bad_config(
+            "model_args",
+            model_args,
+            f"at most {list(_HARMLESS_MODEL_ARGS)} with in_chans={channels}, "
+            f"num_classes={num_classes}, global_pool='avg' (others change the model)",
+        )
 
 
 def _labels(names, num_classes):
@@ -388,15 +408,16 @@ def keras_weights(tensors, key_map):
     return ours
 
 
-def convert_timm(state_dict, config, name=None):
+def convert_timm(state_dict, config, name=None, input_shape=None):
     """A :class:`keras_resblocks.ResNet` with the weights of a timm checkpoint, and its record.
 
     ``state_dict``: timm's tensors as NumPy arrays, keyed as timm names them (what
     ``safetensors.numpy.load_file`` reads from a timm ``model.safetensors``). ``config``:
     the parsed ``config.json`` timm publishes beside it. The model takes raw 0..255 RGB
     (its preprocessing scales by 1/255 and normalizes with the config's mean and std) and
-    ends in softmax, like every checkpoint of this package; its input shape is the
-    config's ``input_size``.
+    ends in softmax, like every checkpoint of this package; its input shape is
+    ``input_shape`` (``(height, width, channels)``, ``None`` entries for any size), by
+    default the config's ``input_size`` (which :class:`TimmConversion` records either way).
 
     Example:
 
@@ -427,7 +448,7 @@ def convert_timm(state_dict, config, name=None):
         _bad_config("num_features", info["num_features"], f"{features}, as the weights hold")
     weights = keras_weights(tensors, key_map)
     result = TimmConversion(model=None, **{k: v for k, v in info.items() if k != "num_features"})
-    model = _build(arch, result, name or info["architecture"])
+    model = _build(arch, result, name or info["architecture"], input_shape)
     variables = {v.path: v for v in model.variables}
     if set(variables) != set(weights):  # the key map and the builder disagree: a bug here
         raise AssertionError(sorted(set(variables) ^ set(weights))[:5])
@@ -436,13 +457,18 @@ def convert_timm(state_dict, config, name=None):
     return dataclasses.replace(result, model=model)
 
 
-def _build(arch, result, name):
+def _build(arch, result, name, input_shape):
     from keras_resblocks.models import ResNet
 
+    if input_shape is not None and tuple(input_shape)[-1:] != result.input_shape[-1:]:
+        raise TimmConversionError(
+            f"`input_shape` must keep the weights' {result.input_shape[-1]} channels. "
+            f"Received: input_shape={input_shape!r}"
+        )
     return ResNet(
         arch,
         num_classes=result.num_classes,
-        input_shape=result.input_shape,
+        input_shape=result.input_shape if input_shape is None else tuple(input_shape),
         preprocessing=result.preprocessing,
         name=name,
     )

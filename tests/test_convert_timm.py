@@ -122,6 +122,7 @@ def timm_config(name, num_classes=10, size=64, **pretrained_cfg):
         "num_classes": num_classes,
         "num_features": 512 if block == "basic" else 2048,
         "global_pool": "avg",
+        "model_args": {"in_chans": 3, "num_classes": num_classes, "global_pool": "avg"},
         "pretrained_cfg": {
             "tag": "test_in1k",
             "custom_load": False,
@@ -315,6 +316,11 @@ def test_what_the_checkpoint_writer_needs():
     # label_names as a dict of class index -> name, as timm allows
     config["label_names"] = {str(i): n for i, n in enumerate(labels)}
     assert convert_timm(random_state_dict("resnet18"), config).labels == labels
+    # any input size, as the model is fully convolutional; the record keeps the weights' size
+    flexible = convert_timm(random_state_dict("resnet18"), config, input_shape=(None, None, 3))
+    assert flexible.model.image_shape == (None, None, 3) and flexible.input_shape == (64, 64, 3)
+    with pytest.raises(TimmConversionError, match="3 channels"):
+        convert_timm(random_state_dict("resnet18"), config, input_shape=(64, 64, 1))
     # no licence, no labels
     del config["label_names"], config["pretrained_cfg"]["license"]
     result = convert_timm(random_state_dict("resnet18"), config)
@@ -386,6 +392,7 @@ def test_shapes_dtypes_and_values_are_checked(state):
         (lambda c: c.update(num_classes="10"), "num_classes='10'"),
         (lambda c: c.update(global_pool="max"), "global_pool='max'"),
         (lambda c: c.update(model_args={"stem_width": 64}), "model_args="),
+        (lambda c: c.update(model_args={"num_classes": 5}), "num_classes=10"),
         (lambda c: c.update(num_features=2048), "num_features=2048"),
         (lambda c: c.update(label_names=["a"]), "label_names="),
         (lambda c: c.pop("pretrained_cfg"), "pretrained_cfg=None"),
