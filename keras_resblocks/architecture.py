@@ -14,6 +14,8 @@ POOLINGS = (None, "avg", "max")
 BLOCKS = ("residual", "plain")
 STEMS = ("cifar", "imagenet")
 DOWNSAMPLE = ("first", "last")
+# Fields added after checkpoints existed; written only when true (see Architecture).
+OMITTED_WHILE_FALSE = ("deep_stem", "avg_down")
 
 
 def _fail(field, value, expected):
@@ -62,6 +64,18 @@ class Architecture:
         zero_init_last: start each residual block's last BN gamma at zero.
         kernel_l2: L2 penalty on every conv and dense kernel (0 for none; the
             paper's weight decay of 1e-4 is ``kernel_l2=5e-5``).
+        deep_stem: with the ``"imagenet"`` stem, three 3x3 convs (the first of stride 2;
+            widths ``stem_width // 2``, ``stem_width // 2``, ``stem_width``), each followed
+            by BN + ReLU, instead of the 7x7 conv (ResNet-C/D of Bag of Tricks, timm's
+            ``stem_type="deep"``).
+        avg_down: a projection shortcut of a strided block average-pools (2x2, the
+            block's stride, windows that overhang the border averaged over the pixels
+            they cover) and then applies a stride-1 1x1 conv + BN, instead of a strided
+            1x1 conv that skips three pixels in four (ResNet-D, timm's ``avg_down=True``).
+
+    ``deep_stem`` and ``avg_down`` came after the first checkpoints were written:
+    :meth:`to_dict` leaves them out while they are false, so the configs of every
+    architecture without them stay byte for byte what they were.
     """
 
     stage_depths: Tuple[int, ...]
@@ -81,6 +95,8 @@ class Architecture:
     bn_epsilon: float = 1e-5
     zero_init_last: bool = False
     kernel_l2: float = 0.0
+    deep_stem: bool = False
+    avg_down: bool = False
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -103,7 +119,15 @@ class Architecture:
         ):
             if getattr(self, field) not in choices:
                 _fail(field, getattr(self, field), f"one of {list(choices)}")
-        for field in ("bottleneck", "preact", "stride_in_1x1", "use_bias", "zero_init_last"):
+        for field in (
+            "bottleneck",
+            "preact",
+            "stride_in_1x1",
+            "use_bias",
+            "zero_init_last",
+            "deep_stem",
+            "avg_down",
+        ):
             if not isinstance(getattr(self, field), bool):
                 _fail(field, getattr(self, field), "true or false")
         for field in ("expansion", "stem_width"):
@@ -125,6 +149,12 @@ class Architecture:
             _fail("zero_init_last", True, "false for plain blocks (it would zero their output)")
         if self.block == "plain" and self.shortcut != "auto":
             _fail("shortcut", self.shortcut, "'auto' for plain blocks, which have none")
+        if self.block == "plain" and self.avg_down:
+            _fail("avg_down", True, "false for plain blocks, which have no shortcut")
+        if self.deep_stem and self.stem != "imagenet":
+            _fail("deep_stem", True, "false unless stem='imagenet' (it replaces the 7x7 conv)")
+        if self.deep_stem and self.stem_width % 2:
+            _fail("stem_width", self.stem_width, "even with deep_stem (its first convs have half)")
 
     # -- derived -------------------------------------------------------------------
     @property
@@ -135,7 +165,7 @@ class Architecture:
     def depth(self):
         """Weighted layers: convs on the main path plus the classifier."""
         per_block = 3 if self.bottleneck else 2
-        return 1 + per_block * self.num_blocks + 1
+        return (3 if self.deep_stem else 1) + per_block * self.num_blocks + 1
 
     @property
     def min_input_size(self):
@@ -147,6 +177,9 @@ class Architecture:
         d = dataclasses.asdict(self)
         for key in ("stage_depths", "stage_widths", "stage_strides"):
             d[key] = list(d[key])
+        for key in OMITTED_WHILE_FALSE:
+            if not d[key]:
+                del d[key]
         return d
 
     def to_json(self, **kwargs):
@@ -265,6 +298,37 @@ def list_models():
 
 
 KERNEL_SIZE = 3  # the spatial convolutions of every named architecture
+
+
+def stem_plan(arch):
+    """The stem's convolutions, in order: ``[(units, kernel_size, strides, use_bias, norm)]``.
+
+    ``norm``: a BatchNorm + ReLU follows (every conv but a pre-activation net's last);
+    ``use_bias``: a bias where ``arch.use_bias`` asks for one or no BatchNorm follows. The
+    ``"imagenet"`` stem then max-pools (3x3, stride 2). The builder makes its layers from
+    it and :func:`parameter_count` and :func:`multiply_accumulates` count them from it.
+
+    Example:
+
+    >>> from keras_resblocks import Architecture
+    >>> from keras_resblocks.architecture import stem_plan
+    >>> stem_plan(Architecture.named("resnet18"))
+    [(64, 7, 2, False, True)]
+    >>> [step[:3] for step in stem_plan(Architecture.named("resnet50d"))]
+    [(32, 3, 2), (32, 3, 1), (64, 3, 1)]
+    """
+    width = arch.stem_width
+    if arch.deep_stem:
+        convs = [(width // 2, 3, 2), (width // 2, 3, 1), (width, 3, 1)]
+    elif arch.stem == "imagenet":
+        convs = [(width, 7, 2)]
+    else:
+        convs = [(width, 3, 1)]
+    plan = []
+    for i, (units, kernel_size, strides) in enumerate(convs, start=1):
+        norm = not (arch.preact and i == len(convs))  # a pre-activation stem ends in a conv
+        plan.append((units, kernel_size, strides, bool(arch.use_bias or not norm), norm))
+    return plan
 
 
 def branch_plan(
@@ -437,6 +501,9 @@ def block_plan(arch):
                 except ValueError as error:
                     raise ValueError(f"Stage {len(stages) + 1} block {j + 1}: {error}") from None
                 kwargs.update(shortcut=shortcut, zero_init_last=arch.zero_init_last)
+                # Only when set, so that older architectures' specs stay as they were.
+                if arch.avg_down:
+                    kwargs.update(avg_down=True)
             blocks.append(kwargs)
             channels = out_channels
         stages.append(blocks)
@@ -463,12 +530,10 @@ def parameter_count(architecture, num_classes=None, include_top=True, channels=3
     def conv(k, cin, cout, bias):
         return k * k * cin * cout + (cout if bias else 0)
 
-    total = conv(
-        7 if arch.stem == "imagenet" else 3, channels, arch.stem_width, arch.use_bias or arch.preact
-    )
-    if not arch.preact:
-        total += bn * arch.stem_width
-    cin = arch.stem_width
+    total, cin = 0, channels
+    for units, kernel_size, _, use_bias, norm in stem_plan(arch):
+        total += conv(kernel_size, cin, units, use_bias) + (bn * units if norm else 0)
+        cin = units
     for stage in block_plan(arch):
         for spec in stage:
             plan = branch_plan(
@@ -647,12 +712,12 @@ def multiply_accumulates(architecture, input_shape=None, num_classes=None, inclu
         height, width = -(-height // stride), -(-width // stride)
         return height * width * k * k * cin * cout
 
+    total, cin = 0, channels
+    for units, kernel_size, strides, _, _ in stem_plan(arch):
+        total += conv(kernel_size, cin, units, strides)
+        cin = units
     if arch.stem == "imagenet":
-        total = conv(7, channels, arch.stem_width, 2)
         height, width = -(-height // 2), -(-width // 2)  # the stem's max pooling
-    else:
-        total = conv(3, channels, arch.stem_width, 1)
-    cin = arch.stem_width
     for stage in block_plan(arch):
         for spec in stage:
             plan = branch_plan(
@@ -671,7 +736,8 @@ def multiply_accumulates(architecture, input_shape=None, num_classes=None, inclu
                 "shortcut" in spec
                 and resolve_shortcut(spec["shortcut"], cin, c, plan_stride(plan)) == "projection"
             ):
-                total += height * width * cin * c  # a 1x1 convolution at the output's size
+                # a 1x1 convolution at the output's size (with avg_down: after the pooling)
+                total += height * width * cin * c
             cin = c
     if include_top:
         if num_classes is None:

@@ -48,6 +48,7 @@ class _Block(keras.layers.Layer):
     """
 
     residual = True
+    avg_down = False
     _linear_name = "conv"
     _norm_name = "bn"
 
@@ -94,6 +95,9 @@ class _Block(keras.layers.Layer):
         raise NotImplementedError
 
     def _subsample(self, strides):
+        raise NotImplementedError
+
+    def _average_pool(self, strides):
         raise NotImplementedError
 
     def _output_spatial(self, spatial, strides):
@@ -177,14 +181,17 @@ class _Block(keras.layers.Layer):
             step = projection_step(
                 preact=self.preact, normalization=self.normalization, use_bias=self.use_bias
             )
+            pooled = self.avg_down and total_stride > 1
             proj = self._linear(
                 f"shortcut_{self._linear_name}",
                 out_channels,
                 1,
-                total_stride,
+                1 if pooled else total_stride,
                 use_bias=step["use_bias"],
                 zero_init=False,
             )
+            if pooled:
+                proj = [self._average_pool(total_stride)] + proj
             if step["norm"]:
                 proj = proj + [self._norm(f"shortcut_{self._norm_name}")]
             self.shortcut_layers = proj
@@ -247,6 +254,8 @@ class _Block(keras.layers.Layer):
         )
         if self.residual:
             config.update(shortcut=self.shortcut, zero_init_last=self.zero_init_last)
+        if self.avg_down:
+            config.update(avg_down=True)
         return config
 
 
@@ -263,6 +272,7 @@ class _ConvBlock(_Block):
         bottleneck=False,
         expansion=4,
         stride_in_1x1=False,
+        avg_down=False,
         **kwargs,
     ):
         _check_positive_int("filters", filters)
@@ -281,6 +291,7 @@ class _ConvBlock(_Block):
         self.bottleneck = bool(bottleneck)
         self.expansion = expansion
         self.stride_in_1x1 = bool(stride_in_1x1)
+        self.avg_down = bool(avg_down)
 
     def _plan(self, in_channels):
         return branch_plan(
@@ -324,6 +335,18 @@ class _ConvBlock(_Block):
         # parameter-free strided identity of option A and keras.applications' V2.
         return keras.layers.MaxPooling2D(
             pool_size=1, strides=strides, name="shortcut_pool", dtype=self.dtype_policy
+        )
+
+    def _average_pool(self, strides):
+        # PyTorch's AvgPool2d(2, strides, ceil_mode=True, count_include_pad=False), as
+        # timm's avg_down uses it: with a 2-wide window, "same" pads at most one pixel,
+        # after the input, and Keras averages over the pixels a window covers.
+        return keras.layers.AveragePooling2D(
+            pool_size=2,
+            strides=strides,
+            padding="same",
+            name="shortcut_avg_pool",
+            dtype=self.dtype_policy,
         )
 
     def build(self, input_shape):
@@ -371,6 +394,9 @@ class ResidualBlock(_ConvBlock):
             no parameters) or ``"identity"`` (error when the shapes differ).
         zero_init_last: start the last BN's gamma (the last conv's kernel when
             ``preact=True``) at zero, so the block starts as ``relu(x)``.
+        avg_down: a strided block's projection average-pools (2x2 windows, the
+            block's stride) before a stride-1 1x1 conv, instead of striding the 1x1
+            conv (ResNet-D).
         use_bias: give convs that a normalization follows a bias (convs that no
             normalization follows always have one).
         activation, normalization, norm_momentum, norm_epsilon,
@@ -386,6 +412,8 @@ class ResidualBlock(_ConvBlock):
     (2, 8, 8, 16)
     >>> ResidualBlock(32, strides=2, shortcut="zero_pad").compute_output_shape((2, 8, 8, 16))
     (2, 4, 4, 32)
+    >>> tuple(ResidualBlock(32, strides=2, avg_down=True)(np.zeros((1, 7, 7, 16), "float32")).shape)
+    (1, 4, 4, 32)
     """
 
     residual = True
@@ -399,6 +427,7 @@ class ResidualBlock(_ConvBlock):
         preact=False,
         shortcut="auto",
         zero_init_last=False,
+        avg_down=False,
         **kwargs,
     ):
         super().__init__(
@@ -409,6 +438,7 @@ class ResidualBlock(_ConvBlock):
             preact=preact,
             shortcut=shortcut,
             zero_init_last=zero_init_last,
+            avg_down=avg_down,
             **kwargs,
         )
 
@@ -453,7 +483,7 @@ class PlainBlock(_ConvBlock):
 
 
 def _reject_residual_only(kwargs, cls_name):
-    for key in ("shortcut", "zero_init_last"):
+    for key in ("shortcut", "zero_init_last", "avg_down"):
         if key in kwargs:
             raise ValueError(
                 f"{cls_name} has no shortcut, so it takes no `{key}`. "

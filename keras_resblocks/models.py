@@ -17,6 +17,7 @@ from keras_resblocks.architecture import (  # noqa: F401  (list_models, paramete
     block_plan,
     list_models,
     parameter_count,
+    stem_plan,
 )
 from keras_resblocks.architecture import check_limits
 from keras_resblocks.architecture import check_preprocessing as _check_preprocessing
@@ -80,33 +81,31 @@ def _check_input_shape(input_shape, arch):
 
 
 def _stem(x, arch):
-    bias = arch.use_bias or arch.preact  # no BN follows a pre-activation stem
-    if arch.stem == "imagenet":
-        x = keras.layers.ZeroPadding2D(3, name="stem_pad")(x)
+    plan = stem_plan(arch)
+    for i, (units, kernel_size, strides, use_bias, norm) in enumerate(plan, start=1):
+        # One conv keeps the names stem_conv / stem_bn; the deep stem's are numbered.
+        suffix = str(i) if len(plan) > 1 else ""
+        padding = "same"
+        if strides > 1:
+            # Symmetric padding, as PyTorch pads: "same" would pad a strided conv on
+            # one side only.
+            x = keras.layers.ZeroPadding2D(kernel_size // 2, name="stem_pad")(x)
+            padding = "valid"
         x = keras.layers.Conv2D(
-            arch.stem_width,
-            7,
-            strides=2,
-            use_bias=bias,
-            name="stem_conv",
+            units,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            use_bias=use_bias,
+            name=f"stem_conv{suffix}",
             kernel_initializer="he_normal",
             kernel_regularizer=_l2(arch),
         )(x)
-    else:
-        x = keras.layers.Conv2D(
-            arch.stem_width,
-            3,
-            padding="same",
-            use_bias=bias,
-            name="stem_conv",
-            kernel_initializer="he_normal",
-            kernel_regularizer=_l2(arch),
-        )(x)
-    if not arch.preact:
-        x = BatchNormalization(momentum=arch.bn_momentum, epsilon=arch.bn_epsilon, name="stem_bn")(
-            x
-        )
-        x = keras.layers.Activation("relu", name="stem_relu")(x)
+        if norm:
+            x = BatchNormalization(
+                momentum=arch.bn_momentum, epsilon=arch.bn_epsilon, name=f"stem_bn{suffix}"
+            )(x)
+            x = keras.layers.Activation("relu", name=f"stem_relu{suffix}")(x)
     if arch.stem == "imagenet":
         x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
         x = keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
@@ -403,3 +402,10 @@ ResNet152 = _named_constructor("resnet152")
 ResNet50V2 = _named_constructor("resnet50v2")
 ResNet101V2 = _named_constructor("resnet101v2")
 ResNet152V2 = _named_constructor("resnet152v2")
+ResNet26 = _named_constructor("resnet26")
+ResNet18D = _named_constructor("resnet18d")
+ResNet34D = _named_constructor("resnet34d")
+ResNet26D = _named_constructor("resnet26d")
+ResNet50D = _named_constructor("resnet50d")
+ResNet101D = _named_constructor("resnet101d")
+ResNet152D = _named_constructor("resnet152d")

@@ -42,6 +42,16 @@ _IMAGENET_V2 = dict(
     bn_epsilon=1.001e-5,
 )
 
+# timm's (and torchvision's) bottleneck ResNets: stride on the 3x3 conv, no conv biases,
+# BatchNorm epsilon 1e-5. (The names resnet50/101/152 above are keras.applications' layout;
+# timm's resnet50 is Architecture.named("resnet50", **TIMM_BOTTLENECK_CHANGES).)
+TIMM_BOTTLENECK_CHANGES = dict(stride_in_1x1=False, use_bias=False, bn_epsilon=1e-5)
+_IMAGENET_BOTTLENECK = dict(_IMAGENET_BASIC, bottleneck=True, **TIMM_BOTTLENECK_CHANGES)
+# ResNet-D (He et al. 2019, "Bag of Tricks"; timm's resnet*d): the deep 3x3 stem of widths
+# 32/32/64 and average-pooling projection shortcuts.
+_BASIC_D = dict(_IMAGENET_BASIC, deep_stem=True, avg_down=True)
+_BOTTLENECK_D = dict(_IMAGENET_BOTTLENECK, deep_stem=True, avg_down=True)
+
 ARCHITECTURES = {
     "resnet20": dict(_CIFAR, stage_depths=(3, 3, 3)),
     "resnet32": dict(_CIFAR, stage_depths=(5, 5, 5)),
@@ -64,6 +74,13 @@ ARCHITECTURES = {
     "resnet50v2": dict(_IMAGENET_V2, stage_depths=(3, 4, 6, 3)),
     "resnet101v2": dict(_IMAGENET_V2, stage_depths=(3, 4, 23, 3)),
     "resnet152v2": dict(_IMAGENET_V2, stage_depths=(3, 8, 36, 3)),
+    "resnet26": dict(_IMAGENET_BOTTLENECK, stage_depths=(2, 2, 2, 2)),
+    "resnet18d": dict(_BASIC_D, stage_depths=(2, 2, 2, 2)),
+    "resnet34d": dict(_BASIC_D, stage_depths=(3, 4, 6, 3)),
+    "resnet26d": dict(_BOTTLENECK_D, stage_depths=(2, 2, 2, 2)),
+    "resnet50d": dict(_BOTTLENECK_D, stage_depths=(3, 4, 6, 3)),
+    "resnet101d": dict(_BOTTLENECK_D, stage_depths=(3, 4, 23, 3)),
+    "resnet152d": dict(_BOTTLENECK_D, stage_depths=(3, 8, 36, 3)),
 }
 
 # The head each family is built with unless the caller overrides it.
@@ -72,7 +89,8 @@ DEFAULT_HEAD = {
     "imagenet": dict(num_classes=1000, input_shape=(224, 224, 3)),
 }
 
-# Constructor names, keras.applications style: ``ResNet56``, ``Plain20``, ``ResNet50V2``.
+# Constructor names, keras.applications style: ``ResNet56``, ``Plain20``, ``ResNet50V2``,
+# ``ResNet50D``.
 CONSTRUCTOR_NAMES = {
     name: ("ResNet" + name[6:].upper() if name.startswith("resnet") else "Plain" + name[5:])
     for name in ARCHITECTURES

@@ -322,7 +322,12 @@ def test_list_filters_sorts_and_answers_with_the_rows_of_the_python_api(capsys):
 
     assert main(["list", "resnet5*", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert {r["name"] for r in listed["architectures"]} == {"resnet50", "resnet50v2", "resnet56"}
+    assert {r["name"] for r in listed["architectures"]} == {
+        "resnet50",
+        "resnet50d",
+        "resnet50v2",
+        "resnet56",
+    }
     assert all(r["name"].startswith("resnet5") for r in listed["checkpoints"])
     assert listed["checkpoints"] == kr.list_checkpoints("resnet5*")
     row = next(r for r in listed["checkpoints"] if r["name"] == "resnet56_cifar10")

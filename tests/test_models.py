@@ -38,6 +38,13 @@ IMAGENET = [
     "resnet50v2",
     "resnet101v2",
     "resnet152v2",
+    "resnet26",
+    "resnet18d",
+    "resnet34d",
+    "resnet26d",
+    "resnet50d",
+    "resnet101d",
+    "resnet152d",
 ]
 TINY = Architecture(stage_depths=[1, 1], stage_widths=[4, 8], stage_strides=[1, 2])
 
@@ -101,7 +108,33 @@ def test_basic_imagenet_models_match_torchvision(name, trainable):
     assert _trainable(built(name)) == trainable
 
 
-DEEP = {"resnet101", "resnet152", "resnet101v2", "resnet152v2", "resnet1202"}
+# The deep stem (3x3 convs 3->32->32->64 and two more BatchNorms) replaces the 7x7 conv
+# (3->64): 864 + 9,216 + 18,432 + 2 * 64 - 9,408 = 19,232 more parameters; average-pooling
+# shortcuts add none.
+DEEP_STEM_EXTRA = 19_232
+
+
+def test_timm_bottleneck_and_resnet_d_parameter_counts():
+    from keras_resblocks.variants import TIMM_BOTTLENECK_CHANGES
+
+    # timm's (torchvision's) resnet50: 25,557,032 parameters.
+    timm50 = Architecture.named("resnet50", **TIMM_BOTTLENECK_CHANGES)
+    assert _trainable(ResNet(timm50)) == 25_557_032
+    assert _trainable(built("resnet50d")) == 25_557_032 + DEEP_STEM_EXTRA
+    assert _trainable(built("resnet18d")) == 11_689_512 + DEEP_STEM_EXTRA
+    assert _trainable(built("resnet34d")) == 21_797_672 + DEEP_STEM_EXTRA
+    assert built("resnet50d").architecture.to_dict()["avg_down"] is True
+
+
+DEEP = {
+    "resnet101",
+    "resnet152",
+    "resnet101v2",
+    "resnet152v2",
+    "resnet101d",
+    "resnet152d",
+    "resnet1202",
+}
 
 
 def _large_if_deep(names):
@@ -301,6 +334,8 @@ def test_an_unknown_architecture_suggests_the_closest_names():
         ("resnet18", (160, 120, 3)),  # odd sizes: every strided layer rounds up
         ("resnet50v2", (97, 97, 3)),
         ("resnet20", (33, 31, 3)),
+        ("resnet18d", (65, 63, 3)),  # the deep stem and average-pooling shortcuts
+        ("resnet26d", (97, 95, 3)),
     ],
 )
 def test_multiply_accumulates_equal_a_count_over_the_built_layers(name, input_shape):

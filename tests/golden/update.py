@@ -10,7 +10,7 @@ import pathlib
 from keras_resblocks import create_model, list_models
 from tests._helpers import weight_signature
 
-FULL = ["resnet20", "plain20", "resnet18", "resnet50", "resnet50v2"]
+FULL = ["resnet20", "plain20", "resnet18", "resnet50", "resnet50v2", "resnet26d"]
 
 if __name__ == "__main__":
     out = {"sha256": {}, "full": {}}
