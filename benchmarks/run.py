@@ -55,7 +55,7 @@ def environment(argv):
     from keras_resblocks.training.environment import hardware_description, software_versions
 
     hardware = hardware_description()
-    from keras_resblocks._command import command_line
+    from keras_resblocks._cli_common import command_line
 
     # As typed, without this machine's folders (an output under /tmp becomes .../name).
     command = command_line(["run.py", *argv], program="python benchmarks/run.py")

@@ -16,7 +16,7 @@ import os
 import sys
 
 
-from keras_resblocks._command import CommandError, command_line, printable_line
+from keras_resblocks._cli_common import CommandError, command_line, printable_line
 
 # Each command: (help, the module that holds its options and work, its name there,
 # whether it needs the backend). The module is imported only when its command runs or

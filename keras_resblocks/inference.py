@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from keras_resblocks._command import (
+from keras_resblocks._cli_common import (
     MAX_BATCH_SIZE,
     CommandError,
     count,

@@ -8,7 +8,7 @@ import json
 import os
 import re
 
-from keras_resblocks._command import CommandError, UsageError, printable
+from keras_resblocks._cli_common import CommandError, UsageError, printable
 
 
 def add_list_arguments(parser):

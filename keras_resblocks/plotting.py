@@ -180,7 +180,7 @@ def add_plot_arguments(parser):
 
 def run_plot(args):
     """Draw the figure for parsed :func:`add_plot_arguments` options; returns 0."""
-    from keras_resblocks._command import CommandError, UsageError
+    from keras_resblocks._cli_common import CommandError, UsageError
 
     _pyplot()  # a missing matplotlib is named before any history is read
 

@@ -134,7 +134,7 @@ def list_pretrained():
 
 
 def _describe(name, entry):
-    from keras_resblocks._command import reproduction_command
+    from keras_resblocks._cli_common import reproduction_command
     from keras_resblocks.architecture import Architecture, multiply_accumulates, parameter_count
 
     metrics = entry.get("metrics") or {}

@@ -516,7 +516,7 @@ def add_publish_arguments(parser):
 
 def run_publish(args):
     """Carry out parsed ``publish`` arguments; print the result; return the exit code."""
-    from keras_resblocks._command import CommandError
+    from keras_resblocks._cli_common import CommandError
 
     try:
         publication = push_to_hub(

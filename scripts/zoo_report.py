@@ -288,8 +288,8 @@ def degradation_checks(runs, seeds=None):
 
 def user_command(command):
     """A run's recorded command as a user would retype it
-    (:func:`keras_resblocks._command.reproduction_command`)."""
-    from keras_resblocks._command import reproduction_command
+    (:func:`keras_resblocks._cli_common.reproduction_command`)."""
+    from keras_resblocks._cli_common import reproduction_command
 
     return reproduction_command(command)
 

@@ -282,7 +282,7 @@ def test_the_docs_table_of_command_inputs_lists_what_these_tests_check():
 
 
 def test_the_recorded_command_line_keeps_no_path_of_this_machine(tmp_path, monkeypatch):
-    from keras_resblocks._command import command_line
+    from keras_resblocks._cli_common import command_line
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()

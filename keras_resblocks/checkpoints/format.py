@@ -25,7 +25,7 @@ import math
 import re
 from pathlib import Path
 
-from keras_resblocks._command import printable
+from keras_resblocks._cli_common import printable
 
 from keras_resblocks.architecture import (  # noqa: F401  (LIMITS: a checkpoint's bounds)
     LIMITS,

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 
-from keras_resblocks._command import MAX_BATCH_SIZE, count
+from keras_resblocks._cli_common import MAX_BATCH_SIZE, count
 from keras_resblocks.training.recipes import PRESETS, SCHEDULES, get_recipe
 
 # Recipe fields a flag can override, with how to parse them.
@@ -251,7 +251,7 @@ def recipe_from_args(args):
 
 def run_train(args, command=None):
     """Train from parsed :func:`add_train_arguments` options; returns the exit status."""
-    from keras_resblocks._command import CommandError, UsageError, command_line
+    from keras_resblocks._cli_common import CommandError, UsageError, command_line
     from keras_resblocks.training.data import DatasetError
     from keras_resblocks.training.callbacks import NonFiniteLossError
     from keras_resblocks.training.trainer import train

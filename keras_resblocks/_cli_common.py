@@ -31,7 +31,7 @@ def printable(text):
 
     Example:
 
-    >>> from keras_resblocks._command import printable
+    >>> from keras_resblocks._cli_common import printable
     >>> printable("ok\x1b[2J\x1b]0;pwned\x07 fine\n")
     'ok[2J]0;pwned fine\n'
     """
@@ -44,7 +44,7 @@ def printable_line(text):
 
     Example:
 
-    >>> from keras_resblocks._command import printable_line
+    >>> from keras_resblocks._cli_common import printable_line
     >>> printable_line("cat\ndog: 1.000\x1b[2J")
     'cat dog: 1.000[2J'
     """
@@ -59,7 +59,7 @@ def count(low=1, high=None):
 
     Example:
 
-    >>> from keras_resblocks._command import count
+    >>> from keras_resblocks._cli_common import count
     >>> count(1, 10)("3")
     3
     >>> count(1, 10)("0")
@@ -87,7 +87,7 @@ def tolerance(text):
 
     Example:
 
-    >>> from keras_resblocks._command import tolerance
+    >>> from keras_resblocks._cli_common import tolerance
     >>> tolerance("nan")
     Traceback (most recent call last):
     ...
@@ -119,7 +119,7 @@ def command_line(argv=None, program=None):
 
     Example:
 
-    >>> from keras_resblocks._command import command_line
+    >>> from keras_resblocks._cli_common import command_line
     >>> command_line(["/home/me/.venv/bin/keras-resblocks", "train", "--output", "my run",
     ...               "--dataset=/home/me/data/cifar.tar.gz"])
     "keras-resblocks train --output 'my run' --dataset=.../cifar.tar.gz"
@@ -160,7 +160,7 @@ def reproduction_command(command):
 
     Example:
 
-    >>> from keras_resblocks._command import reproduction_command
+    >>> from keras_resblocks._cli_common import reproduction_command
     >>> reproduction_command("python -m keras_resblocks train --model resnet20 --dataset "
     ...              "../data/cifar10-jpeg.tar.gz --work-dir zoo/cifar10/resnet20 --output "
     ...              "weights/resnet20_cifar10 --deadline 2026-12-01T17:49:00 --recipe budget "
