@@ -139,7 +139,8 @@ def test_failed_save_leaves_the_old_checkpoint_intact(saved, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(safetensors.numpy, "save_file", broken_writer)
-    with pytest.raises(OSError, match="disk full"):
+    # One line (safetensors raises its own error type on a full disk; OSError here).
+    with pytest.raises(CheckpointError, match=r"\(OSError: disk full\); nothing at its path"):
         save_pretrained(_randomize(tiny_model(), seed=2), path, overwrite=True)
     assert {p.name: p.read_bytes() for p in path.iterdir()} == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["ckpt"]  # no temp dir left behind
@@ -479,3 +480,23 @@ save_pretrained(model, {str(target)!r}, overwrite=True)
     assert sorted(p.name for p in target.parent.iterdir()) == ["run"]  # leftovers deleted
     save_pretrained(model, target, overwrite=True)
     assert sorted(p.name for p in target.parent.iterdir()) == ["run"]
+
+
+def test_finite_weights_whose_outputs_overflow_are_refused_at_load(tmp_path):
+    """Every weight finite, the head's scaled by 1e38: the logits overflow. The checkpoint's
+    own reference images, run at load, show that it cannot compute."""
+    from keras_resblocks.checkpoints.io import sha256_of
+
+    images = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype="uint8")
+    model = tiny_model()
+    path = save_pretrained(model, tmp_path / "ckpt", reference_inputs=images)
+    assert load_checkpoint(path).load_report.complete
+    tensors = safetensors.numpy.load_file(str(path / "model.safetensors"))
+    tensors["predictions/kernel"] = tensors["predictions/kernel"] * np.float32(1e38)
+    assert all(np.isfinite(t).all() for t in tensors.values())
+    safetensors.numpy.save_file(tensors, str(path / "model.safetensors"))
+    metadata = json.loads((path / "metadata.json").read_text())
+    metadata["sha256"] = sha256_of(path / "model.safetensors")
+    (path / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(CheckpointError, match="outputs on its own reference images are not"):
+        load_checkpoint(path)

@@ -134,6 +134,8 @@ def load_resolved(
         )
     for name, variable in expected.items():
         variable.assign(wanted[name])
+    if files.reference_sha256 is not None:
+        _check_it_computes(model, directory)
 
     report = LoadReport(
         source=str(directory),
@@ -162,6 +164,33 @@ def load_resolved(
     model.load_report = report
     model.labels = config.labels if head_kept else None
     return model
+
+
+def _check_it_computes(model, directory):
+    """Refuse weights that are finite but make the outputs overflow: run the checkpoint's
+    own reference images (a few, stored with it) through the loaded model."""
+    import numpy as np
+
+    from keras_resblocks.checkpoints.reference import (
+        float32_inference,
+        read_reference,
+        reference_outputs,
+    )
+
+    _, tensors = read_reference(directory)
+    wanted = tuple(model.input_shape[1:])
+    if len(wanted) != tensors["inputs"].ndim - 1 or any(
+        n is not None and n != m for n, m in zip(wanted, tensors["inputs"].shape[1:])
+    ):
+        return  # images of another size: verify_reference says so, with the shapes
+    with float32_inference():
+        outputs = reference_outputs(model, tensors["inputs"])
+    if not all(np.isfinite(value).all() for value in outputs.values()):
+        raise CheckpointError(
+            f"The weights in {WEIGHTS_FILE} are finite but the model's outputs on its own "
+            f"reference images are not (the weights overflow float32); it cannot compute. "
+            f"Received: {str(directory)!r}"
+        )
 
 
 def _shape(shape):

@@ -18,6 +18,7 @@ from keras_resblocks.checkpoints.format import (
     METADATA_FILE,
     WEIGHTS_FILE,
     CheckpointConfig,
+    CheckpointError,
     CheckpointMetadata,
 )
 from keras_resblocks.checkpoints.io import (
@@ -89,6 +90,31 @@ def save_pretrained(
     check_overwritable(directory, overwrite)  # before any work
     tensors = _weight_tensors(model)
 
+    try:
+        _write_files(
+            directory,
+            overwrite,
+            model,
+            config,
+            tensors,
+            described,
+            metadata,
+            reference_inputs,
+            license,
+        )
+    except ValueError:
+        raise
+    except Exception as error:  # a full disk: OSError, or safetensors' own SafetensorError
+        raise CheckpointError(
+            f"Could not write the checkpoint ({type(error).__name__}: {error}); nothing at its "
+            f"path was changed. Received: {str(directory)!r}"
+        ) from None
+    return Path(directory)
+
+
+def _write_files(
+    directory, overwrite, model, config, tensors, described, metadata, reference_inputs, license
+):
     with replacing_directory(directory, overwrite) as staging:
         write_json(staging / CONFIG_FILE, config.to_json())
         safetensors.numpy.save_file(
@@ -109,7 +135,6 @@ def save_pretrained(
             meta = dataclasses.replace(meta, reference=entry)
             write_json(staging / METADATA_FILE, meta.to_json())
         _write_card(staging, model, config, meta, license, Path(directory).name)
-    return Path(directory)
 
 
 def _check_arguments(model, metrics, command, metadata):
