@@ -42,6 +42,9 @@ class FakeHub:
         # (repo_id, path) -> seconds a GET of that file waits before answering, so
         # that concurrent clients overlap.
         self.delay: dict[tuple[str, str], float] = {}
+        # (repo_id, path) -> the ETag (for a large file: the sha256 the Hub reports) sent
+        # instead of the file's own sha256: a Hub whose record and bytes disagree.
+        self.etag: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self._server = None
         self._thread = None
@@ -148,7 +151,7 @@ class FakeHub:
             )
         data = files[filename]
         headers = {
-            "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+            "ETag": f'"{self.etag.get((repo_id, filename), hashlib.sha256(data).hexdigest())}"',
             "X-Repo-Commit": sha,
             "Content-Type": "application/octet-stream",
         }
