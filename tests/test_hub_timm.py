@@ -214,3 +214,24 @@ def test_offline_with_nothing_cached_names_the_repo_and_the_way(fake_hub, cache)
     assert "\n" not in message and REPO in message
     assert "HF_HUB_OFFLINE" in message and "Connect once" in message
     assert fake_hub.count() == 0
+
+
+def test_the_command_line_takes_a_timm_repository(fake_hub, tmp_path, monkeypatch, capsys):
+    from keras_resblocks.cli import main
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    files, _, config = timm_files()
+    commit = fake_hub.commit(REPO, files)
+    assert main(["info", f"hf://{REPO}"]) == 0
+    out = capsys.readouterr().out
+    assert f"Converted from the Hugging Face Hub repository `{REPO}` at commit `{commit}`" in out
+    assert "resized (bicubic) so that a centre crop of 0.95 of the side is 32x32" in out
+    assert main(["verify", f"hf://{REPO}"]) == 0
+    assert f"hf://{REPO} reproduces its reference batch" in capsys.readouterr().out
+    assert (tmp_path / "keras_home" / "keras_resblocks" / "timm").is_dir()
+
+    config = dict(config, architecture="resnext50_32x4d")
+    fake_hub.commit(REPO, dict(files, **{"config.json": json.dumps(config).encode()}))
+    assert main(["info", f"hf://{REPO}"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'resnext50_32x4d' is not supported" in err
