@@ -20,6 +20,8 @@ def _run(workdir, with_data):
     os.chdir(workdir)
     try:
         for index, (lang, code, note) in enumerate(code_blocks(DOC), start=1):
+            if note.startswith("not run by tests"):
+                continue
             if lang == "python" and (with_data or "fine_tuning_runs" not in note):
                 exec(compile(code, f"pretrained.md[block {index}]", "exec"), namespace)
     finally:
