@@ -155,7 +155,11 @@ def write_converted(weights_path, config, upstream, directory):
     import safetensors.numpy
 
     from keras_resblocks.checkpoints import save_pretrained
-    from keras_resblocks.convert_timm import TimmConversionError, convert_timm
+    from keras_resblocks.convert_timm import (
+        TimmConversionError,
+        convert_timm,
+        imagenet_class_names,
+    )
 
     repo_id = upstream["repo_id"]
     try:
@@ -170,6 +174,8 @@ def write_converted(weights_path, config, upstream, directory):
     except TimmConversionError as error:
         raise TimmSourceError(f"hf://{repo_id}: {error}") from None
     labels = conversion.labels
+    if labels is None and conversion.num_classes == 1000 and _imagenet_1k(conversion.tag):
+        labels = imagenet_class_names()
     height, width, _ = conversion.input_shape
     images = np.random.default_rng(0).integers(
         0, 256, (REFERENCE_IMAGES, *conversion.input_shape), dtype="uint8"

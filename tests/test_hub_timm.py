@@ -25,9 +25,9 @@ REPO = "timm/resnet18.test_in1k"
 SIZE = 32  # the smallest input timm's config may name; resnet18 then runs in milliseconds
 
 
-def timm_files(name="resnet18", seed=0, config=None):
+def timm_files(name="resnet18", seed=0, config=None, num_classes=10):
     """A timm repository's files, as timm's push_to_hf_hub writes them."""
-    state = random_state_dict(name, num_classes=10, seed=seed)
+    state = random_state_dict(name, num_classes=num_classes, seed=seed)
     config = config or timm_config(name, size=SIZE, license="apache-2.0")
     weights = safetensors.numpy.save(
         {k: np.ascontiguousarray(v) for k, v in state.items()}, metadata={"format": "pt"}
@@ -235,3 +235,21 @@ def test_the_command_line_takes_a_timm_repository(fake_hub, tmp_path, monkeypatc
     assert main(["info", f"hf://{REPO}"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'resnext50_32x4d' is not supported" in err
+
+
+def test_imagenet_1k_weights_are_labelled_with_the_shipped_class_names(fake_hub, cache):
+    from keras_resblocks.convert_timm import imagenet_class_names
+
+    config = timm_config("resnet18", num_classes=1000, size=SIZE)
+    files, _, _ = timm_files(config=config, num_classes=1000)
+    fake_hub.commit(REPO, files)
+    model = from_pretrained(f"hf://{REPO}", cache_dir=cache)
+    assert model.labels == imagenet_class_names() and model.labels[1] == "goldfish"
+
+    # timm's own label_names win; weights that are not ImageNet-1k's get none.
+    named = dict(config, label_names=[f"class {i}" for i in range(1000)])
+    fake_hub.commit(REPO, dict(files, **{"config.json": json.dumps(named).encode()}))
+    assert from_pretrained(f"hf://{REPO}", cache_dir=cache).labels[1] == "class 1"
+    other = dict(config, pretrained_cfg=dict(config["pretrained_cfg"], tag="in21k"))
+    fake_hub.commit(REPO, dict(files, **{"config.json": json.dumps(other).encode()}))
+    assert from_pretrained(f"hf://{REPO}", cache_dir=cache).labels is None
