@@ -71,15 +71,28 @@ def converted_dir(repo_id, commit, cache_dir=None):
     return ported_dir("timm", cache_dir) / repo_id.replace("/", "--") / commit
 
 
-def fetch_converted(api, repo_id, resolved, *, cache_dir=None, token=None, force_download=False):
+def fetch_converted(
+    api,
+    repo_id,
+    resolved,
+    *,
+    cache_dir=None,
+    token=None,
+    force_download=False,
+    expected_sha256=None,
+):
     """The converted checkpoint of a timm repository at the commit ``resolved``, or None
     when the repository is not timm's (its ``config.json`` is then already in the cache).
 
     A conversion already cached for that commit is returned as it is, with no request
     (loading verifies it); ``force_download`` downloads and converts again.
+    ``expected_sha256`` (the catalogue's pin) is the sha256 timm's ``model.safetensors``
+    must have, checked on the download and against what a cached conversion records.
     """
     directory = converted_dir(repo_id, resolved.resolved, cache_dir)
     if not force_download and (directory / METADATA_FILE).is_file():
+        if expected_sha256 is not None:
+            _check_pin(_recorded_upstream(directory), expected_sha256, repo_id, resolved.resolved)
         return directory
     fetch = hub.fetch_arguments(repo_id, resolved, cache_dir, token, force_download)
     where = f"{repo_id}@{resolved.resolved} on {api.endpoint}"
@@ -90,6 +103,8 @@ def fetch_converted(api, repo_id, resolved, *, cache_dir=None, token=None, force
     info = _check_config(config, repo_id)  # before downloading the weights
     weights_path = hub.fetch_file(api, WEIGHTS_FILE, fetch, UPSTREAM_FILES, where)
     sha256 = check_upstream_weights(weights_path, repo_id, resolved.resolved)
+    if expected_sha256 is not None:
+        _check_pin(sha256, expected_sha256, repo_id, resolved.resolved)
     upstream = {
         "repo_id": repo_id,
         "revision": resolved.resolved,
@@ -100,6 +115,22 @@ def fetch_converted(api, repo_id, resolved, *, cache_dir=None, token=None, force
         "license": info["licence"],
     }
     return write_converted(weights_path, config, upstream, directory)
+
+
+def _recorded_upstream(directory):
+    from keras_resblocks.checkpoints.format import metadata_detail
+    from keras_resblocks.checkpoints.io import read_json
+
+    return metadata_detail(read_json(directory / METADATA_FILE), "upstream").get("sha256")
+
+
+def _check_pin(actual, expected, repo_id, commit):
+    if actual != expected:
+        raise ChecksumError(
+            f"{WEIGHTS_FILE} of hf://{repo_id}@{commit} has sha256 {actual}, but the catalogue "
+            f"pins {expected}: not the weights the catalogue names.{_CONVERT_AGAIN} "
+            f"Received: sha256={actual!r}"
+        )
 
 
 def _read_config(path, repo_id):

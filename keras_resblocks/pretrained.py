@@ -96,11 +96,13 @@ class Pretrained:
 
     def summary(self):
         """One line: name, architecture, size, accuracy and on what, where it comes from."""
-        accuracy = (
-            f"{100 * self.accuracy:.2f}% top-1 on {self.measured_on}"
-            if self.accuracy is not None
-            else "accuracy not measured here"
-        )
+        reported = (self.entry.get("reported") or {}).get("top1_accuracy")
+        if self.accuracy is not None:
+            accuracy = f"{100 * self.accuracy:.2f}% top-1 on {self.measured_on}"
+        elif reported is not None:
+            accuracy = f"upstream reports {100 * reported:.2f}% top-1 (not measured here)"
+        else:
+            accuracy = "accuracy not measured here"
         return (
             f"{self.name}: {self.architecture}, {self.parameters / 1e6:.2f}M parameters "
             f"({self.size_mb:.1f} MB), {self.dataset}, {accuracy}; {self.source}"
@@ -163,7 +165,12 @@ def _describe(name, entry):
         images = measurement.get("images") or metadata_detail(meta, "data").get("test")
         measured_on = f"the {split} split" + (f", {images:,} images" if images else "")
         data_note = measurement.get("data") or metadata_detail(meta, "data_note")
-    architecture = Architecture.named(entry["architecture"])
+    if str((entry.get("hub") or {}).get("repo_id", "")).startswith("timm/"):
+        from keras_resblocks.convert_timm import timm_architecture
+
+        architecture = timm_architecture(entry["architecture"])  # bias-free, stride on the 3x3
+    else:
+        architecture = Architecture.named(entry["architecture"])
     parameters = parameter_count(architecture, num_classes=num_classes)
     input_shape = model.get("input_shape")
     macs = multiply_accumulates(
@@ -286,7 +293,13 @@ def _from_hub(source, repo_id, revision, expected_sha256, cache_dir, token, forc
     api = huggingface_hub.HfApi(token=token)
     resolved = hub.resolve_commit(api, repo_id, revision, cache_dir, token)
     converted = hub_timm.fetch_converted(
-        api, repo_id, resolved, cache_dir=cache_dir, token=token, force_download=force_download
+        api,
+        repo_id,
+        resolved,
+        cache_dir=cache_dir,
+        token=token,
+        force_download=force_download,
+        expected_sha256=expected_sha256,  # for a timm repository: its model.safetensors'
     )
     if converted is not None:
         return Provenance(

@@ -136,7 +136,7 @@ class FakeHub:
             return self._error(handler, 404, error, f"{error}: {repo_id}@{revision}", body)
         files = self.repos[repo_id].commits[sha]
         payload = json.dumps(
-            {"id": repo_id, "sha": sha, "siblings": [{"rfilename": f} for f in sorted(files)]}
+            {"id": repo_id, "sha": sha, "siblings": [_sibling(f, files[f]) for f in sorted(files)]}
         ).encode()
         self._send(handler, 200, {"Content-Type": "application/json"}, payload, body)
 
@@ -191,6 +191,14 @@ class FakeHub:
             time.sleep(delay)
             handler.wfile.write(payload)
         handler.close_connection = True
+
+
+def _sibling(path, data):
+    """A file of the repo info; a weights file as Git LFS stores it, with its sha256."""
+    if not path.endswith(".safetensors"):
+        return {"rfilename": path, "size": len(data)}
+    lfs = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+    return {"rfilename": path, "size": len(data), "lfs": lfs}
 
 
 # -- fixtures and helpers shared by the checkpoint and hub tests ------------------------

@@ -47,6 +47,19 @@ def test_pretrained_doc_quotes_the_registry():
         assert f"{100 * list_pretrained()[name].accuracy:.2f}" == accuracy
 
 
+def test_pretrained_doc_quotes_upstream_accuracy_as_the_catalogue_records_it():
+    rows = re.findall(
+        r"^\| `(\w+_imagenet_tv2?)` \| `(timm/[\w.]+)` \| ([\d.]+)% \|$",
+        DOC.read_text(),
+        re.MULTILINE,
+    )
+    assert len(rows) == 5
+    for name, repo, accuracy in rows:
+        entry = list_pretrained()[name].entry
+        assert entry["hub"]["repo_id"] == repo
+        assert f"{100 * entry['reported']['top1_accuracy']:.2f}" == accuracy
+
+
 @pytest.mark.large
 def test_pretrained_doc_fine_tuning_runs(tmp_path):
     if not JPEG_DATA.exists():

@@ -253,3 +253,56 @@ def test_imagenet_1k_weights_are_labelled_with_the_shipped_class_names(fake_hub,
     other = dict(config, pretrained_cfg=dict(config["pretrained_cfg"], tag="in21k"))
     fake_hub.commit(REPO, dict(files, **{"config.json": json.dumps(other).encode()}))
     assert from_pretrained(f"hf://{REPO}", cache_dir=cache).labels is None
+
+
+def test_a_catalogue_name_loads_the_timm_repo_and_pin_upstream_pins_it(
+    fake_hub, tmp_path, monkeypatch
+):
+    import hashlib
+
+    from keras_resblocks.checkpoints import catalog
+    from scripts import edit_catalog
+
+    root = tmp_path / "weights"
+    root.mkdir()
+    entry = {
+        "architecture": "resnet18",
+        "dataset": "imagenet-1k",
+        "metrics": None,
+        "reported": {"top1_accuracy": 0.5, "image_size": SIZE, "source": "a test"},
+        "sha256": None,
+        "files": [],
+        "bundled": None,
+        "hub": {"repo_id": REPO, "revision": None},
+        "license": "apache-2.0",
+        "ported_from": REPO,
+    }
+    path = root / "catalog.json"
+    path.write_text(json.dumps({"format_version": 1, "checkpoints": {"resnet18_test": entry}}))
+    monkeypatch.setattr(catalog, "weights_root", lambda: root)
+    catalog.clear_cache()
+    files, state, config = timm_files(seed=0)
+    old = fake_hub.commit(REPO, files)
+    cache = tmp_path / "cache"
+    assert from_pretrained("resnet18_test", cache_dir=cache).load_report.provenance.kind == "timm"
+
+    pinned = edit_catalog.pin_upstream(path, "resnet18_test")
+    assert pinned["hub"] == {"repo_id": REPO, "revision": old}
+    assert pinned["sha256"] == hashlib.sha256(files["model.safetensors"]).hexdigest()
+    catalog.clear_cache()
+    fake_hub.commit(REPO, timm_files(seed=1)[0])  # main moves on
+    model = from_pretrained("resnet18_test", cache_dir=cache)
+    assert model.load_report.provenance.revision == old
+    np.testing.assert_allclose(
+        model.predict(images(), verbose=0), expected_outputs(state, config), atol=1e-6
+    )
+
+    # A pin the weights do not match is refused, for the cached conversion and a new one.
+    data = json.loads(path.read_text())
+    data["checkpoints"]["resnet18_test"]["sha256"] = "f" * 64
+    path.write_text(json.dumps(data))
+    catalog.clear_cache()
+    for force in (False, True):
+        with pytest.raises(ChecksumError, match=f"but the catalogue pins {'f' * 64}"):
+            from_pretrained("resnet18_test", cache_dir=cache, force_download=force)
+    catalog.clear_cache()
