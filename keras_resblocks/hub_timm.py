@@ -15,7 +15,9 @@ verified like any other.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 from keras_resblocks import hub
@@ -186,6 +188,7 @@ def write_converted(weights_path, config, upstream, directory):
     import safetensors.numpy
 
     from keras_resblocks.checkpoints import save_pretrained
+    from keras_resblocks.checkpoints.io import point_card_to
     from keras_resblocks.convert_timm import (
         TimmConversionError,
         convert_timm,
@@ -211,20 +214,29 @@ def write_converted(weights_path, config, upstream, directory):
     images = np.random.default_rng(0).integers(
         0, 256, (REFERENCE_IMAGES, *conversion.input_shape), dtype="uint8"
     )
-    return save_pretrained(
+    # Written beside its place and moved there whole once its card loads it from the Hub,
+    # so an interrupted conversion never leaves a checkpoint that looks finished.
+    staging = directory.with_name(directory.name + ".converting")
+    save_pretrained(
         conversion.model,
-        directory,
+        staging,
         labels=labels,
         dataset="imagenet-1k" if _imagenet_1k(conversion.tag) else None,
         license=conversion.licence or "other",
         reference_inputs=images,
-        overwrite=directory.exists(),
+        overwrite=staging.exists(),
         model_name=repo_id.split("/")[-1],
+        eval_split="validation",
         upstream=upstream,
         input_size=[height, width],
         interpolation=conversion.interpolation,
         crop_fraction=conversion.crop_fraction,
     )
+    point_card_to(staging, f"hf://{repo_id}@{upstream['revision']}")
+    if directory.exists():  # force_download: the conversion is made again
+        shutil.rmtree(directory)
+    os.replace(staging, directory)
+    return directory
 
 
 def _imagenet_1k(tag):

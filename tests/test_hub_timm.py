@@ -93,6 +93,8 @@ def test_loads_converts_once_and_predicts(fake_hub, cache, monkeypatch):
     card = (directory / "README.md").read_text()
     assert f"`{REPO}` at commit `{commit}`" in card and sha256 in card
     assert "license: apache-2.0" in card
+    assert f'from_pretrained("hf://{REPO}@{commit}")' in card
+    assert not list(directory.parent.glob("*.converting"))
     assert verify_reference(model).allclose
     assert not any(p.endswith("README.md") for _, p in fake_hub.requests)  # only what it needs
 
