@@ -259,6 +259,27 @@ def _labels(names, num_classes):
     return list(names)
 
 
+def imagenet_class_names():
+    """The 1,000 ImageNet-1k class names in class-index order, as torchvision names them.
+
+    They ship with the package in ``imagenet_classes.json``, copied from torchvision's
+    ``_IMAGENET_CATEGORIES`` (BSD-3-Clause; the file keeps torchvision's licence notice), and
+    label converted ImageNet-1k weights whose timm config has no ``label_names``.
+
+    Example:
+
+    >>> from keras_resblocks.convert_timm import imagenet_class_names
+    >>> names = imagenet_class_names()
+    >>> len(names), names[0], names[207], names[999]
+    (1000, 'tench', 'golden retriever', 'toilet tissue')
+    """
+    import json
+    from importlib import resources
+
+    text = resources.files("keras_resblocks").joinpath("imagenet_classes.json").read_text("utf-8")
+    return list(json.loads(text)["names"])
+
+
 def _short(value):
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

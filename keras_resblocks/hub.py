@@ -53,11 +53,23 @@ def download(repo_id, *, revision=None, cache_dir=None, token=None, force_downlo
     used. Nothing is verified here; loading does (see :func:`keras_resblocks.from_pretrained`).
     """
     api = huggingface_hub.HfApi(token=token)
+    resolved = resolve_commit(api, repo_id, revision, cache_dir, token)
+    fetch = fetch_arguments(repo_id, resolved, cache_dir, token, force_download)
+    where = f"{repo_id}@{revision or 'main'} on {api.endpoint}"
+    paths = {name: fetch_file(api, name, fetch, REQUIRED_FILES, where) for name in REQUIRED_FILES}
+    _download_reference(paths[METADATA_FILE], fetch, where)
+    return Path(paths[CONFIG_FILE]).parent
+
+
+def resolve_commit(api, repo_id, revision, cache_dir, token):
+    """``revision`` (default: the main branch) of ``repo_id`` resolved to a commit, once.
+
+    Offline, or with the Hub down, the commit the cache last saw for it; one-line
+    errors for an unknown repo or revision and for nothing cached.
+    """
     where = f"{repo_id}@{revision or 'main'} on {api.endpoint}"
     try:
-        resolved = api.resolve_revision(
-            repo_id, revision=revision, cache_dir=cache_dir, token=token
-        )
+        return api.resolve_revision(repo_id, revision=revision, cache_dir=cache_dir, token=token)
     except RevisionNotFoundError:
         raise CheckpointNotFoundError(
             f"The Hub repo {repo_id!r} has no revision {revision!r} (branch, tag or commit). "
@@ -71,39 +83,45 @@ def download(repo_id, *, revision=None, cache_dir=None, token=None, force_downlo
     except RevisionResolutionError as error:
         raise _unavailable(where, cache_dir, error) from None
 
-    fetch = dict(
+
+def fetch_arguments(repo_id, resolved, cache_dir, token, force_download):
+    """The keyword arguments of ``hf_hub_download`` that fetch ``repo_id``'s files at ``resolved``."""
+    return dict(
         repo_id=repo_id,
         revision=resolved,
         cache_dir=cache_dir,
         token=token,
         force_download=force_download,
     )
-    paths = {}
-    for filename in REQUIRED_FILES:
-        try:
-            paths[filename] = huggingface_hub.hf_hub_download(filename=filename, **fetch)
-        except RemoteEntryNotFoundError:
-            present = [
-                s.rfilename for s in api.model_info(repo_id, revision=resolved.resolved).siblings
-            ]
-            missing = [name for name in REQUIRED_FILES if name not in present]
-            raise missing_files_error(
-                missing, present, where=f"hf://{repo_id}@{resolved.resolved}"
-            ) from None
-        except LocalEntryNotFoundError as error:
-            raise _unavailable(where, cache_dir, error) from None
-        except (CheckpointError, ValueError):
-            raise
-        except Exception as error:  # transport errors (httpx, OSError) after the client's retries
-            raise HubUnavailableError(
-                one_line(
-                    f"Downloading {filename} of {repo_id}@{resolved.resolved} from {api.endpoint} failed: "
-                    f"{type(error).__name__}: {error}. Retry later. {_OFFLINE_WAY} "
-                    f"Received: repo_id={repo_id!r}"
-                )
-            ) from error
-    _download_reference(paths[METADATA_FILE], fetch, where)
-    return Path(paths[CONFIG_FILE]).parent
+
+
+def fetch_file(api, filename, fetch, expected, where):
+    """One file of a repo at the commit of ``fetch``; its local path (a link into the cache's
+    ``blobs/``, which ``huggingface_hub`` names after the ETag the Hub sent: a large
+    file's sha256). A missing file is a :class:`MissingFileError` listing ``expected``."""
+    repo_id, resolved = fetch["repo_id"], fetch["revision"]
+    try:
+        return huggingface_hub.hf_hub_download(filename=filename, **fetch)
+    except RemoteEntryNotFoundError:
+        present = [
+            s.rfilename for s in api.model_info(repo_id, revision=resolved.resolved).siblings
+        ]
+        missing = [name for name in expected if name not in present]
+        raise missing_files_error(
+            missing, present, where=f"hf://{repo_id}@{resolved.resolved}"
+        ) from None
+    except LocalEntryNotFoundError as error:
+        raise _unavailable(where, fetch["cache_dir"], error) from None
+    except (CheckpointError, ValueError):
+        raise
+    except Exception as error:  # transport errors (httpx, OSError) after the client's retries
+        raise HubUnavailableError(
+            one_line(
+                f"Downloading {filename} of {repo_id}@{resolved.resolved} from {api.endpoint} failed: "
+                f"{type(error).__name__}: {error}. Retry later. {_OFFLINE_WAY} "
+                f"Received: repo_id={repo_id!r}"
+            )
+        ) from error
 
 
 def _download_reference(metadata_path, fetch, where):

@@ -35,7 +35,10 @@ def add_list_arguments(parser):
 
 def add_info_arguments(parser):
     """The options of ``keras-resblocks info``."""
-    parser.add_argument("name", help="architecture, pretrained name or checkpoint directory")
+    parser.add_argument(
+        "name",
+        help="architecture, pretrained name, hf://owner/repo[@revision] or checkpoint directory",
+    )
     parser.add_argument("--summary", action="store_true", help="also print the Keras layer summary")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -297,12 +300,21 @@ def run_info(args):
         else:
             print(card if card else json.dumps(listing, indent=1))
         return 0
+    provenance = None
+    if name.startswith("hf://"):  # downloaded (and a timm repository converted) first
+        from keras_resblocks import resolve
+
+        provenance = resolve(name)
+        name = str(provenance.directory)
     if os.path.isdir(name):
         from keras_resblocks.checkpoints.io import read_checkpoint, read_file, read_json
 
         # A directory is anyone's: every file is checked against the hashes recorded in
         # metadata.json, as loading checks them, before anything from it is printed.
-        read_checkpoint(name)
+        if provenance is None:
+            read_checkpoint(name)
+        else:
+            read_checkpoint(name, hint=provenance.recovery, root=provenance.root)
         metadata = read_json(os.path.join(name, METADATA_FILE))
         if args.json:
             print(json.dumps(metadata, indent=1))

@@ -32,6 +32,7 @@ from keras_resblocks.checkpoints.format import (
 
 _HF_SOURCE = re.compile(r"^hf://([A-Za-z0-9][\w.-]*/[\w.-]+)(?:@([^@\s]+))?$")
 _DOWNLOAD_AGAIN = " Download it again with from_pretrained(..., force_download=True)."
+_CONVERT_AGAIN = " Download and convert it again with from_pretrained(..., force_download=True)."
 _PORT_AGAIN = " Port it again with from_pretrained(..., force_download=True)."
 
 
@@ -95,11 +96,13 @@ class Pretrained:
 
     def summary(self):
         """One line: name, architecture, size, accuracy and on what, where it comes from."""
-        accuracy = (
-            f"{100 * self.accuracy:.2f}% top-1 on {self.measured_on}"
-            if self.accuracy is not None
-            else "accuracy not measured here"
-        )
+        reported = (self.entry.get("reported") or {}).get("top1_accuracy")
+        if self.accuracy is not None:
+            accuracy = f"{100 * self.accuracy:.2f}% top-1 on {self.measured_on}"
+        elif reported is not None:
+            accuracy = f"upstream reports {100 * reported:.2f}% top-1 (not measured here)"
+        else:
+            accuracy = "accuracy not measured here"
         return (
             f"{self.name}: {self.architecture}, {self.parameters / 1e6:.2f}M parameters "
             f"({self.size_mb:.1f} MB), {self.dataset}, {accuracy}; {self.source}"
@@ -162,7 +165,12 @@ def _describe(name, entry):
         images = measurement.get("images") or metadata_detail(meta, "data").get("test")
         measured_on = f"the {split} split" + (f", {images:,} images" if images else "")
         data_note = measurement.get("data") or metadata_detail(meta, "data_note")
-    architecture = Architecture.named(entry["architecture"])
+    if str((entry.get("hub") or {}).get("repo_id", "")).startswith("timm/"):
+        from keras_resblocks.convert_timm import timm_architecture
+
+        architecture = timm_architecture(entry["architecture"])  # bias-free, stride on the 3x3
+    else:
+        architecture = Architecture.named(entry["architecture"])
     parameters = parameter_count(architecture, num_classes=num_classes)
     input_shape = model.get("input_shape")
     macs = multiply_accumulates(
@@ -218,8 +226,11 @@ def resolve(source, *, revision=None, cache_dir=None, token=None, force_download
     ``source`` is a built-in name (:func:`list_pretrained`), ``"hf://owner/repo"``
     (optionally ``"@revision"``: a branch, tag or commit; or pass ``revision=``), or
     a local checkpoint directory. A Hub checkpoint is downloaded (all files at one
-    commit) and a ``keras.applications`` port is written on first use; nothing is
-    loaded or verified here, :func:`load_checkpoint` does that.
+    commit), a timm repository (``"hf://timm/resnet50.a1_in1k"``: timm's ``config.json``
+    and ``model.safetensors``) is downloaded, checked against the sha256 the Hub reports
+    and converted once per commit (:mod:`keras_resblocks.hub_timm`), and a
+    ``keras.applications`` port is written on first use; nothing is loaded or
+    verified here, :func:`load_checkpoint` does that.
 
     Example:
 
@@ -275,10 +286,32 @@ def resolve(source, *, revision=None, cache_dir=None, token=None, force_download
 
 
 def _from_hub(source, repo_id, revision, expected_sha256, cache_dir, token, force_download):
-    from keras_resblocks import hub
+    import huggingface_hub
 
+    from keras_resblocks import hub, hub_timm
+
+    api = huggingface_hub.HfApi(token=token)
+    resolved = hub.resolve_commit(api, repo_id, revision, cache_dir, token)
+    converted = hub_timm.fetch_converted(
+        api,
+        repo_id,
+        resolved,
+        cache_dir=cache_dir,
+        token=token,
+        force_download=force_download,
+        expected_sha256=expected_sha256,  # for a timm repository: its model.safetensors'
+    )
+    if converted is not None:
+        return Provenance(
+            converted,
+            kind="timm",
+            source=source,
+            repo_id=repo_id,
+            revision=resolved.resolved,
+            recovery=_CONVERT_AGAIN,
+        )
     directory = hub.download(
-        repo_id, revision=revision, cache_dir=cache_dir, token=token, force_download=force_download
+        repo_id, revision=resolved, cache_dir=cache_dir, token=token, force_download=force_download
     )
     # The snapshot folder of huggingface_hub's cache is named after the commit.
     # Its files are links into the repo's blobs/ folder, two levels up.
@@ -347,7 +380,9 @@ def from_pretrained(
 
     ``source`` is a built-in name (:func:`list_pretrained`), ``"hf://owner/repo"``
     (optionally ``"@revision"``: a branch, tag or commit; or pass ``revision=``), or
-    a local checkpoint directory. ``num_classes``, ``include_top``, ``input_shape``
+    a local checkpoint directory. A timm ResNet on the Hub (``"hf://timm/resnet50.a1_in1k"``)
+    is converted on first use and kept, per commit, beside the ``keras.applications``
+    ports (see :func:`resolve`). ``num_classes``, ``include_top``, ``input_shape``
     and ``pooling`` adapt the model as in :func:`load_checkpoint` (a new
     ``num_classes`` loads all but the classifier, and says so). ``cache_dir``,
     ``token`` and ``force_download`` go to ``huggingface_hub`` (for the ImageNet

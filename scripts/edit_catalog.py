@@ -3,6 +3,7 @@
     python -m scripts.edit_catalog pin NAME --repo-id OWNER/NAME --revision SHA --from DIR
     python -m scripts.edit_catalog rehash [NAME ...]
     python -m scripts.edit_catalog set NAME [NAME ...] --key KEY --value JSON
+    python -m scripts.edit_catalog pin-upstream NAME [NAME ...] [--revision REV]
 
 ``pin`` records that checkpoint ``NAME`` is published at commit ``SHA`` of the Hub
 repo (what ``keras-resblocks publish`` printed), with the sha256 of the weights and
@@ -12,7 +13,10 @@ then downloads that commit and checks both. ``rehash`` points the card of each
 bundled checkpoint (default: all) to its name and records the sha256 of its weights
 and ``metadata.json`` (which holds the hashes of its other files) in its entry.
 :func:`set_entries` (what ``python -m scripts.zoo register`` uses) enters bundled
-checkpoints and rehashes them. This module is the one writer of the catalogue.
+checkpoints and rehashes them. ``pin-upstream`` (on a machine that reaches the Hub) pins an
+entry converted from another project's Hub repo (``timm/...``) to the commit its revision
+(default: the main branch) is now and the sha256 the Hub reports for its
+``model.safetensors``. This module is the one writer of the catalogue.
 
 This works on the repository's files, never on an installed copy of the package.
 """
@@ -85,6 +89,29 @@ def pin(catalog_path, name, repo_id, revision, directory):
     return entry
 
 
+def pin_upstream(catalog_path, name, revision=None):
+    """Pin the Hub entry ``name`` to the commit ``revision`` resolves to and the sha256 the Hub
+    reports for its ``model.safetensors`` (the Git LFS hash); returns the entry."""
+    import huggingface_hub
+
+    catalog = read_json(catalog_path)
+    entry = catalog.get("checkpoints", {}).get(name)
+    if entry is None or not (entry.get("hub") or {}).get("repo_id"):
+        raise ValueError(f"{catalog_path} has no Hub entry {name!r}. Received: {name!r}")
+    repo_id = entry["hub"]["repo_id"]
+    info = huggingface_hub.HfApi().model_info(repo_id, revision=revision, files_metadata=True)
+    weights = next((s for s in info.siblings if s.rfilename == WEIGHTS_FILE), None)
+    if weights is None or weights.lfs is None:
+        raise ValueError(
+            f"{repo_id}@{info.sha} has no {WEIGHTS_FILE} stored with Git LFS, so the Hub reports "
+            f"no sha256 for it. Received: {[s.rfilename for s in info.siblings]}"
+        )
+    entry["hub"] = {"repo_id": repo_id, "revision": info.sha}
+    entry["sha256"] = weights.lfs.sha256
+    replace_json(catalog_path, catalog)
+    return entry
+
+
 def rehash(catalog_path, names=None):
     """Point bundled cards to their names and record their hashes; returns the names done."""
     catalog_path = pathlib.Path(catalog_path)
@@ -132,9 +159,16 @@ def main(argv=None):
     p.add_argument("names", nargs="+")
     p.add_argument("--key", required=True)
     p.add_argument("--value", required=True, help="the value, as JSON")
+    p = sub.add_parser("pin-upstream", help="pin converted Hub entries to a commit and sha256")
+    p.add_argument("names", nargs="+")
+    p.add_argument("--revision", help="branch, tag or commit (default: the main branch)")
     args = parser.parse_args(argv)
     try:
-        if args.command == "pin":
+        if args.command == "pin-upstream":
+            for name in args.names:
+                entry = pin_upstream(args.catalog, name, args.revision)
+                print(f"pinned {name} -> {entry['hub']['repo_id']}@{entry['hub']['revision']}")
+        elif args.command == "pin":
             pin(args.catalog, args.name, args.repo_id, args.revision, args.directory)
             print(f"pinned {args.name} -> {args.repo_id}@{args.revision}")
         elif args.command == "set":

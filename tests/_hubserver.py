@@ -42,6 +42,9 @@ class FakeHub:
         # (repo_id, path) -> seconds a GET of that file waits before answering, so
         # that concurrent clients overlap.
         self.delay: dict[tuple[str, str], float] = {}
+        # (repo_id, path) -> the ETag (for a large file: the sha256 the Hub reports) sent
+        # instead of the file's own sha256: a Hub whose record and bytes disagree.
+        self.etag: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self._server = None
         self._thread = None
@@ -133,7 +136,7 @@ class FakeHub:
             return self._error(handler, 404, error, f"{error}: {repo_id}@{revision}", body)
         files = self.repos[repo_id].commits[sha]
         payload = json.dumps(
-            {"id": repo_id, "sha": sha, "siblings": [{"rfilename": f} for f in sorted(files)]}
+            {"id": repo_id, "sha": sha, "siblings": [_sibling(f, files[f]) for f in sorted(files)]}
         ).encode()
         self._send(handler, 200, {"Content-Type": "application/json"}, payload, body)
 
@@ -148,7 +151,7 @@ class FakeHub:
             )
         data = files[filename]
         headers = {
-            "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+            "ETag": f'"{self.etag.get((repo_id, filename), hashlib.sha256(data).hexdigest())}"',
             "X-Repo-Commit": sha,
             "Content-Type": "application/octet-stream",
         }
@@ -188,6 +191,14 @@ class FakeHub:
             time.sleep(delay)
             handler.wfile.write(payload)
         handler.close_connection = True
+
+
+def _sibling(path, data):
+    """A file of the repo info; a weights file as Git LFS stores it, with its sha256."""
+    if not path.endswith(".safetensors"):
+        return {"rfilename": path, "size": len(data)}
+    lfs = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+    return {"rfilename": path, "size": len(data), "lfs": lfs}
 
 
 # -- fixtures and helpers shared by the checkpoint and hub tests ------------------------

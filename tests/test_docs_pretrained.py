@@ -20,6 +20,8 @@ def _run(workdir, with_data):
     os.chdir(workdir)
     try:
         for index, (lang, code, note) in enumerate(code_blocks(DOC), start=1):
+            if note.startswith("not run by tests"):
+                continue
             if lang == "python" and (with_data or "fine_tuning_runs" not in note):
                 exec(compile(code, f"pretrained.md[block {index}]", "exec"), namespace)
     finally:
@@ -43,6 +45,19 @@ def test_pretrained_doc_quotes_the_registry():
     assert len(rows) == 4
     for name, accuracy in rows:
         assert f"{100 * list_pretrained()[name].accuracy:.2f}" == accuracy
+
+
+def test_pretrained_doc_quotes_upstream_accuracy_as_the_catalogue_records_it():
+    rows = re.findall(
+        r"^\| `(\w+_imagenet_tv2?)` \| `(timm/[\w.]+)` \| ([\d.]+)% \|$",
+        DOC.read_text(),
+        re.MULTILINE,
+    )
+    assert len(rows) == 5
+    for name, repo, accuracy in rows:
+        entry = list_pretrained()[name].entry
+        assert entry["hub"]["repo_id"] == repo
+        assert f"{100 * entry['reported']['top1_accuracy']:.2f}" == accuracy
 
 
 @pytest.mark.large

@@ -316,7 +316,10 @@ def test_the_catalog_is_valid():
             directory = root / entry["bundled"]
             assert sha256_of(directory / "model.safetensors") == entry["sha256"], name
         if entry.get("hub"):
-            assert set(entry["hub"]) == {"repo_id", "revision"} and len(entry["sha256"]) == 64
+            assert set(entry["hub"]) == {"repo_id", "revision"}
+            # Weights converted from timm's repos wait, unpinned, for `edit_catalog pin-upstream`.
+            unpinned = entry["hub"]["revision"] is None and entry["sha256"] is None
+            assert len(entry["sha256"] or "") == 64 or (unpinned and entry.get("ported_from")), name
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ PACKAGE = Path(__file__).parent.parent / "keras_resblocks"
 # checkpoint package, never the reverse.
 ABOVE_THE_FORMAT = (
     "keras_resblocks.hub",
+    "keras_resblocks.hub_timm",
     "keras_resblocks.publish",
     "keras_resblocks.pretrained",
     "keras_resblocks.port",

@@ -71,6 +71,33 @@ def _data_lines(meta):
     return lines
 
 
+def _upstream_lines(meta):
+    """Where converted weights came from, and how they expect images, as the card says it."""
+    upstream = metadata_detail(meta, "upstream")
+    if not upstream.get("repo_id"):
+        return []
+    lines = [
+        "## Source",
+        "",
+        f"Converted from the Hugging Face Hub repository `{upstream['repo_id']}` at commit "
+        f"`{upstream.get('revision')}` ({upstream.get('architecture')}"
+        + (f", tag `{upstream['tag']}`" if upstream.get("tag") else "")
+        + f"; `{upstream.get('file')}` sha256 `{upstream.get('sha256')}`, as the Hub reported it), "
+        f"licence: {upstream.get('license') or 'not stated'}.",
+    ]
+    size, interpolation = (
+        metadata_detail(meta, "input_size"),
+        metadata_detail(meta, "interpolation"),
+    )
+    crop = metadata_detail(meta, "crop_fraction")
+    if size and interpolation and crop:
+        lines.append(
+            f"The weights expect images resized ({interpolation}) so that a centre crop of "
+            f"{crop:g} of the side is {size[0]}x{size[1]} pixels."
+        )
+    return lines + [""]
+
+
 def _model_card(model, config, meta, license, source):
     dataset, metrics, command = meta["dataset"], meta["metrics"] or {}, meta["command"]
     train_split = metadata_detail(meta, "train_split")
@@ -109,6 +136,7 @@ def _model_card(model, config, meta, license, source):
         f"model = from_pretrained({json.dumps(source)})",
         "```",
         "",
+        *_upstream_lines(meta),
         "## Data",
         "",
         (

@@ -24,6 +24,7 @@ _ENTRY_KEYS = {
     "ported_from",
     "trained_on",
     "spread",
+    "reported",
 }
 SOURCES = ("hub", "bundled", "keras_applications")
 

@@ -118,7 +118,8 @@ class HubUnavailableError(CheckpointDownloadError):
 class Provenance:
     """Where a checkpoint directory came from: what :func:`resolve` returns.
 
-    ``kind`` is ``"directory"``, ``"bundled"``, ``"hub"`` or ``"keras_applications"``;
+    ``kind`` is ``"directory"``, ``"bundled"``, ``"hub"``, ``"timm"`` (converted from a timm
+    repository of the Hub, see :mod:`keras_resblocks.hub_timm`) or ``"keras_applications"``;
     ``source`` what the caller gave; ``repo_id`` and ``revision`` (the commit) for a
     Hub checkpoint; ``expected_sha256`` the weights' hash the source vouches for
     (the catalogue's), if any, else ``metadata.json`` is trusted;
@@ -357,6 +358,15 @@ EXTRA_KEYS = {
     "data": (dict, {}, "the data a trainer used: source and split sizes"),
     "data_note": (str, None, "a sentence about the data: how it differs from the usual copy"),
     "measurement": (dict, {}, "how a ported checkpoint's metrics were measured here"),
+    "upstream": (
+        dict,
+        {},
+        "weights converted from a Hub repository: repo_id, revision (the commit), file, its "
+        "sha256 as the Hub reported and the download had, architecture, tag, license",
+    ),
+    "input_size": (list, None, "[height, width] the weights were made for"),
+    "interpolation": (str, None, "how the weights expect images resized (timm's name)"),
+    "crop_fraction": (float, None, "the centre crop the weights expect, as a fraction of the side"),
 }
 
 
