@@ -391,6 +391,25 @@ def branch_steps(plan, *, preact, normalization, use_bias, residual, zero_init_l
     return steps
 
 
+def spec_plan(spec):
+    """:func:`branch_plan` of one block of :func:`block_plan` (a dict of a block's arguments).
+
+    Example:
+
+    >>> from keras_resblocks.architecture import Architecture, block_plan, spec_plan
+    >>> spec_plan(block_plan(Architecture.named("resnet50"))[1][0])
+    [(128, 1, 2), (128, 3, 1), (512, 1, 1)]
+    """
+    return branch_plan(
+        spec["filters"],
+        spec["kernel_size"],
+        spec["strides"],
+        spec["bottleneck"],
+        spec["expansion"],
+        spec["stride_in_1x1"],
+    )
+
+
 def plan_stride(plan):
     """The stride of a whole branch: the product of its steps' strides.
 
@@ -536,14 +555,7 @@ def parameter_count(architecture, num_classes=None, include_top=True, channels=3
         cin = units
     for stage in block_plan(arch):
         for spec in stage:
-            plan = branch_plan(
-                spec["filters"],
-                spec["kernel_size"],
-                spec["strides"],
-                spec["bottleneck"],
-                spec["expansion"],
-                spec["stride_in_1x1"],
-            )
+            plan = spec_plan(spec)
             residual = "shortcut" in spec
             if arch.preact:
                 total += bn * cin
@@ -720,14 +732,7 @@ def multiply_accumulates(architecture, input_shape=None, num_classes=None, inclu
         height, width = -(-height // 2), -(-width // 2)  # the stem's max pooling
     for stage in block_plan(arch):
         for spec in stage:
-            plan = branch_plan(
-                spec["filters"],
-                spec["kernel_size"],
-                spec["strides"],
-                spec["bottleneck"],
-                spec["expansion"],
-                spec["stride_in_1x1"],
-            )
+            plan = spec_plan(spec)
             c = cin
             for units, kernel_size, strides in plan:
                 total += conv(kernel_size, c, units, strides)

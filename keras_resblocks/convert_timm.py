@@ -30,9 +30,9 @@ import numpy as np
 from keras_resblocks.architecture import (
     Architecture,
     block_plan,
-    branch_plan,
     plan_stride,
     resolve_shortcut,
+    spec_plan,
     stem_plan,
 )
 from keras_resblocks.variants import TIMM_BOTTLENECK_CHANGES
@@ -326,14 +326,7 @@ def timm_key_map(arch, num_classes, channels=3):
     for s, stage in enumerate(block_plan(arch), start=1):
         for b, spec in enumerate(stage):
             theirs, ours = f"layer{s}.{b}", f"stage{s}_block{b + 1}"
-            plan = branch_plan(
-                spec["filters"],
-                spec["kernel_size"],
-                spec["strides"],
-                spec["bottleneck"],
-                spec["expansion"],
-                spec["stride_in_1x1"],
-            )
+            plan = spec_plan(spec)
             c = cin
             for n, (units, k, _) in enumerate(plan, start=1):
                 conv(f"{theirs}.conv{n}", f"{ours}/conv{n}", units, c, k)
