@@ -15,6 +15,7 @@ import math
 import os
 import pathlib
 
+from keras_resblocks._cli_common import reproduction_command
 from keras_resblocks.checkpoints.format import WEIGHTS_FILE, metadata_detail
 from keras_resblocks.plotting import is_plain
 from scripts.splice import splice_between
@@ -59,10 +60,26 @@ def load_run(model, checkpoint, history_path, label=None):
     Returns the dict :func:`table`, :func:`degradation_checks` and :func:`report` read.
     """
     from keras_resblocks.checkpoints.io import read_metadata
-    from keras_resblocks.training.history import read_history
 
     checkpoint = pathlib.Path(checkpoint)
     meta = read_metadata(checkpoint).to_json()
+    parameters = _parameters(checkpoint / WEIGHTS_FILE)
+    return _run(model, label, meta, history_path, parameters, checkpoint=checkpoint)
+
+
+def load_seed(model, metadata_path, history_path, parameters, label=None):
+    """A finished run that was not bundled (another seed): the ``metadata.json`` its
+    checkpoint had, kept beside its ``history.csv``; ``parameters`` from the bundled run it
+    repeats. Returns the same dict as :func:`load_run`, ``checkpoint`` ``None``."""
+    import json
+
+    meta = json.loads(pathlib.Path(metadata_path).read_text(encoding="utf-8"))
+    return _run(model, label, meta, history_path, parameters, checkpoint=None)
+
+
+def _run(model, label, meta, history_path, parameters, checkpoint):
+    from keras_resblocks.training.history import read_history
+
     history = read_history(history_path)
     if not history:
         raise ValueError(f"{history_path}: no epochs. Received: a history of {checkpoint}")
@@ -72,38 +89,6 @@ def load_run(model, checkpoint, history_path, label=None):
         "label": label or model,
         "dataset": meta.get("dataset"),
         "checkpoint": checkpoint,
-        "history": history,
-        "metadata": meta,
-        "parameters": _parameters(checkpoint / WEIGHTS_FILE),
-        "train_error": 100 * last["train_error"],
-        "test_error": None if last.get("test_error") is None else 100 * last["test_error"],
-        "paper_test_error": PAPER_TEST_ERROR.get(model),
-        "train_images": metadata_detail(meta, "data").get("train"),
-        "epochs": int(last["epoch"]),
-        "iterations": int(last["iterations"]),
-        "wall_minutes": float(last["wall_time"]) / 60,
-        "images_per_second": meta.get("images_per_second"),
-    }
-
-
-def load_seed(model, metadata_path, history_path, parameters, label=None):
-    """A finished run that was not bundled (another seed): the ``metadata.json`` its
-    checkpoint had, kept beside its ``history.csv``; ``parameters`` from the bundled run it
-    repeats. Returns the same dict as :func:`load_run`, less ``checkpoint``."""
-    import json
-
-    from keras_resblocks.training.history import read_history
-
-    meta = json.loads(pathlib.Path(metadata_path).read_text(encoding="utf-8"))
-    history = read_history(history_path)
-    if not history:
-        raise ValueError(f"{history_path}: no epochs. Received: a history of {metadata_path}")
-    last = history[-1]
-    return {
-        "model": model,
-        "label": label or model,
-        "dataset": meta.get("dataset"),
-        "checkpoint": None,
         "history": history,
         "metadata": meta,
         "parameters": parameters,
@@ -286,14 +271,6 @@ def degradation_checks(runs, seeds=None):
     return checks
 
 
-def user_command(command):
-    """A run's recorded command as a user would retype it
-    (:func:`keras_resblocks._cli_common.reproduction_command`)."""
-    from keras_resblocks._cli_common import reproduction_command
-
-    return reproduction_command(command)
-
-
 def _seed_section(seeds, replicates, checks):
     where = {}
     for label, group in seeds.items():
@@ -374,7 +351,11 @@ def report(runs, figure_link, longer=(), seeds=None, replicates=()):
     bundled = [r for r in [*runs, *longer] if r.get("checkpoint") is not None]
     every = [*bundled, *(r for group in seeds.values() for r in group), *(r for _, r in replicates)]
     commands = sorted(
-        {user_command(r["metadata"]["command"]) for r in every if r["metadata"].get("command")}
+        {
+            reproduction_command(r["metadata"]["command"])
+            for r in every
+            if r["metadata"].get("command")
+        }
     )
     names = ", ".join(f"`{r['checkpoint'].name}`" for r in bundled)
     band = "; the shaded bands are the range over the seeds" if seeds else ""

@@ -12,7 +12,8 @@ import pytest
 from keras_resblocks.cli import main
 from keras_resblocks.training import read_history
 from scripts.splice import splice_between
-from scripts.zoo_report import degradation_checks, load_run, user_command, write_report
+from keras_resblocks._cli_common import reproduction_command
+from scripts.zoo_report import degradation_checks, load_run, write_report
 from tests._docs import ROOT, code_blocks
 
 TINY = json.dumps({"stage_depths": [1, 1, 1], "stage_widths": [8, 8, 16], "stem_width": 8})
@@ -98,7 +99,7 @@ def test_report_and_plot_commands_from_real_runs(runs):
         assert cells[5:8] == [f"{meta['data']['train']:,}", "2", "40"]
         assert int(cells[9].replace(",", "")) == round(meta["images_per_second"])
         # The command a user would retype, without this machine's folders.
-        assert user_command(meta["command"]) in text
+        assert reproduction_command(meta["command"]) in text
         assert (
             f"keras-resblocks train --model {model} --dataset digits --recipe quick "
             f"--iterations 40 --output {model}-digits"
@@ -116,7 +117,7 @@ def test_user_command_drops_what_only_concerns_the_machine_it_ran_on():
         "2026-12-01T20:55:00 --verbose 2 --recipe budget --epochs 30 --data-note 'a, b' "
         "--seed 0 --mixed-precision bfloat16 --resume"
     )
-    assert user_command(recorded) == (
+    assert reproduction_command(recorded) == (
         "keras-resblocks train --model plain56 --dataset cifar.tar.gz --output plain56_cifar10 "
         "--recipe budget --epochs 30 --seed 0 --mixed-precision bfloat16"
     )
