@@ -240,13 +240,15 @@ def read_metadata(directory, root=None):
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointFiles:
-    """A checkpoint directory read once: its validated JSON, verified hashes and weights."""
+    """A checkpoint directory read once: its validated JSON, verified hashes and weights, and
+    the bytes of its reference batch as their hash was checked (``None`` without one)."""
 
     config: CheckpointConfig
     metadata: CheckpointMetadata
     tensors: dict
     sha256: str
     reference_sha256: str | None
+    reference: bytes | None = None
 
 
 def read_checkpoint(
@@ -293,7 +295,7 @@ def read_checkpoint(
         weights, WEIGHTS_FILE, expected_sha256 or metadata.sha256, hint, weights_path
     )
     # The reference batch is optional; when it is there, it must be the one written.
-    reference_sha256 = None
+    reference_sha256 = reference = None
     if metadata.reference and (directory / REFERENCE_FILE).exists():
         reference = read_file(directory / REFERENCE_FILE, root, MAX_WEIGHTS_BYTES)
         reference_sha256 = _check_sha256(
@@ -310,7 +312,7 @@ def read_checkpoint(
             f"Cannot read {WEIGHTS_FILE}: {error}. Received: {str(weights_path)!r}"
         )
     check_weights(tensors, repr(str(weights_path)))
-    return CheckpointFiles(config, metadata, tensors, sha256, reference_sha256)
+    return CheckpointFiles(config, metadata, tensors, sha256, reference_sha256, reference)
 
 
 def check_weights(tensors, received):
