@@ -71,18 +71,19 @@ def architecture_rows():
 def checkpoint_rows():
     """The pretrained checkpoints as rows of ``keras-resblocks list``: every field of
     :class:`keras_resblocks.Pretrained` but its raw catalogue entry."""
-    import dataclasses
-
     from keras_resblocks import list_pretrained
 
-    rows = []
-    for name, entry in sorted(list_pretrained().items()):
-        row = {k: v for k, v in dataclasses.asdict(entry).items() if k != "entry"}
-        row.update(
-            kind="checkpoint", measured_on=(entry.measured_on or "").removeprefix("the ") or None
-        )
-        rows.append(row)
-    return rows
+    return [_checkpoint_row(entry) for _, entry in sorted(list_pretrained().items())]
+
+
+def _checkpoint_row(entry):
+    import dataclasses
+
+    row = {k: v for k, v in dataclasses.asdict(entry).items() if k != "entry"}
+    row.update(
+        kind="checkpoint", measured_on=(entry.measured_on or "").removeprefix("the ") or None
+    )
+    return row
 
 
 _CONDITION = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|!=|<|>|=)\s*(.+?)\s*$")
@@ -294,7 +295,7 @@ def run_info(args):
         if entry.entry.get("bundled"):
             card_file = weights_root() / entry.entry["bundled"] / CARD_FILE
             card = printable(card_file.read_text(encoding="utf-8"))
-        listing = dict(next(r for r in checkpoint_rows() if r["name"] == name), entry=entry.entry)
+        listing = dict(_checkpoint_row(entry), entry=entry.entry)
         if args.json:
             print(json.dumps(listing, indent=1))
         else:
